@@ -1,0 +1,120 @@
+#!/usr/bin/env node
+/**
+ * The `silt` command: a thin front end over the public API (no engine logic here).
+ *
+ * Invariants:
+ * - Every command opens the store, does one thing, and closes it; errors print one line to stderr
+ *   and exit non-zero (2 for usage errors, 1 for everything else).
+ * - Read-only commands (get, ls, stats) open the store `readOnly`, so they never write a byte.
+ */
+import { Command, CommanderError } from 'commander';
+import { open, SiltError, type RangeOptions, type Store } from '../index.js';
+
+const program = new Command();
+program
+  .name('silt')
+  .description('A durable key-value and blob store for Node.js')
+  .option('-d, --dir <directory>', 'store directory', './silt-data')
+  .showHelpAfterError()
+  .exitOverride();
+
+async function withStore<T>(readOnly: boolean, action: (db: Store) => Promise<T>): Promise<T> {
+  const db = await open(program.opts<{ dir: string }>().dir, { readOnly });
+  try {
+    return await action(db);
+  } finally {
+    await db.close();
+  }
+}
+
+async function readStandardInput(): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function parseInteger(value: string): number {
+  const parsed = Number(value);
+  if (!Number.isSafeInteger(parsed) || parsed < 0) throw new SiltError('INVALID_ARGUMENT', `not a non-negative integer: ${value}`);
+  return parsed;
+}
+
+program
+  .command('put')
+  .description('store a value (read from standard input when not given)')
+  .argument('<key>')
+  .argument('[value]')
+  .option('--if-revision <revision>', 'write only if the key is at this revision', parseInteger)
+  .option('--if-absent', 'write only if the key is absent')
+  .option('--ttl-ms <ms>', 'expire the entry after this many milliseconds', parseInteger)
+  .action(async (key: string, value: string | undefined, options: { ifRevision?: number; ifAbsent?: boolean; ttlMs?: number }) => {
+    const bytes = value === undefined ? await readStandardInput() : Buffer.from(value);
+    const result = await withStore(false, (db) => db.put(key, bytes, options));
+    console.log(`revision ${result.revision}`);
+  });
+
+program
+  .command('get')
+  .description('print a value (exit 1 when the key is absent)')
+  .argument('<key>')
+  .option('--revision', 'print the revision instead of the value')
+  .action(async (key: string, options: { revision?: boolean }) => {
+    const entry = await withStore(true, (db) => db.getEntry(key));
+    if (entry === undefined) {
+      console.error(`silt: ${key}: not found`);
+      process.exitCode = 1;
+      return;
+    }
+    if (options.revision) console.log(entry.revision);
+    else process.stdout.write(entry.value);
+  });
+
+program
+  .command('delete')
+  .description('delete a key')
+  .argument('<key>')
+  .option('--if-revision <revision>', 'delete only if the key is at this revision', parseInteger)
+  .action(async (key: string, options: { ifRevision?: number }) => {
+    const result = await withStore(false, (db) => db.delete(key, options));
+    console.log(result.existed ? `deleted at revision ${result.revision}` : 'not found');
+  });
+
+program
+  .command('ls')
+  .description('list keys in order')
+  .option('--prefix <prefix>')
+  .option('--gt <key>')
+  .option('--gte <key>')
+  .option('--lt <key>')
+  .option('--lte <key>')
+  .option('--reverse')
+  .option('--limit <count>', 'at most this many keys', parseInteger)
+  .option('--values', 'print key<TAB>value')
+  .action(async (options: RangeOptions & { values?: boolean }) => {
+    const { values, ...range } = options;
+    await withStore(true, async (db) => {
+      for await (const entry of db.entries(range)) {
+        process.stdout.write(values ? `${entry.key.toString()}\t${entry.value.toString()}\n` : `${entry.key.toString()}\n`);
+      }
+    });
+  });
+
+program
+  .command('stats')
+  .description('print the store statistics as JSON')
+  .action(async () => {
+    const stats = await withStore(true, async (db) => db.stats());
+    console.log(JSON.stringify(stats, null, 2));
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof CommanderError) {
+    process.exitCode = error.exitCode === 0 ? 0 : 2;
+  } else {
+    const code = error instanceof SiltError ? ` [${error.code}]` : '';
+    console.error(`silt: ${(error as Error).message}${code}`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,231 @@
+/**
+ * Open-time recovery: rebuild the index from the checkpoint and the log, and repair the tail.
+ *
+ * Steps (ARCHITECTURE.md has the prose):
+ *  1. List segments; read each one's header and, if sealed, its footer (no scan).
+ *  2. Load the checkpoint (`index.hint`) if it passes every check and matches the segments.
+ *  3. Replay the log after the checkpoint's position, in segment order.
+ *  4. The last segment keeps its longest valid prefix; the rest is truncated (when writable) and
+ *     reported. Damage anywhere else is CORRUPTION: a sealed segment was complete and durable.
+ *
+ * Invariants:
+ * - Read-only recovery writes nothing; it ignores a damaged tail instead of truncating it.
+ * - The revision counter resumes above every revision any file mentions (entries, segment
+ *   headers, the checkpoint), so revisions are never reused.
+ */
+import { ErrorCode, SiltError, toIoError } from '../errors.js';
+import type { FileHandle, FileSystem } from '../fs/types.js';
+import { EntryType, parseSegmentFileName, SEGMENT_HEADER_BYTES, type SegmentSummary } from '../log/format.js';
+import { decodeHint, HINT_FILE_NAME, type EntryLocation } from '../log/hint.js';
+import { readFully, readSegmentInfo, scanSegment } from '../log/segment-reader.js';
+import { OrderedIndex } from '../index/ordered-index.js';
+
+export interface RecoveredSegment {
+  segmentId: number;
+  path: string;
+  sizeBytes: number;
+  baseRevision: number;
+  /** The footer's summary, for a sealed segment. */
+  summary: SegmentSummary | undefined;
+}
+
+export interface RecoveryReport {
+  /** True when the checkpoint was loaded; otherwise `checkpointProblem` may say why not. */
+  usedCheckpoint: boolean;
+  checkpointProblem: string | undefined;
+  checkpointEntries: number;
+  /** PUT/DELETE entries replayed from the log after the checkpoint. */
+  replayedEntries: number;
+  replayedBytes: number;
+  /** Bytes cut from the end of the last segment because they were not a valid entry. */
+  droppedBytes: number;
+  droppedReason: string | undefined;
+  /** Segment (id) whose tail was dropped, or whose torn header made it be removed. */
+  droppedSegmentId: number | undefined;
+  durationMs: number;
+}
+
+export interface RecoveryResult {
+  index: OrderedIndex<EntryLocation>;
+  segments: RecoveredSegment[];
+  /** The last segment when it is unsealed, to keep appending to (its valid end is `sizeBytes`). */
+  activeSegment: RecoveredSegment | undefined;
+  maxRevision: number;
+  report: RecoveryReport;
+}
+
+function corruption(message: string): SiltError {
+  return new SiltError(ErrorCode.CORRUPTION, message);
+}
+
+export async function recover(fs: FileSystem, directory: string, readOnly: boolean, nowMs: number): Promise<RecoveryResult> {
+  const started = performance.now();
+  const report: RecoveryReport = {
+    usedCheckpoint: false,
+    checkpointProblem: undefined,
+    checkpointEntries: 0,
+    replayedEntries: 0,
+    replayedBytes: 0,
+    droppedBytes: 0,
+    droppedReason: undefined,
+    droppedSegmentId: undefined,
+    durationMs: 0,
+  };
+  let names: string[];
+  try {
+    names = await fs.readdir(directory);
+  } catch (error) {
+    throw toIoError(error, `listing ${directory}`);
+  }
+  const segmentIds = names
+    .map(parseSegmentFileName)
+    .filter((id): id is number => id !== undefined)
+    .sort((a, b) => a - b);
+
+  // 1. Headers and footers.
+  const segments: RecoveredSegment[] = [];
+  let maxRevision = 0;
+  for (const [position, segmentId] of segmentIds.entries()) {
+    const path = `${directory}/${segmentId.toString(16).padStart(16, '0')}.log`;
+    const isLast = position === segmentIds.length - 1;
+    const handle = await fs.open(path, readOnly ? 'read' : 'readwrite').catch((error: unknown) => {
+      throw toIoError(error, `opening ${path}`);
+    });
+    try {
+      const info = await readSegmentInfo(handle);
+      if (typeof info.header === 'string' || info.header.segmentId !== segmentId) {
+        const reason = typeof info.header === 'string' ? info.header : `header names segment ${info.header.segmentId}`;
+        if (!isLast) throw corruption(`segment ${path}: ${reason}`);
+        // A last segment without a valid header holds no acknowledged write: its header is synced
+        // before its name, so this is a creation that a crash cut short.
+        report.droppedBytes += info.sizeBytes;
+        report.droppedReason = `segment header: ${reason}`;
+        report.droppedSegmentId = segmentId;
+        if (!readOnly) {
+          await handle.close();
+          await fs.unlink(path);
+          await fs.syncDirectory(directory);
+        }
+        continue;
+      }
+      maxRevision = Math.max(maxRevision, info.header.baseRevision, info.footer?.summary.maxRevision ?? 0);
+      segments.push({
+        segmentId,
+        path,
+        sizeBytes: info.sizeBytes,
+        baseRevision: info.header.baseRevision,
+        summary: info.footer?.summary,
+      });
+    } finally {
+      await handle.close().catch(() => undefined);
+    }
+  }
+
+  // 2. The checkpoint.
+  let index = new OrderedIndex<EntryLocation>();
+  let replayFrom = { segmentId: segments[0]?.segmentId ?? 0, offsetBytes: SEGMENT_HEADER_BYTES };
+  if (names.includes(HINT_FILE_NAME)) {
+    const problem = await loadCheckpoint();
+    if (problem !== undefined) report.checkpointProblem = problem;
+  }
+
+  async function loadCheckpoint(): Promise<string | undefined> {
+    let bytes: Buffer;
+    try {
+      bytes = await fs.readFile(`${directory}/${HINT_FILE_NAME}`);
+    } catch (error) {
+      return `unreadable: ${(error as Error).message}`;
+    }
+    const hint = decodeHint(bytes, nowMs);
+    if (typeof hint === 'string') return hint;
+    const covered = segments.find((segment) => segment.segmentId === hint.position.segmentId);
+    if (covered === undefined) return `covers segment ${hint.position.segmentId}, which is missing`;
+    if (hint.position.offsetBytes < SEGMENT_HEADER_BYTES || hint.position.offsetBytes > covered.sizeBytes) {
+      return `covers offset ${hint.position.offsetBytes} of a ${covered.sizeBytes}-byte segment`;
+    }
+    const segmentIdSet = new Set(segments.map((segment) => segment.segmentId));
+    for (const location of hint.locations) {
+      if (!segmentIdSet.has(location.segmentId)) return `points into missing segment ${location.segmentId}`;
+    }
+    try {
+      index = OrderedIndex.fromSorted(hint.keys, hint.locations);
+    } catch (error) {
+      return (error as Error).message;
+    }
+    report.usedCheckpoint = true;
+    report.checkpointEntries = hint.keys.length;
+    maxRevision = Math.max(maxRevision, hint.position.maxRevision);
+    replayFrom = { segmentId: hint.position.segmentId, offsetBytes: hint.position.offsetBytes };
+    return undefined;
+  }
+
+  // 3 and 4. Replay.
+  let activeSegment: RecoveredSegment | undefined;
+  for (const [position, segment] of segments.entries()) {
+    if (segment.segmentId < replayFrom.segmentId) continue;
+    const isLast = position === segments.length - 1;
+    const startOffset = segment.segmentId === replayFrom.segmentId ? replayFrom.offsetBytes : SEGMENT_HEADER_BYTES;
+    if (segment.summary === undefined && !isLast) {
+      throw corruption(`segment ${segment.path} is not sealed but a newer segment exists`);
+    }
+    if (startOffset >= segment.sizeBytes) {
+      if (isLast && segment.summary === undefined) activeSegment = segment;
+      continue;
+    }
+    const handle: FileHandle = await fs.open(segment.path, readOnly ? 'read' : 'readwrite');
+    try {
+      const bytes = Buffer.allocUnsafe(segment.sizeBytes - startOffset);
+      const read = await readFully(handle, bytes, startOffset);
+      const scan = scanSegment(bytes.subarray(0, read), 0, (entry) => {
+        report.replayedEntries++;
+        if (entry.revision > maxRevision) maxRevision = entry.revision;
+        const key = entry.key.toString('latin1');
+        const expired = entry.expiresAtMs !== undefined && entry.expiresAtMs <= nowMs;
+        if (entry.type === EntryType.DELETE || expired) {
+          index.delete(key);
+        } else {
+          index.set(key, {
+            segmentId: segment.segmentId,
+            offsetBytes: startOffset + entry.offsetBytes,
+            lengthBytes: entry.lengthBytes,
+            revision: entry.revision,
+            expiresAtMs: entry.expiresAtMs,
+          });
+        }
+      }, startOffset);
+      report.replayedBytes += scan.endOffset;
+      if (segment.summary !== undefined) {
+        if (scan.damage !== undefined || scan.footer === undefined) {
+          const where = startOffset + (scan.damage?.offsetBytes ?? scan.endOffset);
+          throw corruption(`sealed segment ${segment.path} damaged at offset ${where}: ${scan.damage?.reason ?? 'no footer'}`);
+        }
+        continue;
+      }
+      // The unsealed last segment: keep the longest valid prefix.
+      const validEnd = startOffset + scan.endOffset;
+      if (scan.damage !== undefined || validEnd < segment.sizeBytes) {
+        report.droppedBytes += segment.sizeBytes - validEnd;
+        report.droppedReason = scan.damage?.reason ?? 'short read';
+        report.droppedSegmentId = segment.segmentId;
+        if (!readOnly) {
+          await handle.truncate(validEnd);
+          // The cut is durable before new records are appended after it.
+          await handle.datasync();
+        }
+        segment.sizeBytes = validEnd;
+      }
+      activeSegment = segment;
+    } catch (error) {
+      if (error instanceof SiltError) throw error;
+      throw toIoError(error, `replaying ${segment.path}`);
+    } finally {
+      await handle.close().catch(() => undefined);
+    }
+  }
+  if (activeSegment === undefined) {
+    const last = segments[segments.length - 1];
+    if (last !== undefined && last.summary === undefined) activeSegment = last;
+  }
+  report.durationMs = performance.now() - started;
+  return { index, segments, activeSegment, maxRevision, report };
+}

@@ -1,0 +1,811 @@
+/**
+ * The Store: the public API over the log, the index and the file layer. It wires subsystems
+ * together; byte layouts live in src/log.
+ *
+ * Invariants:
+ * - Revisions are handed out in the order writes are queued, and the log holds records in that
+ *   order, so log order is revision order.
+ * - The index only ever points at records that were written (and, in 'sync' mode, made durable):
+ *   a write is applied to the index after its group is written, before its promise resolves.
+ * - Conditional writes are checked against the index plus the writes queued ahead of them
+ *   (`pending`), so two racing `ifAbsent` puts cannot both succeed.
+ * - One group commit in flight at a time; the next group forms behind it.
+ * - After an I/O error on the write path the store is 'failed': every later write rejects with
+ *   FAILED naming the cause; reads keep working; nothing retries the fsync.
+ *
+ * Lifecycle:
+ *   open ──► 'open' ──(write-path I/O error)──► 'failed'
+ *              │                                   │
+ *              └──────────── close() ──────────────┴──► 'closing' ──► 'closed'
+ */
+import { ErrorCode, SiltError, toIoError } from '../errors.js';
+import { NodeFileSystem } from '../fs/node-file-system.js';
+import type { FileHandle, FileSystem } from '../fs/types.js';
+import { OrderedIndex, type IndexSnapshot, type KeyRange } from '../index/ordered-index.js';
+import {
+  BATCH_HEADER_BYTES,
+  encodeBatchHeader,
+  encodeEntry,
+  entryLength,
+  EntryType,
+  SEGMENT_HEADER_BYTES,
+  sealBatch,
+  segmentFileName,
+} from '../log/format.js';
+import { writeHint, type EntryLocation, type HintPosition } from '../log/hint.js';
+import { readEntrySync } from '../log/segment-reader.js';
+import { SegmentWriter } from '../log/segment-writer.js';
+import { resolveOptions, type OpenOptions, type ResolvedOptions } from '../options.js';
+import { DirectoryLock } from './lock.js';
+import { recover, type RecoveryReport } from './recovery.js';
+import type {
+  BatchOperation,
+  Bytes,
+  DeleteOptions,
+  DeleteResult,
+  Entry,
+  PutOptions,
+  RangeOptions,
+  StoreState,
+  StoreStats,
+  WriteResult,
+} from './types.js';
+
+const defaultFileSystem = new NodeFileSystem();
+
+/** One key's change inside a queued write. */
+interface PendingOperation {
+  key: string;
+  keyBytes: Buffer;
+  type: typeof EntryType.PUT | typeof EntryType.DELETE;
+  /** Offset of the entry inside the write's bytes, and its length. */
+  relativeOffsetBytes: number;
+  lengthBytes: number;
+  expiresAtMs: number | undefined;
+  userBytes: number;
+}
+
+/** A write waiting for (or in) a group commit. */
+interface PendingWrite {
+  revision: number;
+  bytes: Buffer;
+  operations: PendingOperation[];
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/** What the queued writes will make of a key, for conditional checks. */
+interface PendingKeyState {
+  revision: number;
+  deleted: boolean;
+}
+
+interface SegmentRecord {
+  segmentId: number;
+  path: string;
+  sizeBytes: number;
+}
+
+function invalid(message: string): SiltError {
+  return new SiltError(ErrorCode.INVALID_ARGUMENT, message);
+}
+
+function toBytes(value: unknown, what: string): Buffer {
+  if (typeof value === 'string') return Buffer.from(value, 'utf8');
+  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  throw invalid(`${what} must be a string or a Uint8Array, got ${value === null ? 'null' : typeof value}`);
+}
+
+function checkRevisionOption(value: unknown, what: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw invalid(`${what} must be a non-negative safe integer, got ${String(value)}`);
+  }
+  return value;
+}
+
+function checkTtl(value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > 2 ** 40) {
+    throw invalid(`ttlMs must be a positive finite number of milliseconds, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** The smallest string greater than every string starting with `prefix`, or undefined if none. */
+function prefixUpperBound(prefix: string): string | undefined {
+  let end = prefix.length;
+  while (end > 0 && prefix.charCodeAt(end - 1) === 0xff) end--;
+  if (end === 0) return undefined;
+  return prefix.slice(0, end - 1) + String.fromCharCode(prefix.charCodeAt(end - 1) + 1);
+}
+
+/** An open store. Create it with `open()`. */
+export class Store {
+  readonly directory: string;
+  private readonly options: ResolvedOptions;
+  private readonly fs: FileSystem;
+  private readonly lock: DirectoryLock | undefined;
+  private index: OrderedIndex<EntryLocation>;
+  private readonly segments = new Map<number, SegmentRecord>();
+  private readonly readHandles = new Map<number, FileHandle>();
+  private active: SegmentWriter | undefined;
+  private state: StoreState = 'open';
+  private failure: SiltError | undefined;
+  private revision: number;
+  private readonly recoveryReport: RecoveryReport;
+
+  private readonly queue: PendingWrite[] = [];
+  private readonly pending = new Map<string, PendingKeyState>();
+  private flushing: Promise<void> | undefined;
+  private flushScheduled = false;
+  /** Bytes written to the active segment since its last fsync. */
+  private dirty = false;
+  private intervalTimer: NodeJS.Timeout | undefined;
+  private intervalSync: Promise<void> | undefined;
+
+  private checkpointRunning: Promise<void> | undefined;
+  private checkpointNext: { position: HintPosition; snapshot: IndexSnapshot<EntryLocation> } | undefined;
+  /** Position of the last checkpoint written or loaded: nothing to do on close if unchanged. */
+  private checkpointPosition: { segmentId: number; offsetBytes: number } | undefined;
+
+  private liveBytes = 0;
+  private readonly counters = { puts: 0, deletes: 0, batches: 0, groups: 0, fsyncs: 0, logBytes: 0, userBytes: 0 };
+  private readonly checkpointCounters = { written: 0, lastEntryCount: 0, lastDurationMs: 0, failures: 0 };
+
+  private constructor(
+    directory: string,
+    options: ResolvedOptions,
+    fs: FileSystem,
+    lock: DirectoryLock | undefined,
+    index: OrderedIndex<EntryLocation>,
+    revision: number,
+    report: RecoveryReport,
+  ) {
+    this.directory = directory;
+    this.options = options;
+    this.fs = fs;
+    this.lock = lock;
+    this.index = index;
+    this.revision = revision;
+    this.recoveryReport = report;
+  }
+
+  /** Open (and recover) the store in `directory`. See `open()`. */
+  static async open(directory: string, openOptions?: OpenOptions): Promise<Store> {
+    if (typeof directory !== 'string' || directory.length === 0) throw invalid('directory must be a non-empty string');
+    const options = resolveOptions(openOptions);
+    const fs = openOptions?.fileSystem ?? defaultFileSystem;
+    directory = directory.replace(/\/+$/, '') || '/';
+    let exists = true;
+    try {
+      const stat = await fs.stat(directory);
+      if (!stat.isDirectory) throw invalid(`${directory} is not a directory`);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw toIoError(error, `stat ${directory}`);
+      exists = false;
+    }
+    if (!exists) {
+      if (options.readOnly || !options.createIfMissing) {
+        throw new SiltError(ErrorCode.NOT_FOUND, `${directory} does not exist`);
+      }
+      await fs.mkdir(directory).catch((error: unknown) => {
+        throw toIoError(error, `creating ${directory}`);
+      });
+    }
+    const lock = options.readOnly ? undefined : await DirectoryLock.acquire(fs, directory);
+    try {
+      const recovered = await recover(fs, directory, options.readOnly, Date.now());
+      const store = new Store(
+        directory,
+        options,
+        fs,
+        lock,
+        recovered.index,
+        recovered.maxRevision,
+        recovered.report,
+      );
+      for (const segment of recovered.segments) {
+        store.segments.set(segment.segmentId, { segmentId: segment.segmentId, path: segment.path, sizeBytes: segment.sizeBytes });
+      }
+      for (const [, location] of store.index.range()) store.liveBytes += location.lengthBytes;
+      if (recovered.report.usedCheckpoint && recovered.report.replayedEntries === 0) {
+        const last = recovered.activeSegment;
+        if (last !== undefined) store.checkpointPosition = { segmentId: last.segmentId, offsetBytes: last.sizeBytes };
+      }
+      if (!options.readOnly) await store.startWriting(recovered.activeSegment);
+      return store;
+    } catch (error) {
+      await lock?.release();
+      throw error;
+    }
+  }
+
+  private async startWriting(activeSegment: { segmentId: number; path: string; sizeBytes: number; baseRevision: number } | undefined): Promise<void> {
+    if (activeSegment !== undefined) {
+      const handle = await this.fs.open(activeSegment.path, 'readwrite');
+      this.active = SegmentWriter.resume(activeSegment.path, handle, activeSegment.segmentId, activeSegment.baseRevision, activeSegment.sizeBytes);
+    } else {
+      const lastId = Math.max(0, ...this.segments.keys());
+      this.active = await SegmentWriter.create(this.fs, this.directory, lastId + 1, this.revision);
+      this.segments.set(this.active.segmentId, { segmentId: this.active.segmentId, path: this.active.path, sizeBytes: this.active.sizeBytes });
+    }
+    const durability = this.options.durability;
+    if (typeof durability === 'object') {
+      this.intervalTimer = setInterval(() => this.syncOnInterval(), durability.intervalMs);
+      this.intervalTimer.unref();
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Reads
+
+  private keyString(key: unknown): string {
+    const bytes = toBytes(key, 'key');
+    if (bytes.length === 0) throw invalid('key must not be empty');
+    if (bytes.length > this.options.maxKeySize) {
+      throw new SiltError(ErrorCode.TOO_LARGE, `key of ${bytes.length} bytes exceeds maxKeySize ${this.options.maxKeySize}`);
+    }
+    return bytes.toString('latin1');
+  }
+
+  private checkReadable(): void {
+    if (this.state === 'closed' || this.state === 'closing') throw new SiltError(ErrorCode.CLOSED, 'the store is closed');
+  }
+
+  private isLive(location: EntryLocation | undefined, nowMs: number): location is EntryLocation {
+    return location !== undefined && (location.expiresAtMs === undefined || location.expiresAtMs > nowMs);
+  }
+
+  private readHandle(segmentId: number): FileHandle {
+    if (this.active !== undefined && this.active.segmentId === segmentId) return this.active.handle;
+    let handle = this.readHandles.get(segmentId);
+    if (handle !== undefined) {
+      // Most recently used last: Map iteration order is insertion order.
+      this.readHandles.delete(segmentId);
+      this.readHandles.set(segmentId, handle);
+      return handle;
+    }
+    const segment = this.segments.get(segmentId);
+    if (segment === undefined) throw new SiltError(ErrorCode.CORRUPTION, `index points at missing segment ${segmentId}`);
+    try {
+      handle = this.fs.openSync(segment.path, 'read');
+    } catch (error) {
+      throw toIoError(error, `opening ${segment.path}`);
+    }
+    this.readHandles.set(segmentId, handle);
+    while (this.readHandles.size > this.options.maxOpenFiles) {
+      const [oldestId, oldest] = this.readHandles.entries().next().value as [number, FileHandle];
+      this.readHandles.delete(oldestId);
+      // Reads are synchronous, so no read is using the evicted handle now.
+      void oldest.close().catch(() => undefined);
+    }
+    return handle;
+  }
+
+  /** Read and check the entry at `location`; it must hold `key` at the location's revision. */
+  private readValue(key: string, location: EntryLocation): Buffer {
+    let decoded;
+    try {
+      decoded = readEntrySync(this.readHandle(location.segmentId), location.offsetBytes, location.lengthBytes);
+    } catch (error) {
+      throw toIoError(error, `reading segment ${location.segmentId}`);
+    }
+    const where = `segment ${segmentFileName(location.segmentId)} offset ${location.offsetBytes}`;
+    if (typeof decoded === 'string') throw new SiltError(ErrorCode.CORRUPTION, `${where}: ${decoded}`);
+    if (decoded.type !== EntryType.PUT || decoded.value === undefined) {
+      throw new SiltError(ErrorCode.CORRUPTION, `${where}: expected a put entry`);
+    }
+    if (decoded.revision !== location.revision || decoded.key.toString('latin1') !== key) {
+      throw new SiltError(ErrorCode.CORRUPTION, `${where}: entry does not hold the key the index expects`);
+    }
+    return decoded.value;
+  }
+
+  /** The value of `key`, or undefined. Verified against its checksum; synchronous. */
+  getSync(key: Bytes): Buffer | undefined {
+    const entry = this.getEntrySync(key);
+    return entry?.value;
+  }
+
+  /** The value of `key`, or undefined when absent or expired. */
+  async get(key: Bytes): Promise<Buffer | undefined> {
+    return this.getSync(key);
+  }
+
+  /** The key's value and revision, or undefined. */
+  async getEntry(key: Bytes): Promise<Entry | undefined> {
+    return this.getEntrySync(key);
+  }
+
+  private getEntrySync(key: Bytes): Entry | undefined {
+    this.checkReadable();
+    const keyString = this.keyString(key);
+    const location = this.index.get(keyString);
+    if (!this.isLive(location, Date.now())) return undefined;
+    return { key: Buffer.from(keyString, 'latin1'), value: this.readValue(keyString, location), revision: location.revision };
+  }
+
+  private toKeyRange(range: RangeOptions | undefined): KeyRange {
+    if (range === undefined) return {};
+    if (typeof range !== 'object' || range === null) throw invalid('range must be an object');
+    const bound = (value: Bytes | undefined, what: string): string | undefined =>
+      value === undefined ? undefined : toBytes(value, what).toString('latin1');
+    const result: KeyRange = {};
+    const gt = bound(range.gt, 'gt');
+    const gte = bound(range.gte, 'gte');
+    const lt = bound(range.lt, 'lt');
+    const lte = bound(range.lte, 'lte');
+    if (gt !== undefined) result.gt = gt;
+    if (gte !== undefined) result.gte = gte;
+    if (lt !== undefined) result.lt = lt;
+    if (lte !== undefined) result.lte = lte;
+    if (range.prefix !== undefined) {
+      const prefix = bound(range.prefix, 'prefix') as string;
+      if (result.gte === undefined || result.gte < prefix) result.gte = prefix;
+      const upper = prefixUpperBound(prefix);
+      if (upper !== undefined && (result.lt === undefined || upper < result.lt)) result.lt = upper;
+    }
+    if (range.reverse !== undefined) {
+      if (typeof range.reverse !== 'boolean') throw invalid('reverse must be a boolean');
+      result.reverse = range.reverse;
+    }
+    if (range.limit !== undefined) {
+      if (typeof range.limit !== 'number' || !(Number.isSafeInteger(range.limit) || range.limit === Infinity) || range.limit < 0) {
+        throw invalid(`limit must be a non-negative integer, got ${String(range.limit)}`);
+      }
+      if (range.limit !== Infinity) result.limit = range.limit;
+    }
+    return result;
+  }
+
+  private async *iterate<T>(range: KeyRange, project: (key: string, location: EntryLocation) => T): AsyncGenerator<T> {
+    // The snapshot fixes what this iterator sees: later writes do not show up, and keys deleted
+    // later still do (their records are never removed while a snapshot may need them).
+    const snapshot = this.index.snapshot();
+    const limit = range.limit;
+    delete range.limit;
+    let count = 0;
+    for (const [key, location] of snapshot.range(range)) {
+      if (limit !== undefined && count >= limit) return;
+      if (!this.isLive(location, Date.now())) continue;
+      this.checkReadable();
+      count++;
+      yield project(key, location);
+    }
+  }
+
+  /** Entries in key order (bytewise), as of the call; see `RangeOptions`. */
+  entries(range?: RangeOptions): AsyncIterableIterator<Entry> {
+    this.checkReadable();
+    return this.iterate(this.toKeyRange(range), (key, location) => ({
+      key: Buffer.from(key, 'latin1'),
+      value: this.readValue(key, location),
+      revision: location.revision,
+    }));
+  }
+
+  /** Keys in order; reads no values. */
+  keys(range?: RangeOptions): AsyncIterableIterator<Buffer> {
+    this.checkReadable();
+    return this.iterate(this.toKeyRange(range), (key) => Buffer.from(key, 'latin1'));
+  }
+
+  /** Values in key order. */
+  values(range?: RangeOptions): AsyncIterableIterator<Buffer> {
+    this.checkReadable();
+    return this.iterate(this.toKeyRange(range), (key, location) => this.readValue(key, location));
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Writes
+
+  private checkWritable(): void {
+    if (this.state === 'closed' || this.state === 'closing') throw new SiltError(ErrorCode.CLOSED, 'the store is closed');
+    if (this.options.readOnly) throw new SiltError(ErrorCode.READ_ONLY, 'the store was opened read-only');
+    if (this.failure !== undefined) throw this.failedError();
+  }
+
+  private failedError(): SiltError {
+    const cause = this.failure;
+    return new SiltError(ErrorCode.FAILED, `the store stopped taking writes: ${cause?.message ?? 'unknown cause'}`, { cause });
+  }
+
+  /** The key's current revision, counting queued writes; 0 when absent. */
+  private currentRevision(key: string): number {
+    const queued = this.pending.get(key);
+    if (queued !== undefined) return queued.deleted ? 0 : queued.revision;
+    const location = this.index.get(key);
+    return this.isLive(location, Date.now()) ? location.revision : 0;
+  }
+
+  private valueBytes(value: unknown): Buffer {
+    const bytes = toBytes(value, 'value');
+    if (bytes.length > this.options.maxValueSize) {
+      throw new SiltError(ErrorCode.TOO_LARGE, `value of ${bytes.length} bytes exceeds maxValueSize ${this.options.maxValueSize}`);
+    }
+    return bytes;
+  }
+
+  /** Store `value` under `key`. Resolves when durable per the store's durability mode. */
+  async put(key: Bytes, value: Bytes, options?: PutOptions): Promise<WriteResult> {
+    this.checkWritable();
+    const keyString = this.keyString(key);
+    const valueBytes = this.valueBytes(value);
+    const ifRevision = checkRevisionOption(options?.ifRevision, 'ifRevision');
+    const ttlMs = checkTtl(options?.ttlMs);
+    if (options?.ifAbsent !== undefined && typeof options.ifAbsent !== 'boolean') throw invalid('ifAbsent must be a boolean');
+    if (ifRevision !== undefined || options?.ifAbsent === true) {
+      const current = this.currentRevision(keyString);
+      if ((ifRevision !== undefined && current !== ifRevision) || (options?.ifAbsent === true && current !== 0)) {
+        throw new SiltError(ErrorCode.CONFLICT, `condition failed: the key is at revision ${current}`, { currentRevision: current });
+      }
+    }
+    const revision = ++this.revision;
+    const keyBytes = Buffer.from(keyString, 'latin1');
+    const expiresAtMs = ttlMs === undefined ? undefined : Date.now() + ttlMs;
+    const length = entryLength(keyBytes, valueBytes, expiresAtMs !== undefined);
+    const bytes = Buffer.allocUnsafe(length);
+    encodeEntry(bytes, 0, { type: EntryType.PUT, key: keyBytes, value: valueBytes, revision, expiresAtMs });
+    this.counters.puts++;
+    await this.enqueue(revision, bytes, [
+      { key: keyString, keyBytes, type: EntryType.PUT, relativeOffsetBytes: 0, lengthBytes: length, expiresAtMs, userBytes: keyBytes.length + valueBytes.length },
+    ]);
+    return { revision };
+  }
+
+  /** Delete `key`. Writes nothing when the key is absent. */
+  async delete(key: Bytes, options?: DeleteOptions): Promise<DeleteResult> {
+    this.checkWritable();
+    const keyString = this.keyString(key);
+    const ifRevision = checkRevisionOption(options?.ifRevision, 'ifRevision');
+    const current = this.currentRevision(keyString);
+    if (ifRevision !== undefined && current !== ifRevision) {
+      throw new SiltError(ErrorCode.CONFLICT, `condition failed: the key is at revision ${current}`, { currentRevision: current });
+    }
+    if (current === 0) return { revision: this.revision, existed: false };
+    const revision = ++this.revision;
+    const keyBytes = Buffer.from(keyString, 'latin1');
+    const length = entryLength(keyBytes, undefined, false);
+    const bytes = Buffer.allocUnsafe(length);
+    encodeEntry(bytes, 0, { type: EntryType.DELETE, key: keyBytes, revision });
+    this.counters.deletes++;
+    await this.enqueue(revision, bytes, [
+      { key: keyString, keyBytes, type: EntryType.DELETE, relativeOffsetBytes: 0, lengthBytes: length, expiresAtMs: undefined, userBytes: keyBytes.length },
+    ]);
+    return { revision, existed: true };
+  }
+
+  /** Apply puts and deletes atomically, as one record with one revision. */
+  async batch(operations: BatchOperation[]): Promise<WriteResult> {
+    this.checkWritable();
+    if (!Array.isArray(operations)) throw invalid('batch takes an array of operations');
+    if (operations.length > this.options.batchOperationsMax) {
+      throw new SiltError(ErrorCode.TOO_LARGE, `batch of ${operations.length} operations exceeds batchOperationsMax ${this.options.batchOperationsMax}`);
+    }
+    if (operations.length === 0) return { revision: this.revision };
+    const nowMs = Date.now();
+    const prepared = operations.map((operation, position) => {
+      if (typeof operation !== 'object' || operation === null) throw invalid(`batch operation ${position} must be an object`);
+      const key = Buffer.from(this.keyString(operation.key), 'latin1');
+      if (operation.type === 'put') {
+        const ttlMs = checkTtl(operation.ttlMs);
+        return { type: EntryType.PUT, key, value: this.valueBytes(operation.value), expiresAtMs: ttlMs === undefined ? undefined : nowMs + ttlMs };
+      }
+      if (operation.type === 'delete') return { type: EntryType.DELETE, key, value: undefined, expiresAtMs: undefined };
+      throw invalid(`batch operation ${position} has unknown type ${String((operation as { type: unknown }).type)}`);
+    });
+    let length = BATCH_HEADER_BYTES;
+    for (const operation of prepared) length += entryLength(operation.key, operation.value, operation.expiresAtMs !== undefined);
+    if (length > 0xffff_ffff) throw new SiltError(ErrorCode.TOO_LARGE, 'batch exceeds 4 GiB');
+    const revision = ++this.revision;
+    const bytes = Buffer.allocUnsafe(length);
+    encodeBatchHeader(bytes, 0, length, revision, prepared.length);
+    const pendingOperations: PendingOperation[] = [];
+    let cursor = BATCH_HEADER_BYTES;
+    for (const operation of prepared) {
+      const entryBytes = encodeEntry(bytes, cursor, {
+        type: operation.type as typeof EntryType.PUT,
+        key: operation.key,
+        value: operation.value,
+        revision,
+        expiresAtMs: operation.expiresAtMs,
+      });
+      pendingOperations.push({
+        key: operation.key.toString('latin1'),
+        keyBytes: operation.key,
+        type: operation.type as typeof EntryType.PUT,
+        relativeOffsetBytes: cursor,
+        lengthBytes: entryBytes,
+        expiresAtMs: operation.expiresAtMs,
+        userBytes: operation.key.length + (operation.value?.length ?? 0),
+      });
+      cursor += entryBytes;
+    }
+    sealBatch(bytes, 0, length);
+    this.counters.batches++;
+    await this.enqueue(revision, bytes, pendingOperations);
+    return { revision };
+  }
+
+  private enqueue(revision: number, bytes: Buffer, operations: PendingOperation[]): Promise<void> {
+    for (const operation of operations) {
+      this.pending.set(operation.key, { revision, deleted: operation.type === EntryType.DELETE });
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ revision, bytes, operations, resolve, reject });
+      if (!this.flushScheduled && this.flushing === undefined) {
+        this.flushScheduled = true;
+        // Start on a microtask, so that writes issued together in this tick share a group.
+        queueMicrotask(() => {
+          this.flushScheduled = false;
+          this.startFlushing();
+        });
+      }
+    });
+  }
+
+  private startFlushing(): void {
+    if (this.flushing !== undefined || this.queue.length === 0) return;
+    this.flushing = this.flushLoop().finally(() => {
+      this.flushing = undefined;
+      // Writes that arrived while the last group was being written.
+      if (this.queue.length > 0) this.startFlushing();
+    });
+  }
+
+  private async flushLoop(): Promise<void> {
+    while (this.queue.length > 0) {
+      if (this.failure !== undefined) {
+        this.rejectQueued(this.failedError());
+        return;
+      }
+      let bytes = 0;
+      let count = 0;
+      while (count < this.queue.length && (count === 0 || bytes + (this.queue[count] as PendingWrite).bytes.length <= this.options.groupBytesMax)) {
+        bytes += (this.queue[count] as PendingWrite).bytes.length;
+        count++;
+      }
+      const group = this.queue.splice(0, count);
+      try {
+        await this.commitGroup(group, bytes);
+      } catch (error) {
+        const cause = toIoError(error, 'writing the log');
+        this.fail(cause);
+        for (const write of group) write.reject(cause);
+        for (const write of group) this.clearPending(write);
+        this.rejectQueued(this.failedError());
+        return;
+      }
+    }
+  }
+
+  private rejectQueued(error: SiltError): void {
+    const queued = this.queue.splice(0);
+    for (const write of queued) {
+      this.clearPending(write);
+      write.reject(error);
+    }
+  }
+
+  private clearPending(write: PendingWrite): void {
+    for (const operation of write.operations) {
+      if (this.pending.get(operation.key)?.revision === write.revision) this.pending.delete(operation.key);
+    }
+  }
+
+  private async commitGroup(group: PendingWrite[], totalBytes: number): Promise<void> {
+    let active = this.active as SegmentWriter;
+    if (active.sizeBytes > SEGMENT_HEADER_BYTES && active.sizeBytes + totalBytes > this.options.segmentBytes) {
+      active = await this.roll();
+    }
+    const buffer = group.length === 1 ? (group[0] as PendingWrite).bytes : Buffer.concat(group.map((write) => write.bytes), totalBytes);
+    const offset = await active.append(buffer);
+    this.dirty = true;
+    this.counters.groups++;
+    this.counters.logBytes += totalBytes;
+    (this.segments.get(active.segmentId) as SegmentRecord).sizeBytes = active.sizeBytes;
+    if (this.options.durability === 'sync') {
+      // The group's records are durable before any of its writes is acknowledged.
+      await active.datasync();
+      this.dirty = false;
+      this.counters.fsyncs++;
+    }
+    let writeOffset = offset;
+    for (const write of group) {
+      for (const operation of write.operations) {
+        active.note(operation.type, operation.keyBytes, write.revision);
+        this.counters.userBytes += operation.userBytes;
+        const previous = this.index.get(operation.key);
+        if (previous !== undefined) this.liveBytes -= previous.lengthBytes;
+        if (operation.type === EntryType.DELETE) {
+          this.index.delete(operation.key);
+        } else {
+          this.index.set(operation.key, {
+            segmentId: active.segmentId,
+            offsetBytes: writeOffset + operation.relativeOffsetBytes,
+            lengthBytes: operation.lengthBytes,
+            revision: write.revision,
+            expiresAtMs: operation.expiresAtMs,
+          });
+          this.liveBytes += operation.lengthBytes;
+        }
+      }
+      this.clearPending(write);
+      writeOffset += write.bytes.length;
+    }
+    for (const write of group) write.resolve();
+  }
+
+  /** Seal the active segment and start the next; schedules a checkpoint covering the sealed ones. */
+  private async roll(): Promise<SegmentWriter> {
+    const old = this.active as SegmentWriter;
+    await old.seal();
+    this.dirty = false;
+    this.counters.fsyncs++;
+    (this.segments.get(old.segmentId) as SegmentRecord).sizeBytes = old.sizeBytes;
+    // The sealed segment's handle becomes a read handle; the file is complete.
+    this.readHandles.set(old.segmentId, old.handle);
+    const next = await SegmentWriter.create(this.fs, this.directory, old.segmentId + 1, this.revision);
+    this.active = next;
+    this.segments.set(next.segmentId, { segmentId: next.segmentId, path: next.path, sizeBytes: next.sizeBytes });
+    if (this.options.checkpoint) {
+      // Everything before the new segment is sealed and durable, and the index reflects exactly it.
+      this.scheduleCheckpoint({ segmentId: next.segmentId, offsetBytes: next.sizeBytes, maxRevision: this.appliedRevision() }, this.index.snapshot());
+    }
+    return next;
+  }
+
+  /** The highest revision whose write is in the index (queued writes have higher ones). */
+  private appliedRevision(): number {
+    const firstQueued = this.queue[0];
+    return firstQueued === undefined ? this.revision : firstQueued.revision - 1;
+  }
+
+  private scheduleCheckpoint(position: HintPosition, snapshot: IndexSnapshot<EntryLocation>): void {
+    this.checkpointNext = { position, snapshot };
+    if (this.checkpointRunning !== undefined) return;
+    this.checkpointRunning = (async () => {
+      while (this.checkpointNext !== undefined) {
+        const { position: next, snapshot: view } = this.checkpointNext;
+        this.checkpointNext = undefined;
+        const started = performance.now();
+        try {
+          const written = await writeHint(this.fs, this.directory, next, view.range());
+          this.checkpointPosition = { segmentId: next.segmentId, offsetBytes: next.offsetBytes };
+          this.checkpointCounters.written++;
+          this.checkpointCounters.lastEntryCount = written.entryCount;
+          this.checkpointCounters.lastDurationMs = performance.now() - started;
+        } catch {
+          // A checkpoint is an optimisation: open replays the log without it. Count the failure.
+          this.checkpointCounters.failures++;
+        }
+      }
+    })().finally(() => {
+      this.checkpointRunning = undefined;
+    });
+  }
+
+  private syncOnInterval(): void {
+    if (!this.dirty || this.intervalSync !== undefined || this.failure !== undefined || this.active === undefined) return;
+    const active = this.active;
+    this.dirty = false;
+    this.intervalSync = active
+      .datasync()
+      .then(() => {
+        this.counters.fsyncs++;
+      })
+      .catch((error: unknown) => this.fail(toIoError(error, 'fsync of the log')))
+      .finally(() => {
+        this.intervalSync = undefined;
+      });
+  }
+
+  private fail(error: SiltError): void {
+    if (this.failure === undefined) {
+      this.failure = error;
+      if (this.state === 'open') this.state = 'failed';
+    }
+  }
+
+  /** Wait for queued writes, then make everything acknowledged so far durable (any mode). */
+  async flush(): Promise<void> {
+    this.checkReadable();
+    if (this.options.readOnly) return;
+    await this.drain();
+    if (this.failure !== undefined) throw this.failedError();
+    await this.intervalSync;
+    if (this.dirty && this.active !== undefined) {
+      this.dirty = false;
+      try {
+        await this.active.datasync();
+        this.counters.fsyncs++;
+      } catch (error) {
+        this.fail(toIoError(error, 'fsync of the log'));
+        throw this.failedError();
+      }
+    }
+  }
+
+  private async drain(): Promise<void> {
+    while (this.flushing !== undefined || this.queue.length > 0 || this.flushScheduled) {
+      if (this.flushing === undefined) this.startFlushing();
+      await this.flushing;
+      if (this.flushing === undefined && this.queue.length === 0) await Promise.resolve();
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Stats and close
+
+  stats(): StoreStats {
+    let segmentBytes = 0;
+    for (const segment of this.segments.values()) segmentBytes += segment.sizeBytes;
+    return {
+      state: this.state,
+      failure: this.failure?.message,
+      readOnly: this.options.readOnly,
+      durability: this.options.durability,
+      keys: this.index.size,
+      revision: this.revision,
+      segments: { count: this.segments.size, activeSegmentId: this.active?.segmentId, bytes: segmentBytes },
+      liveBytes: this.liveBytes,
+      diskBytes: segmentBytes,
+      recovery: { ...this.recoveryReport },
+      writes: { ...this.counters },
+      checkpoints: { ...this.checkpointCounters },
+    };
+  }
+
+  /**
+   * Wait for in-flight writes, make them durable, write a checkpoint, stop background work and
+   * release the directory. Later calls reject with CLOSED. Safe to call twice.
+   */
+  async close(): Promise<void> {
+    if (this.state === 'closed' || this.state === 'closing') return;
+    const wasFailed = this.failure !== undefined;
+    this.state = 'closing';
+    if (this.intervalTimer !== undefined) clearInterval(this.intervalTimer);
+    let closeError: unknown;
+    if (!this.options.readOnly) {
+      await this.drain();
+      await this.intervalSync;
+      if (this.failure === undefined && !wasFailed && this.active !== undefined) {
+        try {
+          if (this.dirty) {
+            await this.active.datasync();
+            this.counters.fsyncs++;
+            this.dirty = false;
+          }
+          await this.checkpointRunning;
+          const position = { segmentId: this.active.segmentId, offsetBytes: this.active.sizeBytes };
+          const unchanged =
+            this.checkpointPosition?.segmentId === position.segmentId && this.checkpointPosition.offsetBytes === position.offsetBytes;
+          if (this.options.checkpoint && !unchanged) {
+            this.scheduleCheckpoint({ ...position, maxRevision: this.revision }, this.index.snapshot());
+          }
+        } catch (error) {
+          closeError = toIoError(error, 'fsync on close');
+        }
+      }
+      await this.checkpointRunning;
+    }
+    for (const handle of this.readHandles.values()) await handle.close().catch(() => undefined);
+    this.readHandles.clear();
+    if (this.active !== undefined) await this.active.handle.close().catch(() => undefined);
+    await this.lock?.release();
+    this.state = 'closed';
+    if (closeError !== undefined) throw closeError;
+  }
+}
+
+/**
+ * Open the store in `directory`, creating it unless `createIfMissing: false` or `readOnly`.
+ * Recovery runs before the promise resolves; `stats().recovery` reports what it did.
+ * Rejects with LOCKED when another open store holds the directory.
+ */
+export function open(directory: string, options?: OpenOptions): Promise<Store> {
+  return Store.open(directory, options);
+}
+
+

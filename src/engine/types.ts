@@ -1,0 +1,88 @@
+/**
+ * The public shapes of the store's API (arguments and results). The Store class is in store.ts.
+ */
+import type { Durability } from '../options.js';
+import type { RecoveryReport } from './recovery.js';
+
+/** A key or value: bytes, or a string taken as UTF-8. Keys order bytewise. */
+export type Bytes = Uint8Array | string;
+
+export interface PutOptions {
+  /** Write only if the key's current revision is exactly this (0 = absent); else CONFLICT. */
+  ifRevision?: number;
+  /** Write only if the key is absent; else CONFLICT. */
+  ifAbsent?: boolean;
+  /** The entry expires (reads as absent) this many milliseconds after the write is queued. */
+  ttlMs?: number;
+}
+
+export interface DeleteOptions {
+  /** Delete only if the key's current revision is exactly this; else CONFLICT. */
+  ifRevision?: number;
+}
+
+export interface WriteResult {
+  /** The revision this write was given; the key now carries it. */
+  revision: number;
+}
+
+export interface DeleteResult {
+  /** The revision of the delete, or the store's current revision when the key was absent. */
+  revision: number;
+  existed: boolean;
+}
+
+export type BatchOperation =
+  | { type: 'put'; key: Bytes; value: Bytes; ttlMs?: number }
+  | { type: 'delete'; key: Bytes };
+
+export interface Entry {
+  key: Buffer;
+  value: Buffer;
+  revision: number;
+}
+
+export interface RangeOptions {
+  gt?: Bytes;
+  gte?: Bytes;
+  lt?: Bytes;
+  lte?: Bytes;
+  /** Only keys starting with these bytes (combined with the bounds above: the stricter wins). */
+  prefix?: Bytes;
+  /** Descending key order. */
+  reverse?: boolean;
+  /** At most this many entries (a non-negative integer). */
+  limit?: number;
+}
+
+export type StoreState = 'open' | 'failed' | 'closing' | 'closed';
+
+export interface StoreStats {
+  state: StoreState;
+  /** Why the store stopped taking writes (state 'failed'). */
+  failure: string | undefined;
+  readOnly: boolean;
+  durability: Durability;
+  keys: number;
+  /** The store-wide revision counter: the last revision handed out. */
+  revision: number;
+  segments: { count: number; activeSegmentId: number | undefined; bytes: number };
+  /** Bytes of the log entries that hold the live keys. */
+  liveBytes: number;
+  /** Bytes of every file the store owns in its directory. */
+  diskBytes: number;
+  recovery: RecoveryReport;
+  writes: {
+    puts: number;
+    deletes: number;
+    batches: number;
+    /** Group commits: one write (and in 'sync' mode one fsync) each. */
+    groups: number;
+    fsyncs: number;
+    /** Bytes appended to segment files. */
+    logBytes: number;
+    /** Bytes of keys and values the user asked to store. */
+    userBytes: number;
+  };
+  checkpoints: { written: number; lastEntryCount: number; lastDurationMs: number; failures: number };
+}

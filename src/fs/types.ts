@@ -1,0 +1,88 @@
+/**
+ * The file layer: the one seam between the engine and the operating system's file system.
+ *
+ * Invariants:
+ * - Nothing above `src/fs` imports `node:fs`; the engine takes a `FileSystem`, which is what makes
+ *   fault-injection (`FaultFileSystem`) and power-loss simulation (`CrashFileSystem`) possible.
+ * - Errors are thrown as Node errno errors (`err.code` = 'ENOENT', 'EIO', 'ENOSPC', ...); the engine
+ *   maps them to SiltErrors.
+ * - Writes are positional. Nothing is durable until `sync()`/`datasync()` on the file returns, and a
+ *   newly created or renamed file's name is not durable until `syncDirectory()` of its parent returns.
+ * - Paths are plain strings joined with '/'.
+ */
+
+/** How a file is opened. */
+export type OpenMode =
+  /** read only; the file must exist */
+  | 'read'
+  /** read and write; the file must exist */
+  | 'readwrite'
+  /** read and write; the file must NOT exist (exclusive create) */
+  | 'create'
+  /** read and write; created if missing, truncated to zero if present */
+  | 'overwrite';
+
+export interface FileStat {
+  sizeBytes: number;
+  isFile: boolean;
+  isDirectory: boolean;
+  mtimeMs: number;
+}
+
+/** An open file. All offsets and lengths are in bytes. */
+export interface FileHandle {
+  readonly path: string;
+  /** Read up to `length` bytes at `position` into `buffer[offset..]`; returns the count read (0 at EOF). */
+  read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number>;
+  /** Synchronous `read`, for the engine's synchronous get path. */
+  readSync(buffer: Uint8Array, offset: number, length: number, position: number): number;
+  /** Write all of `buffer[offset..offset+length]` at `position` (loops over short writes). */
+  write(buffer: Uint8Array, offset: number, length: number, position: number): Promise<void>;
+  /** Synchronous `write`. */
+  writeSync(buffer: Uint8Array, offset: number, length: number, position: number): void;
+  /** fsync: data and metadata durable. */
+  sync(): Promise<void>;
+  /** fdatasync: data (and the size) durable. */
+  datasync(): Promise<void>;
+  truncate(sizeBytes: number): Promise<void>;
+  /** Current size of the file. */
+  size(): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** The operations the engine needs from a file system. */
+export interface FileSystem {
+  open(path: string, mode: OpenMode): Promise<FileHandle>;
+  /** Synchronous open, for paths that must not yield (rare: the engine prefers `open`). */
+  openSync(path: string, mode: OpenMode): FileHandle;
+  /** Names (not paths) of the entries of a directory, in no particular order. */
+  readdir(path: string): Promise<string[]>;
+  /** Throws ENOENT when missing. */
+  stat(path: string): Promise<FileStat>;
+  /** Atomically replace `to` with `from` (POSIX rename). */
+  rename(from: string, to: string): Promise<void>;
+  unlink(path: string): Promise<void>;
+  /** Create a directory (and its parents); no error when it exists. */
+  mkdir(path: string): Promise<void>;
+  /** fsync a directory, making creations, renames and unlinks in it durable. */
+  syncDirectory(path: string): Promise<void>;
+  /** Whole-file convenience read (built on open/read in every implementation). */
+  readFile(path: string): Promise<Buffer>;
+}
+
+/** The kinds of call, as counted and failed by `FaultFileSystem`. */
+export type FileCallKind =
+  | 'open'
+  | 'read'
+  | 'write'
+  | 'sync'
+  | 'datasync'
+  | 'truncate'
+  | 'size'
+  | 'close'
+  | 'readdir'
+  | 'stat'
+  | 'rename'
+  | 'unlink'
+  | 'mkdir'
+  | 'syncDirectory';

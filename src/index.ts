@@ -1,0 +1,21 @@
+/**
+ * silt's public API. Everything a user imports comes from here; nothing else is API.
+ */
+export { open, Store } from './engine/store.js';
+export type {
+  BatchOperation,
+  Bytes,
+  DeleteOptions,
+  DeleteResult,
+  Entry,
+  PutOptions,
+  RangeOptions,
+  StoreState,
+  StoreStats,
+  WriteResult,
+} from './engine/types.js';
+export type { RecoveryReport } from './engine/recovery.js';
+export { ErrorCode, SiltError, isSiltError } from './errors.js';
+export { DEFAULTS, type Durability, type OpenOptions } from './options.js';
+export type { FileSystem, FileHandle, FileStat, OpenMode } from './fs/types.js';
+export { NodeFileSystem } from './fs/node-file-system.js';

@@ -1,0 +1,335 @@
+/**
+ * The bytes of the log: segment headers, entries, batch frames, footers and trailers.
+ * doc/format.md is the prose version of this file; keep them in step.
+ *
+ * Invariants:
+ * - All integers are little-endian. 64-bit integers are written as two u32 (low word first) and
+ *   must be below 2^53 (they are read back as JS numbers).
+ * - Every entry starts with a CRC32 (zlib.crc32, the IEEE polynomial) of all its bytes after the CRC
+ *   field, then its total length. An entry is valid iff its length is at least the header size, it
+ *   fits in the bytes available, its CRC matches, its type is known and its key fits in it.
+ * - A batch is one frame entry holding whole inner entries; the frame's CRC covers them all, so a
+ *   torn batch is dropped as a unit; each inner entry keeps its own CRC so one can be read alone.
+ * - This module owns bytes only: no I/O.
+ */
+import { crc32 } from 'node:zlib';
+
+/** The one on-disk format version; an incompatible change bumps it (and CHANGELOG.md says so). */
+export const FORMAT_VERSION = 1;
+
+export const SEGMENT_MAGIC = Buffer.from('SILTSEG\0', 'latin1');
+export const SEGMENT_TRAILER_MAGIC = Buffer.from('SILTEND\0', 'latin1');
+export const SEGMENT_HEADER_BYTES = 32;
+export const SEGMENT_TRAILER_BYTES = 16;
+
+export const ENTRY_HEADER_BYTES = 20;
+export const EXPIRY_FIELD_BYTES = 8;
+/** Keys are limited by the u16 key-length field. */
+export const KEY_BYTES_MAX = 0xffff;
+/** Entry lengths are u32. */
+export const ENTRY_BYTES_MAX = 0xffff_ffff;
+
+export const EntryType = {
+  PUT: 1,
+  DELETE: 2,
+  BATCH: 3,
+  FOOTER: 4,
+  // Reserved for later formats (decoders reject them today): 5 PUT_REFERENCE (a value held in the
+  // block store), 6 OBJECT_SLICE, 7 NAMESPACE.
+} as const;
+export type EntryType = (typeof EntryType)[keyof typeof EntryType];
+
+export const EntryFlag = {
+  /** An 8-byte expiry time (ms since the epoch) follows the header. */
+  EXPIRES: 1,
+} as const;
+
+const KNOWN_FLAGS = EntryFlag.EXPIRES;
+
+export function writeUint64(buffer: Buffer, value: number, offset: number): void {
+  buffer.writeUInt32LE(value % 0x1_0000_0000, offset);
+  buffer.writeUInt32LE(Math.floor(value / 0x1_0000_0000), offset + 4);
+}
+
+export function readUint64(buffer: Uint8Array, offset: number): number {
+  const view = buffer as Buffer;
+  return view.readUInt32LE(offset) + view.readUInt32LE(offset + 4) * 0x1_0000_0000;
+}
+
+export function checksum(bytes: Uint8Array, initial = 0): number {
+  return crc32(bytes, initial);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Segment header (32 bytes)
+//   0  magic "SILTSEG\0"     8
+//   8  format version u16    2
+//  10  flags u16 (0)         2
+//  12  segment id u32        4
+//  16  base revision u64     8   the store's revision counter when the segment was created
+//  24  reserved u32 (0)      4
+//  28  crc32 of bytes 0..28  4
+
+export interface SegmentHeader {
+  segmentId: number;
+  baseRevision: number;
+}
+
+export function encodeSegmentHeader(header: SegmentHeader): Buffer {
+  const buffer = Buffer.alloc(SEGMENT_HEADER_BYTES);
+  SEGMENT_MAGIC.copy(buffer, 0);
+  buffer.writeUInt16LE(FORMAT_VERSION, 8);
+  buffer.writeUInt16LE(0, 10);
+  buffer.writeUInt32LE(header.segmentId, 12);
+  writeUint64(buffer, header.baseRevision, 16);
+  buffer.writeUInt32LE(checksum(buffer.subarray(0, 28)), 28);
+  return buffer;
+}
+
+/** Validates magic, then version, then checksum (in that order); returns a reason on failure. */
+export function decodeSegmentHeader(buffer: Buffer): SegmentHeader | string {
+  if (buffer.length < SEGMENT_HEADER_BYTES) return 'short header';
+  if (!buffer.subarray(0, 8).equals(SEGMENT_MAGIC)) return 'bad magic';
+  const version = buffer.readUInt16LE(8);
+  if (version !== FORMAT_VERSION) return `unsupported format version ${version}`;
+  if (checksum(buffer.subarray(0, 28)) !== buffer.readUInt32LE(28)) return 'header checksum mismatch';
+  return { segmentId: buffer.readUInt32LE(12), baseRevision: readUint64(buffer, 16) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entry
+//   0  crc32 of bytes 4..length  u32
+//   4  length (whole entry)      u32
+//   8  type                      u8
+//   9  flags                     u8
+//  10  key length                u16
+//  12  revision                  u64
+//  20  [expires at, ms]          u64   iff flags & EXPIRES
+//  ..  key bytes, then value bytes (the rest of the entry)
+
+export interface EntryInput {
+  type: typeof EntryType.PUT | typeof EntryType.DELETE;
+  key: Uint8Array;
+  value?: Uint8Array;
+  revision: number;
+  expiresAtMs?: number;
+}
+
+export function entryLength(key: Uint8Array, value: Uint8Array | undefined, expires: boolean): number {
+  return ENTRY_HEADER_BYTES + (expires ? EXPIRY_FIELD_BYTES : 0) + key.length + (value?.length ?? 0);
+}
+
+/** Encode one PUT or DELETE entry into `target` at `offset`; returns the entry's length. */
+export function encodeEntry(target: Buffer, offset: number, input: EntryInput): number {
+  const expires = input.expiresAtMs !== undefined;
+  const length = entryLength(input.key, input.value, expires);
+  target.writeUInt32LE(length, offset + 4);
+  target[offset + 8] = input.type;
+  target[offset + 9] = expires ? EntryFlag.EXPIRES : 0;
+  target.writeUInt16LE(input.key.length, offset + 10);
+  writeUint64(target, input.revision, offset + 12);
+  let cursor = offset + ENTRY_HEADER_BYTES;
+  if (expires) {
+    writeUint64(target, input.expiresAtMs as number, cursor);
+    cursor += EXPIRY_FIELD_BYTES;
+  }
+  target.set(input.key, cursor);
+  cursor += input.key.length;
+  if (input.value) target.set(input.value, cursor);
+  target.writeUInt32LE(checksum(target.subarray(offset + 4, offset + length)), offset);
+  return length;
+}
+
+/** Batch frame: an entry header (key length 0, flags 0) then a u32 count, then the inner entries. */
+export const BATCH_HEADER_BYTES = ENTRY_HEADER_BYTES + 4;
+
+export function encodeBatchHeader(target: Buffer, offset: number, length: number, revision: number, count: number): void {
+  target.writeUInt32LE(length, offset + 4);
+  target[offset + 8] = EntryType.BATCH;
+  target[offset + 9] = 0;
+  target.writeUInt16LE(0, offset + 10);
+  writeUint64(target, revision, offset + 12);
+  target.writeUInt32LE(count, offset + 20);
+}
+
+/** Called once the inner entries are in place. */
+export function sealBatch(target: Buffer, offset: number, length: number): void {
+  target.writeUInt32LE(checksum(target.subarray(offset + 4, offset + length)), offset);
+}
+
+/** A decoded PUT or DELETE; `key` and `value` are views into the source buffer. */
+export interface DecodedEntry {
+  type: typeof EntryType.PUT | typeof EntryType.DELETE;
+  revision: number;
+  expiresAtMs: number | undefined;
+  key: Buffer;
+  value: Buffer | undefined;
+  /** Offset of the entry in the source buffer, and its length. */
+  offsetBytes: number;
+  lengthBytes: number;
+}
+
+export type EntryCheck =
+  | { ok: true; type: EntryType; lengthBytes: number }
+  | { ok: false; reason: string };
+
+/** Check the framing and CRC of the entry at `offset` (does not descend into batches). */
+export function checkEntry(buffer: Buffer, offset: number, end = buffer.length): EntryCheck {
+  if (end - offset < ENTRY_HEADER_BYTES) return { ok: false, reason: 'truncated header' };
+  const length = buffer.readUInt32LE(offset + 4);
+  if (length < ENTRY_HEADER_BYTES) return { ok: false, reason: `length ${length} below header size` };
+  if (length > end - offset) return { ok: false, reason: `length ${length} runs past the end` };
+  if (checksum(buffer.subarray(offset + 4, offset + length)) !== buffer.readUInt32LE(offset)) {
+    return { ok: false, reason: 'checksum mismatch' };
+  }
+  const type = buffer[offset + 8] as number;
+  if (type < EntryType.PUT || type > EntryType.FOOTER) return { ok: false, reason: `unknown type ${type}` };
+  const flags = buffer[offset + 9] as number;
+  if ((flags & ~KNOWN_FLAGS) !== 0) return { ok: false, reason: `unknown flags ${flags}` };
+  return { ok: true, type: type as EntryType, lengthBytes: length };
+}
+
+/** Decode a PUT/DELETE whose framing and CRC were already checked; a reason string if malformed. */
+export function decodeCheckedEntry(buffer: Buffer, offset: number, length: number): DecodedEntry | string {
+  const type = buffer[offset + 8] as number;
+  if (type !== EntryType.PUT && type !== EntryType.DELETE) return `type ${type} is not a put or delete`;
+  const flags = buffer[offset + 9] as number;
+  const keyLength = buffer.readUInt16LE(offset + 10);
+  const revision = readUint64(buffer, offset + 12);
+  let cursor = offset + ENTRY_HEADER_BYTES;
+  let expiresAtMs: number | undefined;
+  if (flags & EntryFlag.EXPIRES) {
+    if (cursor + EXPIRY_FIELD_BYTES > offset + length) return 'expiry field runs past the entry';
+    expiresAtMs = readUint64(buffer, cursor);
+    cursor += EXPIRY_FIELD_BYTES;
+  }
+  if (cursor + keyLength > offset + length) return 'key runs past the entry';
+  const key = buffer.subarray(cursor, cursor + keyLength);
+  cursor += keyLength;
+  if (type === EntryType.DELETE && cursor !== offset + length) return 'delete entry carries a value';
+  const value = type === EntryType.PUT ? buffer.subarray(cursor, offset + length) : undefined;
+  return { type, revision, expiresAtMs, key, value, offsetBytes: offset, lengthBytes: length };
+}
+
+/** Check and decode a standalone PUT/DELETE entry (the read path); a reason string on failure. */
+export function decodeEntry(buffer: Buffer, offset = 0, end = buffer.length): DecodedEntry | string {
+  const check = checkEntry(buffer, offset, end);
+  if (!check.ok) return check.reason;
+  return decodeCheckedEntry(buffer, offset, check.lengthBytes);
+}
+
+/**
+ * Decode the inner entries of a batch frame already checked by `checkEntry`. The frame is valid
+ * iff its inner entries are valid PUT/DELETEs with the frame's revision that exactly fill it.
+ */
+export function decodeBatch(buffer: Buffer, offset: number, length: number): DecodedEntry[] | string {
+  if (length < BATCH_HEADER_BYTES) return 'batch frame shorter than its header';
+  const revision = readUint64(buffer, offset + 12);
+  const count = buffer.readUInt32LE(offset + 20);
+  const end = offset + length;
+  const entries: DecodedEntry[] = [];
+  let cursor = offset + BATCH_HEADER_BYTES;
+  for (let index = 0; index < count; index++) {
+    const inner = decodeEntry(buffer, cursor, end);
+    if (typeof inner === 'string') return `batch entry ${index}: ${inner}`;
+    if (inner.revision !== revision) return `batch entry ${index}: revision differs from the batch`;
+    entries.push(inner);
+    cursor += inner.lengthBytes;
+  }
+  if (cursor !== end) return 'batch entries do not fill the frame';
+  return entries;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Footer: an entry of type FOOTER (key length 0, revision = max revision), whose value area holds
+//   0  entry count u32     (puts + deletes, counting those inside batches)
+//   4  put count u32
+//   8  delete count u32
+//  12  min revision u64
+//  20  max revision u64
+//  28  data crc32 u32     (of every byte from the end of the header to the footer)
+//  32  min key length u16, min key, max key length u16, max key
+// followed by the 16-byte trailer: footer offset u64, then "SILTEND\0".
+
+export interface SegmentSummary {
+  entryCount: number;
+  putCount: number;
+  deleteCount: number;
+  minRevision: number;
+  maxRevision: number;
+  dataChecksum: number;
+  minKey: Buffer | undefined;
+  maxKey: Buffer | undefined;
+}
+
+export function encodeFooter(summary: SegmentSummary, footerOffset: number): Buffer {
+  const minKey = summary.minKey ?? Buffer.alloc(0);
+  const maxKey = summary.maxKey ?? Buffer.alloc(0);
+  const bodyBytes = 32 + 2 + minKey.length + 2 + maxKey.length;
+  const length = ENTRY_HEADER_BYTES + bodyBytes;
+  const buffer = Buffer.alloc(length + SEGMENT_TRAILER_BYTES);
+  buffer.writeUInt32LE(length, 4);
+  buffer[8] = EntryType.FOOTER;
+  buffer[9] = 0;
+  buffer.writeUInt16LE(0, 10);
+  writeUint64(buffer, summary.maxRevision, 12);
+  let cursor = ENTRY_HEADER_BYTES;
+  buffer.writeUInt32LE(summary.entryCount, cursor);
+  buffer.writeUInt32LE(summary.putCount, cursor + 4);
+  buffer.writeUInt32LE(summary.deleteCount, cursor + 8);
+  writeUint64(buffer, summary.minRevision, cursor + 12);
+  writeUint64(buffer, summary.maxRevision, cursor + 20);
+  buffer.writeUInt32LE(summary.dataChecksum >>> 0, cursor + 28);
+  cursor += 32;
+  buffer.writeUInt16LE(minKey.length, cursor);
+  minKey.copy(buffer, cursor + 2);
+  cursor += 2 + minKey.length;
+  buffer.writeUInt16LE(maxKey.length, cursor);
+  maxKey.copy(buffer, cursor + 2);
+  buffer.writeUInt32LE(checksum(buffer.subarray(4, length)), 0);
+  writeUint64(buffer, footerOffset, length);
+  SEGMENT_TRAILER_MAGIC.copy(buffer, length + 8);
+  return buffer;
+}
+
+/** Decode a footer entry already checked by `checkEntry`. */
+export function decodeFooter(buffer: Buffer, offset: number, length: number): SegmentSummary | string {
+  const body = offset + ENTRY_HEADER_BYTES;
+  const end = offset + length;
+  if (body + 36 > end) return 'footer too short';
+  const minKeyLength = buffer.readUInt16LE(body + 32);
+  const maxKeyAt = body + 34 + minKeyLength;
+  if (maxKeyAt + 2 > end) return 'footer min key runs past the footer';
+  const maxKeyLength = buffer.readUInt16LE(maxKeyAt);
+  if (maxKeyAt + 2 + maxKeyLength !== end) return 'footer keys do not fill the footer';
+  const entryCount = buffer.readUInt32LE(body);
+  return {
+    entryCount,
+    putCount: buffer.readUInt32LE(body + 4),
+    deleteCount: buffer.readUInt32LE(body + 8),
+    minRevision: readUint64(buffer, body + 12),
+    maxRevision: readUint64(buffer, body + 20),
+    dataChecksum: buffer.readUInt32LE(body + 28),
+    minKey: entryCount === 0 ? undefined : Buffer.from(buffer.subarray(body + 34, body + 34 + minKeyLength)),
+    maxKey: entryCount === 0 ? undefined : Buffer.from(buffer.subarray(maxKeyAt + 2, maxKeyAt + 2 + maxKeyLength)),
+  };
+}
+
+/** Parse a trailer (the last 16 bytes of a sealed segment); the footer offset, or undefined. */
+export function decodeTrailer(buffer: Buffer): number | undefined {
+  if (buffer.length !== SEGMENT_TRAILER_BYTES) return undefined;
+  if (!buffer.subarray(8, 16).equals(SEGMENT_TRAILER_MAGIC)) return undefined;
+  return readUint64(buffer, 0);
+}
+
+/** The file name of a segment: 16 hex digits, so names sort in id order. */
+export function segmentFileName(segmentId: number): string {
+  return `${segmentId.toString(16).padStart(16, '0')}.log`;
+}
+
+const SEGMENT_NAME = /^([0-9a-f]{16})\.log$/;
+
+export function parseSegmentFileName(name: string): number | undefined {
+  const match = SEGMENT_NAME.exec(name);
+  return match ? Number.parseInt(match[1] as string, 16) : undefined;
+}

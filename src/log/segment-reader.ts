@@ -1,0 +1,148 @@
+/**
+ * Reading segments: scanning entries for recovery, reading a segment's header and footer at open,
+ * and reading one entry for a get.
+ *
+ * Invariants:
+ * - A scan stops at the first invalid entry and reports where and why; it never skips over damage,
+ *   because the entries after it cannot be trusted to be in order with what was lost.
+ * - Reading one entry checks its CRC and its key: a location that does not hold the key asked for
+ *   is CORRUPTION, never another key's value.
+ */
+import type { FileHandle } from '../fs/types.js';
+import {
+  checkEntry,
+  decodeBatch,
+  decodeCheckedEntry,
+  decodeFooter,
+  decodeSegmentHeader,
+  decodeTrailer,
+  EntryType,
+  SEGMENT_HEADER_BYTES,
+  SEGMENT_TRAILER_BYTES,
+  type DecodedEntry,
+  type SegmentHeader,
+  type SegmentSummary,
+} from './format.js';
+
+export interface ScanDamage {
+  /** Offset (in the scanned buffer) of the first entry that is not valid. */
+  offsetBytes: number;
+  reason: string;
+}
+
+export interface ScanResult {
+  /** Offset just past the last valid entry (or past the trailer of a sealed segment). */
+  endOffset: number;
+  damage: ScanDamage | undefined;
+  footer: { offsetBytes: number; summary: SegmentSummary } | undefined;
+  /** Records seen: a batch frame counts once. */
+  recordCount: number;
+}
+
+/**
+ * Scan `buffer` from `startOffset`, calling `onEntry` for every PUT/DELETE in log order (entries of
+ * a batch only once the whole frame has checked out). Offsets are relative to `buffer`, which holds
+ * the file's bytes from `bufferFileOffset` on (the trailer records a file offset).
+ */
+export function scanSegment(
+  buffer: Buffer,
+  startOffset: number,
+  onEntry: (entry: DecodedEntry) => void,
+  bufferFileOffset = 0,
+): ScanResult {
+  let cursor = startOffset;
+  let recordCount = 0;
+  while (cursor < buffer.length) {
+    const check = checkEntry(buffer, cursor);
+    if (!check.ok) return { endOffset: cursor, damage: { offsetBytes: cursor, reason: check.reason }, footer: undefined, recordCount };
+    const length = check.lengthBytes;
+    if (check.type === EntryType.FOOTER) {
+      const summary = decodeFooter(buffer, cursor, length);
+      const trailerAt = cursor + length;
+      const trailerOk =
+        typeof summary !== 'string' &&
+        trailerAt + SEGMENT_TRAILER_BYTES === buffer.length &&
+        decodeTrailer(buffer.subarray(trailerAt, trailerAt + SEGMENT_TRAILER_BYTES)) === bufferFileOffset + cursor;
+      if (!trailerOk) {
+        const reason = typeof summary === 'string' ? summary : 'footer not followed by its trailer at the end';
+        return { endOffset: cursor, damage: { offsetBytes: cursor, reason }, footer: undefined, recordCount };
+      }
+      return { endOffset: buffer.length, damage: undefined, footer: { offsetBytes: cursor, summary }, recordCount };
+    }
+    if (check.type === EntryType.BATCH) {
+      const entries = decodeBatch(buffer, cursor, length);
+      if (typeof entries === 'string') return { endOffset: cursor, damage: { offsetBytes: cursor, reason: entries }, footer: undefined, recordCount };
+      for (const entry of entries) onEntry(entry);
+    } else {
+      const entry = decodeCheckedEntry(buffer, cursor, length);
+      if (typeof entry === 'string') return { endOffset: cursor, damage: { offsetBytes: cursor, reason: entry }, footer: undefined, recordCount };
+      onEntry(entry);
+    }
+    recordCount++;
+    cursor += length;
+  }
+  return { endOffset: cursor, damage: undefined, footer: undefined, recordCount };
+}
+
+export async function readFully(handle: FileHandle, buffer: Buffer, position: number): Promise<number> {
+  let read = 0;
+  while (read < buffer.length) {
+    const count = await handle.read(buffer, read, buffer.length - read, position + read);
+    if (count === 0) break;
+    read += count;
+  }
+  return read;
+}
+
+export function readFullySync(handle: FileHandle, buffer: Buffer, position: number): number {
+  let read = 0;
+  while (read < buffer.length) {
+    const count = handle.readSync(buffer, read, buffer.length - read, position + read);
+    if (count === 0) break;
+    read += count;
+  }
+  return read;
+}
+
+export interface SegmentOpenInfo {
+  sizeBytes: number;
+  /** The header, or why it is not valid. */
+  header: SegmentHeader | string;
+  /** Present iff the segment ends with a valid footer and trailer. */
+  footer: { offsetBytes: number; summary: SegmentSummary } | undefined;
+}
+
+/** Read what open needs of a segment without scanning it: its header, and its footer if sealed. */
+export async function readSegmentInfo(handle: FileHandle): Promise<SegmentOpenInfo> {
+  const sizeBytes = await handle.size();
+  const headerBytes = Buffer.alloc(Math.min(SEGMENT_HEADER_BYTES, sizeBytes));
+  await readFully(handle, headerBytes, 0);
+  const header = decodeSegmentHeader(headerBytes);
+  let footer: SegmentOpenInfo['footer'];
+  if (typeof header !== 'string' && sizeBytes >= SEGMENT_HEADER_BYTES + SEGMENT_TRAILER_BYTES) {
+    const trailer = Buffer.alloc(SEGMENT_TRAILER_BYTES);
+    await readFully(handle, trailer, sizeBytes - SEGMENT_TRAILER_BYTES);
+    const footerOffset = decodeTrailer(trailer);
+    if (footerOffset !== undefined && footerOffset >= SEGMENT_HEADER_BYTES && footerOffset < sizeBytes - SEGMENT_TRAILER_BYTES) {
+      const footerBytes = Buffer.alloc(sizeBytes - SEGMENT_TRAILER_BYTES - footerOffset);
+      await readFully(handle, footerBytes, footerOffset);
+      const check = checkEntry(footerBytes, 0);
+      if (check.ok && check.type === EntryType.FOOTER && check.lengthBytes === footerBytes.length) {
+        const summary = decodeFooter(footerBytes, 0, check.lengthBytes);
+        if (typeof summary !== 'string') footer = { offsetBytes: footerOffset, summary };
+      }
+    }
+  }
+  return { sizeBytes, header, footer };
+}
+
+/** Read `length` bytes at `offset` of a segment file (synchronously) and decode the entry there. */
+export function readEntrySync(handle: FileHandle, offset: number, length: number): DecodedEntry | string {
+  const bytes = Buffer.allocUnsafe(length);
+  const read = readFullySync(handle, bytes, offset);
+  if (read !== length) return `entry at ${offset} runs past the end of the file`;
+  const check = checkEntry(bytes, 0);
+  if (!check.ok) return check.reason;
+  if (check.lengthBytes !== length) return `entry length ${check.lengthBytes} differs from the index's ${length}`;
+  return decodeCheckedEntry(bytes, 0, length);
+}

@@ -1,0 +1,119 @@
+/**
+ * Options, their defaults, and their validation. Every knob is documented once, here; README.md
+ * lists the same defaults.
+ *
+ * Invariants:
+ * - `resolveOptions` rejects bad input (wrong types, non-finite or out-of-range numbers, unknown
+ *   durability modes) with INVALID_ARGUMENT before anything touches the disk.
+ * - Every option in `ResolvedOptions` is read by the engine; none is accepted and ignored.
+ */
+import { ErrorCode, SiltError } from './errors.js';
+import type { FileSystem } from './fs/types.js';
+import { ENTRY_BYTES_MAX, KEY_BYTES_MAX } from './log/format.js';
+
+/**
+ * - `'sync'` (default): a write's promise resolves after its record is on disk (fdatasync, and a
+ *   directory fsync when it created a segment file). Concurrent writes share one fsync.
+ * - `{ intervalMs }`: a write resolves once the OS has it; the log is fsynced every `intervalMs`.
+ * - `'none'`: writes resolve once the OS has them; fsync only at segment roll, `flush()` and `close()`.
+ */
+export type Durability = 'sync' | 'none' | { intervalMs: number };
+
+export interface OpenOptions {
+  /** See `Durability`. Default `'sync'`. */
+  durability?: Durability;
+  /** Open without writing a byte: no lock file, no checkpoint, no tail repair. Default false. */
+  readOnly?: boolean;
+  /** Create the directory when it is missing. Default true (ignored when `readOnly`). */
+  createIfMissing?: boolean;
+  /** Largest key in bytes. Default 4096; at most 65535. */
+  maxKeySize?: number;
+  /** Largest value in bytes. Default 64 MiB. */
+  maxValueSize?: number;
+  /** A segment is sealed and a new one started once it reaches this size. Default 64 MiB. */
+  segmentBytes?: number;
+  /** Largest number of bytes written (and fsynced) as one group commit. Default 4 MiB. */
+  groupBytesMax?: number;
+  /** Largest number of operations in one `batch()`. Default 100,000. */
+  batchOperationsMax?: number;
+  /** Segment files kept open for reads, besides the active one. Default 64. */
+  maxOpenFiles?: number;
+  /** Write an index checkpoint on close (and at every segment roll). Default true. */
+  checkpoint?: boolean;
+  /** The file layer; default the real file system. Tests pass fault-injecting or crash-simulating ones. */
+  fileSystem?: FileSystem;
+}
+
+export interface ResolvedOptions {
+  durability: Durability;
+  readOnly: boolean;
+  createIfMissing: boolean;
+  maxKeySize: number;
+  maxValueSize: number;
+  segmentBytes: number;
+  groupBytesMax: number;
+  batchOperationsMax: number;
+  maxOpenFiles: number;
+  checkpoint: boolean;
+}
+
+export const DEFAULTS: Readonly<ResolvedOptions> = Object.freeze({
+  durability: 'sync',
+  readOnly: false,
+  createIfMissing: true,
+  maxKeySize: 4096,
+  maxValueSize: 64 * 1024 * 1024,
+  segmentBytes: 64 * 1024 * 1024,
+  groupBytesMax: 4 * 1024 * 1024,
+  batchOperationsMax: 100_000,
+  maxOpenFiles: 64,
+  checkpoint: true,
+});
+
+function invalid(message: string): SiltError {
+  return new SiltError(ErrorCode.INVALID_ARGUMENT, message);
+}
+
+function integerOption(options: OpenOptions, name: keyof OpenOptions, minimum: number, maximum: number): number {
+  const value = options[name] ?? DEFAULTS[name as keyof ResolvedOptions];
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < minimum || value > maximum) {
+    throw invalid(`option ${name} must be an integer from ${minimum} to ${maximum}, got ${String(value)}`);
+  }
+  return value;
+}
+
+function booleanOption(options: OpenOptions, name: keyof OpenOptions): boolean {
+  const value = options[name] ?? DEFAULTS[name as keyof ResolvedOptions];
+  if (typeof value !== 'boolean') throw invalid(`option ${name} must be a boolean, got ${String(value)}`);
+  return value;
+}
+
+function durabilityOption(value: unknown): Durability {
+  if (value === undefined) return DEFAULTS.durability;
+  if (value === 'sync' || value === 'none') return value;
+  if (typeof value === 'object' && value !== null && 'intervalMs' in value) {
+    const intervalMs = (value as { intervalMs: unknown }).intervalMs;
+    if (typeof intervalMs === 'number' && Number.isFinite(intervalMs) && intervalMs >= 1 && intervalMs <= 3_600_000) {
+      return { intervalMs };
+    }
+    throw invalid(`durability.intervalMs must be a finite number from 1 to 3600000, got ${String(intervalMs)}`);
+  }
+  throw invalid(`durability must be 'sync', 'none' or { intervalMs }, got ${JSON.stringify(value)}`);
+}
+
+export function resolveOptions(options: OpenOptions | undefined): ResolvedOptions {
+  if (options === undefined) options = {};
+  if (typeof options !== 'object' || options === null) throw invalid('options must be an object');
+  return {
+    durability: durabilityOption(options.durability),
+    readOnly: booleanOption(options, 'readOnly'),
+    createIfMissing: booleanOption(options, 'createIfMissing'),
+    maxKeySize: integerOption(options, 'maxKeySize', 1, KEY_BYTES_MAX),
+    maxValueSize: integerOption(options, 'maxValueSize', 0, ENTRY_BYTES_MAX - KEY_BYTES_MAX - 64),
+    segmentBytes: integerOption(options, 'segmentBytes', 4096, 0xffff_ffff),
+    groupBytesMax: integerOption(options, 'groupBytesMax', 4096, 1 << 30),
+    batchOperationsMax: integerOption(options, 'batchOperationsMax', 1, 10_000_000),
+    maxOpenFiles: integerOption(options, 'maxOpenFiles', 1, 100_000),
+    checkpoint: booleanOption(options, 'checkpoint'),
+  };
+}

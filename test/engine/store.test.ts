@@ -1,0 +1,285 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { open, SiltError } from '../../src/index.js';
+import { collect, temporaryDirectory } from '../helpers.js';
+
+function code(error: unknown): string | undefined {
+  return error instanceof SiltError ? error.code : undefined;
+}
+
+test('put, get, overwrite and delete round-trip with growing revisions', async (t) => {
+  const db = await open(temporaryDirectory(t));
+  const first = await db.put('a', 'one');
+  const second = await db.put('a', 'two');
+  assert.ok(second.revision > first.revision);
+  assert.equal((await db.get('a'))?.toString(), 'two');
+  assert.equal(db.getSync('a')?.toString(), 'two');
+  const entry = await db.getEntry('a');
+  assert.equal(entry?.revision, second.revision);
+  assert.deepEqual(entry?.key, Buffer.from('a'));
+  const deleted = await db.delete('a');
+  assert.equal(deleted.existed, true);
+  assert.ok(deleted.revision > second.revision);
+  assert.equal(await db.get('a'), undefined);
+  assert.deepEqual(await db.delete('a'), { revision: deleted.revision, existed: false });
+  await db.close();
+});
+
+test('binary keys order bytewise, not by UTF-16 or locale', async (t) => {
+  const db = await open(temporaryDirectory(t));
+  const keys = [Buffer.from([0x00]), Buffer.from([0x00, 0x00]), Buffer.from([0x7f]), Buffer.from([0x80]), Buffer.from([0xff]), Buffer.from([0xff, 0x00]), Buffer.from('é')];
+  for (const key of keys) await db.put(key, key);
+  const listed = await collect(db.keys());
+  const expected = [...keys].sort(Buffer.compare);
+  assert.deepEqual(listed, expected);
+  await db.close();
+});
+
+test('ranges: gt, gte, lt, lte, prefix, reverse and limit', async (t) => {
+  const db = await open(temporaryDirectory(t));
+  await db.batch(['a', 'b', 'ba', 'bb', 'b\xff', 'c', 'd'].map((key) => ({ type: 'put' as const, key: Buffer.from(key, 'latin1'), value: key })));
+  const keys = async (range: object) => (await collect(db.keys(range))).map((key) => key.toString('latin1'));
+  assert.deepEqual(await keys({ gt: 'a', lt: 'c' }), ['b', 'ba', 'bb', 'b\xff']);
+  assert.deepEqual(await keys({ gte: 'b', lte: 'c' }), ['b', 'ba', 'bb', 'b\xff', 'c']);
+  assert.deepEqual(await keys({ prefix: 'b' }), ['b', 'ba', 'bb', 'b\xff']);
+  assert.deepEqual(await keys({ prefix: Buffer.from('b\xff', 'latin1') }), ['b\xff']);
+  assert.deepEqual(await keys({ prefix: 'b', reverse: true, limit: 2 }), ['b\xff', 'bb']);
+  assert.deepEqual(await keys({ limit: 0 }), []);
+  assert.deepEqual(await keys({ reverse: true }), ['d', 'c', 'b\xff', 'bb', 'ba', 'b', 'a']);
+  const entries = await collect(db.entries({ gte: 'c' }));
+  assert.deepEqual(entries.map((entry) => entry.value.toString()), ['c', 'd']);
+  const values = await collect(db.values({ lt: 'b' }));
+  assert.deepEqual(values.map((value) => value.toString()), ['a']);
+  await db.close();
+});
+
+test('an iterator sees the state as of its creation while writes go on', async (t) => {
+  const db = await open(temporaryDirectory(t));
+  for (let index = 0; index < 100; index++) await db.put(`k${String(index).padStart(3, '0')}`, `v${index}`);
+  const iterator = db.entries();
+  const first = await iterator.next();
+  assert.equal(first.value?.key.toString(), 'k000');
+  await db.delete('k050');
+  await db.put('k050x', 'new');
+  await db.put('k010', 'changed');
+  const rest = [];
+  for await (const entry of { [Symbol.asyncIterator]: () => iterator }) rest.push(entry);
+  assert.equal(rest.length, 99);
+  assert.ok(rest.some((entry) => entry.key.toString() === 'k050'));
+  assert.ok(!rest.some((entry) => entry.key.toString() === 'k050x'));
+  assert.equal(rest.find((entry) => entry.key.toString() === 'k010')?.value.toString(), 'v10');
+  await db.close();
+});
+
+test('ifRevision and ifAbsent reject with CONFLICT and the current revision, writing nothing', async (t) => {
+  const db = await open(temporaryDirectory(t));
+  const { revision } = await db.put('k', 'v1');
+  await assert.rejects(db.put('k', 'x', { ifAbsent: true }), (error) => code(error) === 'CONFLICT' && (error as SiltError).currentRevision === revision);
+  await assert.rejects(db.put('k', 'x', { ifRevision: revision + 1 }), (error) => code(error) === 'CONFLICT');
+  await assert.rejects(db.delete('k', { ifRevision: 1234 }), (error) => code(error) === 'CONFLICT');
+  assert.equal((await db.get('k'))?.toString(), 'v1');
+  const updated = await db.put('k', 'v2', { ifRevision: revision });
+  assert.ok(updated.revision > revision);
+  await db.put('new', 'n', { ifAbsent: true });
+  await assert.rejects(db.put('absent', 'x', { ifRevision: 5 }), (error) => code(error) === 'CONFLICT' && (error as SiltError).currentRevision === 0);
+  await db.put('absent', 'x', { ifRevision: 0 });
+  await db.close();
+});
+
+test('two racing ifAbsent puts: exactly one wins', async (t) => {
+  const db = await open(temporaryDirectory(t));
+  const results = await Promise.allSettled([db.put('k', 'a', { ifAbsent: true }), db.put('k', 'b', { ifAbsent: true })]);
+  assert.equal(results.filter((result) => result.status === 'fulfilled').length, 1);
+  assert.equal((await db.get('k'))?.toString(), 'a');
+  await db.close();
+});
+
+test('revisions keep growing across restarts, deletes and recreation', async (t) => {
+  const directory = temporaryDirectory(t);
+  let db = await open(directory);
+  const { revision: first } = await db.put('k', 'v');
+  const { revision: deleted } = await db.delete('k');
+  await db.close();
+  db = await open(directory);
+  assert.equal(db.stats().revision, deleted);
+  const { revision: again } = await db.put('k', 'v');
+  assert.ok(again > deleted && deleted > first);
+  await db.close();
+  // Without a checkpoint (removed), the revision still resumes above every one in the log.
+  const hint = join(directory, 'index.hint');
+  writeFileSync(hint, 'garbage');
+  db = await open(directory);
+  assert.ok(db.stats().revision >= again);
+  assert.equal(db.stats().recovery.usedCheckpoint, false);
+  assert.ok((await db.put('k', 'w')).revision > again);
+  await db.close();
+});
+
+test('batch is atomic, one revision, last write to a key wins', async (t) => {
+  const directory = temporaryDirectory(t);
+  let db = await open(directory);
+  await db.put('gone', 'x');
+  const { revision } = await db.batch([
+    { type: 'put', key: 'a', value: '1' },
+    { type: 'put', key: 'a', value: '2' },
+    { type: 'delete', key: 'gone' },
+    { type: 'put', key: 'b', value: '3' },
+  ]);
+  assert.equal((await db.getEntry('a'))?.revision, revision);
+  assert.equal((await db.get('a'))?.toString(), '2');
+  assert.equal(await db.get('gone'), undefined);
+  await db.close();
+  db = await open(directory, { checkpoint: false });
+  assert.equal((await db.get('a'))?.toString(), '2');
+  assert.equal(await db.get('gone'), undefined);
+  assert.equal((await db.getEntry('b'))?.revision, revision);
+  await db.close();
+});
+
+test('bad input is rejected before anything is written', async (t) => {
+  const db = await open(temporaryDirectory(t), { maxKeySize: 8, maxValueSize: 16 });
+  const before = db.stats().writes.logBytes;
+  await assert.rejects(db.put('', 'v'), (error) => code(error) === 'INVALID_ARGUMENT');
+  await assert.rejects(db.put(123 as unknown as string, 'v'), (error) => code(error) === 'INVALID_ARGUMENT');
+  await assert.rejects(db.put('k', null as unknown as string), (error) => code(error) === 'INVALID_ARGUMENT');
+  await assert.rejects(db.put('123456789', 'v'), (error) => code(error) === 'TOO_LARGE');
+  await assert.rejects(db.put('k', 'x'.repeat(17)), (error) => code(error) === 'TOO_LARGE');
+  await assert.rejects(db.put('k', 'v', { ifRevision: -1 }), (error) => code(error) === 'INVALID_ARGUMENT');
+  await assert.rejects(db.put('k', 'v', { ttlMs: Number.NaN }), (error) => code(error) === 'INVALID_ARGUMENT');
+  await assert.rejects(db.batch([{ type: 'put', key: 'ok', value: 'v' }, { type: 'put', key: '', value: 'v' }]), (error) => code(error) === 'INVALID_ARGUMENT');
+  assert.throws(() => db.keys({ limit: -1 }), (error) => code(error) === 'INVALID_ARGUMENT');
+  assert.equal(db.stats().writes.logBytes, before);
+  assert.equal(await db.get('ok'), undefined);
+  await db.close();
+  await assert.rejects(open(temporaryDirectory(t), { durability: { intervalMs: Infinity } }), (error) => code(error) === 'INVALID_ARGUMENT');
+  await assert.rejects(open(temporaryDirectory(t), { durability: 'fast' as 'none' }), (error) => code(error) === 'INVALID_ARGUMENT');
+  await assert.rejects(open(temporaryDirectory(t), { segmentBytes: 1.5 }), (error) => code(error) === 'INVALID_ARGUMENT');
+});
+
+test('a second open of the same directory is LOCKED; after close it opens', async (t) => {
+  const directory = temporaryDirectory(t);
+  const db = await open(directory);
+  await assert.rejects(open(directory), (error) => code(error) === 'LOCKED');
+  await db.close();
+  const again = await open(directory);
+  await again.close();
+});
+
+test('a second process cannot open a locked directory; a killed holder leaves no lock behind', async (t) => {
+  const directory = temporaryDirectory(t);
+  const db = await open(directory);
+  const script = `import('${join(process.cwd(), 'src/index.ts')}').then(({ open }) => open(process.argv[1]).then(() => console.log('OPENED'), (e) => console.log(e.code)))`;
+  const child = spawnSync(process.execPath, ['--import', 'tsx', '-e', script, directory], { encoding: 'utf8' });
+  assert.equal(child.stdout.trim(), 'LOCKED', child.stderr);
+  await db.close();
+  // A process that took the lock and was killed with SIGKILL.
+  const holder = `import('${join(process.cwd(), 'src/index.ts')}').then(({ open }) => open(process.argv[1]).then(() => { console.log('HELD'); process.kill(process.pid, 'SIGKILL'); }))`;
+  const killed = spawnSync(process.execPath, ['--import', 'tsx', '-e', holder, directory], { encoding: 'utf8' });
+  assert.equal(killed.stdout.trim(), 'HELD', killed.stderr);
+  assert.ok(readdirSync(directory).includes('LOCK'));
+  const reopened = await open(directory);
+  await reopened.close();
+});
+
+test('readOnly never writes a byte and rejects writes with READ_ONLY', async (t) => {
+  const directory = temporaryDirectory(t);
+  const db = await open(directory);
+  for (let index = 0; index < 50; index++) await db.put(`k${index}`, `v${index}`);
+  await db.close();
+  // Leave a torn tail too: a read-only open must not repair it.
+  const segment = readdirSync(directory).find((name) => name.endsWith('.log')) as string;
+  writeFileSync(join(directory, segment), Buffer.from([1, 2, 3]), { flag: 'a' });
+  const snapshot = () =>
+    readdirSync(directory)
+      .sort()
+      .map((name) => {
+        const stat = statSync(join(directory, name));
+        return `${name}:${stat.size}:${stat.mtimeMs}:${readFileSync(join(directory, name)).toString('hex')}`;
+      });
+  const before = snapshot();
+  const reader = await open(directory, { readOnly: true });
+  assert.equal((await reader.get('k7'))?.toString(), 'v7');
+  assert.equal((await collect(reader.keys())).length, 50);
+  await assert.rejects(reader.put('x', 'y'), (error) => code(error) === 'READ_ONLY');
+  await assert.rejects(reader.delete('k1'), (error) => code(error) === 'READ_ONLY');
+  await assert.rejects(reader.batch([]), (error) => code(error) === 'READ_ONLY');
+  assert.equal(reader.stats().recovery.droppedBytes, 3);
+  await reader.flush();
+  await reader.close();
+  assert.deepEqual(snapshot(), before);
+  await assert.rejects(open(join(directory, 'missing'), { readOnly: true }), (error) => code(error) === 'NOT_FOUND');
+});
+
+test('close waits for in-flight writes; later calls reject with CLOSED', async (t) => {
+  const directory = temporaryDirectory(t);
+  const db = await open(directory);
+  const writes = Array.from({ length: 20 }, (_, index) => db.put(`k${index}`, `v${index}`));
+  await db.close();
+  await Promise.all(writes);
+  await assert.rejects(db.put('x', 'y'), (error) => code(error) === 'CLOSED');
+  await assert.rejects(db.get('k1'), (error) => code(error) === 'CLOSED');
+  assert.throws(() => db.getSync('k1'), (error) => code(error) === 'CLOSED');
+  assert.throws(() => db.entries(), (error) => code(error) === 'CLOSED');
+  await db.close();
+  const reopened = await open(directory);
+  assert.equal((await reopened.get('k19'))?.toString(), 'v19');
+  await reopened.close();
+});
+
+test('concurrent writers share group commits (one fsync for many writes)', async (t) => {
+  const db = await open(temporaryDirectory(t));
+  await Promise.all(Array.from({ length: 64 }, (_, index) => db.put(`k${index}`, 'v')));
+  const stats = db.stats();
+  assert.equal(stats.writes.puts, 64);
+  assert.ok(stats.writes.fsyncs <= 2, `expected one or two fsyncs, got ${stats.writes.fsyncs}`);
+  await db.close();
+});
+
+test('segments roll at segmentBytes; reopen from the checkpoint and from a full replay agree', async (t) => {
+  const directory = temporaryDirectory(t);
+  let db = await open(directory, { segmentBytes: 4096 });
+  for (let index = 0; index < 300; index++) await db.put(`key-${index}`, `value-${index}-${'x'.repeat(index % 50)}`);
+  for (let index = 0; index < 300; index += 3) await db.delete(`key-${index}`);
+  assert.ok(db.stats().segments.count > 5);
+  await db.close();
+  db = await open(directory);
+  assert.equal(db.stats().recovery.usedCheckpoint, true);
+  assert.equal(db.stats().recovery.replayedEntries, 0);
+  const fromCheckpoint = await collect(db.entries());
+  await db.close();
+  writeFileSync(join(directory, 'index.hint'), 'x');
+  db = await open(directory);
+  assert.equal(db.stats().recovery.usedCheckpoint, false);
+  const fromLog = await collect(db.entries());
+  assert.deepEqual(fromLog, fromCheckpoint);
+  assert.equal(fromLog.length, 200);
+  await db.close();
+});
+
+test('TTL: an expired entry reads as absent and is not listed', async (t) => {
+  const db = await open(temporaryDirectory(t));
+  await db.put('short', 'v', { ttlMs: 1 });
+  await db.put('long', 'v', { ttlMs: 60_000 });
+  const deadline = Date.now() + 5;
+  while (Date.now() < deadline) {
+    // Wait for the clock to pass the 1 ms TTL; no timer is involved in expiry.
+  }
+  assert.equal(await db.get('short'), undefined);
+  assert.equal((await db.get('long'))?.toString(), 'v');
+  assert.deepEqual((await collect(db.keys())).map(String), ['long']);
+  await db.close();
+});
+
+test('flush makes unsynced writes durable in every mode', async (t) => {
+  for (const durability of ['none', { intervalMs: 60_000 }] as const) {
+    const db = await open(temporaryDirectory(t), { durability });
+    await db.put('k', 'v');
+    const fsyncsBefore = db.stats().writes.fsyncs;
+    await db.flush();
+    assert.equal(db.stats().writes.fsyncs, fsyncsBefore + 1);
+    await db.close();
+  }
+});

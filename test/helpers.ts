@@ -1,0 +1,39 @@
+/**
+ * Shared test helpers: temporary directories, seeded randomness, collecting iterators.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+
+export function temporaryDirectory(t: TestContext, prefix = 'silt-test-'): string {
+  const directory = mkdtempSync(join(tmpdir(), prefix));
+  t.after(() => rmSync(directory, { recursive: true, force: true }));
+  return directory;
+}
+
+/** A small deterministic PRNG (mulberry32). */
+export function random(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let value = state;
+    value = Math.imul(value ^ (value >>> 15), value | 1);
+    value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
+    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The seed for a seeded test: $SEED when set (to replay), else a fresh one; printed either way. */
+export function testSeed(name: string): number {
+  const fromEnvironment = process.env.SEED;
+  const seed = fromEnvironment !== undefined ? Number(fromEnvironment) : Math.floor(Math.random() * 2 ** 31);
+  console.log(`# ${name}: seed ${seed} (replay with SEED=${seed})`);
+  return seed;
+}
+
+export async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
+  const result: T[] = [];
+  for await (const item of iterable) result.push(item);
+  return result;
+}
