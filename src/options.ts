@@ -40,6 +40,8 @@ export interface OpenOptions {
   maxOpenFiles?: number;
   /** Write an index checkpoint on close (and at every segment roll). Default true. */
   checkpoint?: boolean;
+  /** Bytes of segment blocks cached in memory for reads (0 disables). Default 32 MiB. */
+  cacheBytes?: number;
   /** The file layer; default the real file system. Tests pass fault-injecting or crash-simulating ones. */
   fileSystem?: FileSystem;
 }
@@ -55,6 +57,7 @@ export interface ResolvedOptions {
   batchOperationsMax: number;
   maxOpenFiles: number;
   checkpoint: boolean;
+  cacheBytes: number;
 }
 
 export const DEFAULTS: Readonly<ResolvedOptions> = Object.freeze({
@@ -68,6 +71,7 @@ export const DEFAULTS: Readonly<ResolvedOptions> = Object.freeze({
   batchOperationsMax: 100_000,
   maxOpenFiles: 64,
   checkpoint: true,
+  cacheBytes: 32 * 1024 * 1024,
 });
 
 function invalid(message: string): SiltError {
@@ -115,5 +119,6 @@ export function resolveOptions(options: OpenOptions | undefined): ResolvedOption
     batchOperationsMax: integerOption(options, 'batchOperationsMax', 1, 10_000_000),
     maxOpenFiles: integerOption(options, 'maxOpenFiles', 1, 100_000),
     checkpoint: booleanOption(options, 'checkpoint'),
+    cacheBytes: integerOption(options, 'cacheBytes', 0, 2 ** 40),
   };
 }

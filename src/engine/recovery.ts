@@ -51,6 +51,8 @@ export interface RecoveryResult {
   /** The last segment when it is unsealed, to keep appending to (its valid end is `sizeBytes`). */
   activeSegment: RecoveredSegment | undefined;
   maxRevision: number;
+  /** Sum of the lengths of the entries the index points at. */
+  liveBytes: number;
   report: RecoveryReport;
 }
 
@@ -123,6 +125,7 @@ export async function recover(fs: FileSystem, directory: string, readOnly: boole
 
   // 2. The checkpoint.
   let index = new OrderedIndex<EntryLocation>();
+  let liveBytes = 0;
   let replayFrom = { segmentId: segments[0]?.segmentId ?? 0, offsetBytes: SEGMENT_HEADER_BYTES };
   if (names.includes(HINT_FILE_NAME)) {
     const problem = await loadCheckpoint();
@@ -144,8 +147,8 @@ export async function recover(fs: FileSystem, directory: string, readOnly: boole
       return `covers offset ${hint.position.offsetBytes} of a ${covered.sizeBytes}-byte segment`;
     }
     const segmentIdSet = new Set(segments.map((segment) => segment.segmentId));
-    for (const location of hint.locations) {
-      if (!segmentIdSet.has(location.segmentId)) return `points into missing segment ${location.segmentId}`;
+    for (const segmentId of hint.segmentIds) {
+      if (!segmentIdSet.has(segmentId)) return `points into missing segment ${segmentId}`;
     }
     try {
       index = OrderedIndex.fromSorted(hint.keys, hint.locations);
@@ -154,6 +157,7 @@ export async function recover(fs: FileSystem, directory: string, readOnly: boole
     }
     report.usedCheckpoint = true;
     report.checkpointEntries = hint.keys.length;
+    liveBytes = hint.liveBytes;
     maxRevision = Math.max(maxRevision, hint.position.maxRevision);
     replayFrom = { segmentId: hint.position.segmentId, offsetBytes: hint.position.offsetBytes };
     return undefined;
@@ -182,15 +186,18 @@ export async function recover(fs: FileSystem, directory: string, readOnly: boole
         const key = entry.key.toString('latin1');
         const expired = entry.expiresAtMs !== undefined && entry.expiresAtMs <= nowMs;
         if (entry.type === EntryType.DELETE || expired) {
-          index.delete(key);
+          const removed = index.delete(key);
+          if (removed !== undefined) liveBytes -= removed.lengthBytes;
         } else {
-          index.set(key, {
+          liveBytes += entry.lengthBytes;
+          const replaced = index.set(key, {
             segmentId: segment.segmentId,
             offsetBytes: startOffset + entry.offsetBytes,
             lengthBytes: entry.lengthBytes,
             revision: entry.revision,
             expiresAtMs: entry.expiresAtMs,
           });
+          if (replaced !== undefined) liveBytes -= replaced.lengthBytes;
         }
       }, startOffset);
       report.replayedBytes += scan.endOffset;
@@ -227,5 +234,5 @@ export async function recover(fs: FileSystem, directory: string, readOnly: boole
     if (last !== undefined && last.summary === undefined) activeSegment = last;
   }
   report.durationMs = performance.now() - started;
-  return { index, segments, activeSegment, maxRevision, report };
+  return { index, segments, activeSegment, maxRevision, liveBytes, report };
 }

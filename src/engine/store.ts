@@ -24,6 +24,7 @@ import type { FileHandle, FileSystem } from '../fs/types.js';
 import { OrderedIndex, type IndexSnapshot, type KeyRange } from '../index/ordered-index.js';
 import {
   BATCH_HEADER_BYTES,
+  decodeEntry,
   encodeBatchHeader,
   encodeEntry,
   entryLength,
@@ -33,7 +34,7 @@ import {
   segmentFileName,
 } from '../log/format.js';
 import { writeHint, type EntryLocation, type HintPosition } from '../log/hint.js';
-import { readEntrySync } from '../log/segment-reader.js';
+import { ReadCache } from '../log/read-cache.js';
 import { SegmentWriter } from '../log/segment-writer.js';
 import { resolveOptions, type OpenOptions, type ResolvedOptions } from '../options.js';
 import { DirectoryLock } from './lock.js';
@@ -112,6 +113,21 @@ function checkTtl(value: unknown): number | undefined {
   return value;
 }
 
+const ASCII = /^[\x00-\x7f]*$/;
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice: (this: Uint8Array, start: number, end: number) => string }).latin1Slice;
+
+/** The bytes as a latin1 string: one char per byte, so JS string order is bytewise order. */
+function latin1(bytes: Uint8Array): string {
+  return latin1Slice.call(bytes, 0, bytes.length);
+}
+
+/** Whether `bytes` are the bytes of the latin1 string `key` (no allocation). */
+function sameKey(bytes: Buffer, key: string): boolean {
+  if (bytes.length !== key.length) return false;
+  for (let index = 0; index < key.length; index++) if (bytes[index] !== key.charCodeAt(index)) return false;
+  return true;
+}
+
 /** The smallest string greater than every string starting with `prefix`, or undefined if none. */
 function prefixUpperBound(prefix: string): string | undefined {
   let end = prefix.length;
@@ -129,6 +145,7 @@ export class Store {
   private index: OrderedIndex<EntryLocation>;
   private readonly segments = new Map<number, SegmentRecord>();
   private readonly readHandles = new Map<number, FileHandle>();
+  private readonly readCache: ReadCache;
   private active: SegmentWriter | undefined;
   private state: StoreState = 'open';
   private failure: SiltError | undefined;
@@ -169,6 +186,7 @@ export class Store {
     this.index = index;
     this.revision = revision;
     this.recoveryReport = report;
+    this.readCache = new ReadCache(options.cacheBytes);
   }
 
   /** Open (and recover) the store in `directory`. See `open()`. */
@@ -208,7 +226,7 @@ export class Store {
       for (const segment of recovered.segments) {
         store.segments.set(segment.segmentId, { segmentId: segment.segmentId, path: segment.path, sizeBytes: segment.sizeBytes });
       }
-      for (const [, location] of store.index.range()) store.liveBytes += location.lengthBytes;
+      store.liveBytes = recovered.liveBytes;
       if (recovered.report.usedCheckpoint && recovered.report.replayedEntries === 0) {
         const last = recovered.activeSegment;
         if (last !== undefined) store.checkpointPosition = { segmentId: last.segmentId, offsetBytes: last.sizeBytes };
@@ -240,13 +258,22 @@ export class Store {
   // ------------------------------------------------------------------------------------------
   // Reads
 
+  /** The key as a latin1 string (one char per byte), validated. */
   private keyString(key: unknown): string {
-    const bytes = toBytes(key, 'key');
-    if (bytes.length === 0) throw invalid('key must not be empty');
-    if (bytes.length > this.options.maxKeySize) {
-      throw new SiltError(ErrorCode.TOO_LARGE, `key of ${bytes.length} bytes exceeds maxKeySize ${this.options.maxKeySize}`);
+    let keyString: string;
+    if (typeof key === 'string') {
+      // An ASCII string's UTF-8 bytes are its chars: no encoding needed.
+      keyString = ASCII.test(key) ? key : latin1(Buffer.from(key, 'utf8'));
+    } else if (key instanceof Uint8Array) {
+      keyString = latin1(key);
+    } else {
+      throw invalid(`key must be a string or a Uint8Array, got ${key === null ? 'null' : typeof key}`);
     }
-    return bytes.toString('latin1');
+    if (keyString.length === 0) throw invalid('key must not be empty');
+    if (keyString.length > this.options.maxKeySize) {
+      throw new SiltError(ErrorCode.TOO_LARGE, `key of ${keyString.length} bytes exceeds maxKeySize ${this.options.maxKeySize}`);
+    }
+    return keyString;
   }
 
   private checkReadable(): void {
@@ -285,27 +312,35 @@ export class Store {
 
   /** Read and check the entry at `location`; it must hold `key` at the location's revision. */
   private readValue(key: string, location: EntryLocation): Buffer {
-    let decoded;
+    const segment = this.segments.get(location.segmentId);
+    if (segment === undefined) throw new SiltError(ErrorCode.CORRUPTION, `index points at missing segment ${location.segmentId}`);
+    let view;
     try {
-      decoded = readEntrySync(this.readHandle(location.segmentId), location.offsetBytes, location.lengthBytes);
+      view = this.readCache.view(this.readHandle(location.segmentId), location.segmentId, segment.sizeBytes, location.offsetBytes, location.lengthBytes);
     } catch (error) {
       throw toIoError(error, `reading segment ${location.segmentId}`);
     }
-    const where = `segment ${segmentFileName(location.segmentId)} offset ${location.offsetBytes}`;
-    if (typeof decoded === 'string') throw new SiltError(ErrorCode.CORRUPTION, `${where}: ${decoded}`);
-    if (decoded.type !== EntryType.PUT || decoded.value === undefined) {
-      throw new SiltError(ErrorCode.CORRUPTION, `${where}: expected a put entry`);
+    const end = view.start + location.lengthBytes;
+    const decoded = end <= view.bytes.length ? decodeEntry(view.bytes, view.start, end) : 'entry runs past the end of the file';
+    const corrupt = (reason: string) =>
+      new SiltError(ErrorCode.CORRUPTION, `segment ${segmentFileName(location.segmentId)} offset ${location.offsetBytes}: ${reason}`);
+    if (typeof decoded === 'string') throw corrupt(decoded);
+    if (decoded.type !== EntryType.PUT || decoded.value === undefined || decoded.lengthBytes !== location.lengthBytes) {
+      throw corrupt(`expected a put entry of ${location.lengthBytes} bytes`);
     }
-    if (decoded.revision !== location.revision || decoded.key.toString('latin1') !== key) {
-      throw new SiltError(ErrorCode.CORRUPTION, `${where}: entry does not hold the key the index expects`);
+    if (decoded.revision !== location.revision || !sameKey(decoded.key, key)) {
+      throw corrupt('entry does not hold the key the index expects');
     }
-    return decoded.value;
+    // A view into the cache must not escape: the caller could change the cached bytes.
+    return view.shared ? Buffer.from(decoded.value) : decoded.value;
   }
 
-  /** The value of `key`, or undefined. Verified against its checksum; synchronous. */
+  /** The value of `key`, or undefined when absent or expired. Verified; synchronous. */
   getSync(key: Bytes): Buffer | undefined {
-    const entry = this.getEntrySync(key);
-    return entry?.value;
+    this.checkReadable();
+    const keyString = this.keyString(key);
+    const location = this.index.get(keyString);
+    return this.isLive(location, Date.now()) ? this.readValue(keyString, location) : undefined;
   }
 
   /** The value of `key`, or undefined when absent or expired. */
@@ -315,10 +350,6 @@ export class Store {
 
   /** The key's value and revision, or undefined. */
   async getEntry(key: Bytes): Promise<Entry | undefined> {
-    return this.getEntrySync(key);
-  }
-
-  private getEntrySync(key: Bytes): Entry | undefined {
     this.checkReadable();
     const keyString = this.keyString(key);
     const location = this.index.get(keyString);
@@ -754,6 +785,7 @@ export class Store {
       recovery: { ...this.recoveryReport },
       writes: { ...this.counters },
       checkpoints: { ...this.checkpointCounters },
+      readCache: { bytes: this.readCache.sizeBytes, hits: this.readCache.hits, misses: this.readCache.misses },
     };
   }
 

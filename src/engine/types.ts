@@ -85,4 +85,6 @@ export interface StoreStats {
     userBytes: number;
   };
   checkpoints: { written: number; lastEntryCount: number; lastDurationMs: number; failures: number };
+  /** The block cache of segment reads: bytes held, and block hits and misses. */
+  readCache: { bytes: number; hits: number; misses: number };
 }

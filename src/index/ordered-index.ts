@@ -177,6 +177,28 @@ function removeAt<T>(array: T[], position: number): void {
   array.pop();
 }
 
+/**
+ * `insertAt` for the prefix arrays. A separate function on purpose: V8 generalizes the elements
+ * kind of arrays stored to from a store site that also saw object arrays, so sharing `insertAt`
+ * would turn the prefix arrays from unboxed doubles into arrays of pointers to boxed numbers.
+ */
+function insertNumberAt(array: number[], position: number, item: number): void {
+  let index = array.length;
+  array.push(item);
+  while (index > position) {
+    array[index] = array[index - 1] as number;
+    index--;
+  }
+  array[position] = item;
+}
+
+/** `removeAt` for the prefix arrays (see `insertNumberAt`). */
+function removeNumberAt(array: number[], position: number): void {
+  const last = array.length - 1;
+  for (let index = position; index < last; index++) array[index] = array[index + 1] as number;
+  array.pop();
+}
+
 function lookup<V>(root: TreeNode<V>, height: number, key: string): V | undefined {
   const prefix = keyPrefix(key);
   let node = root;
@@ -524,7 +546,7 @@ export class OrderedIndex<V> {
     }
     if (leaf.epoch !== this.epoch) leaf = this.makePathWritable();
     insertAt(leaf.keys, position, key);
-    insertAt(leaf.prefixes, position, prefix);
+    insertNumberAt(leaf.prefixes, position, prefix);
     insertAt(leaf.values, position, value);
     this.count++;
     if (leaf.keys.length > this.branchFactor) this.splitLeaf(leaf);
@@ -543,7 +565,7 @@ export class OrderedIndex<V> {
     const previous = leaf.values[position];
     if (leaf.epoch !== this.epoch) leaf = this.makePathWritable();
     removeAt(leaf.keys, position);
-    removeAt(leaf.prefixes, position);
+    removeNumberAt(leaf.prefixes, position);
     removeAt(leaf.values, position);
     this.count--;
     if (this.height > 0 && leaf.keys.length < this.minimumFill) this.rebalance();
@@ -709,7 +731,7 @@ export class OrderedIndex<V> {
       const parent = this.pathNodes[depth] as BranchNode<V>;
       const position = this.pathPositions[depth] as number;
       insertAt(parent.keys, position, separator);
-      insertAt(parent.prefixes, position, separatorPrefix);
+      insertNumberAt(parent.prefixes, position, separatorPrefix);
       insertAt(parent.children, position + 1, right);
       if (parent.children.length <= this.branchFactor) return;
       // Children [0, middle) stay, separator keys[middle - 1] moves up, the rest go right.
@@ -756,7 +778,7 @@ export class OrderedIndex<V> {
           const leaf = node as LeafNode<V>;
           const from = left as LeafNode<V>;
           insertAt(leaf.keys, 0, from.keys.pop() as string);
-          insertAt(leaf.prefixes, 0, from.prefixes.pop() as number);
+          insertNumberAt(leaf.prefixes, 0, from.prefixes.pop() as number);
           insertAt(leaf.values, 0, from.values.pop() as V);
           parent.keys[position - 1] = leaf.keys[0] as string;
           parent.prefixes[position - 1] = leaf.prefixes[0] as number;
@@ -764,7 +786,7 @@ export class OrderedIndex<V> {
           const branch = node as BranchNode<V>;
           const from = left as BranchNode<V>;
           insertAt(branch.keys, 0, parent.keys[position - 1] as string);
-          insertAt(branch.prefixes, 0, parent.prefixes[position - 1] as number);
+          insertNumberAt(branch.prefixes, 0, parent.prefixes[position - 1] as number);
           insertAt(branch.children, 0, from.children.pop() as TreeNode<V>);
           parent.keys[position - 1] = from.keys.pop() as string;
           parent.prefixes[position - 1] = from.prefixes.pop() as number;
@@ -780,7 +802,7 @@ export class OrderedIndex<V> {
           leaf.prefixes.push(from.prefixes[0] as number);
           leaf.values.push(from.values[0] as V);
           removeAt(from.keys, 0);
-          removeAt(from.prefixes, 0);
+          removeNumberAt(from.prefixes, 0);
           removeAt(from.values, 0);
           parent.keys[position] = from.keys[0] as string;
           parent.prefixes[position] = from.prefixes[0] as number;
@@ -793,7 +815,7 @@ export class OrderedIndex<V> {
           parent.keys[position] = from.keys[0] as string;
           parent.prefixes[position] = from.prefixes[0] as number;
           removeAt(from.keys, 0);
-          removeAt(from.prefixes, 0);
+          removeNumberAt(from.prefixes, 0);
           removeAt(from.children, 0);
         }
         return;
@@ -833,7 +855,7 @@ export class OrderedIndex<V> {
         for (let index = 0; index < source.children.length; index++) target.children.push(source.children[index] as TreeNode<V>);
       }
       removeAt(parent.keys, leftPosition);
-      removeAt(parent.prefixes, leftPosition);
+      removeNumberAt(parent.prefixes, leftPosition);
       removeAt(parent.children, leftPosition + 1);
     }
     // The loop reached the root (depth 0) through merges: collapse a one-child root.

@@ -116,6 +116,10 @@ export interface LoadedHint {
   position: HintPosition;
   keys: string[];
   locations: EntryLocation[];
+  /** Sum of the entries' lengths: the live log bytes the checkpoint describes. */
+  liveBytes: number;
+  /** Distinct segment ids the entries point into. */
+  segmentIds: Set<number>;
 }
 
 /** Decode a checkpoint: magic, version, header checksum, then entries checksum; a reason on failure. */
@@ -135,8 +139,12 @@ export function decodeHint(bytes: Buffer, nowMs: number): LoadedHint | string {
     maxRevision: readUint64(bytes, 24),
   };
   const entryCount = bytes.readUInt32LE(32);
-  const keys: string[] = [];
-  const locations: EntryLocation[] = [];
+  const keys: string[] = new Array(entryCount);
+  const locations: EntryLocation[] = new Array(entryCount);
+  const segmentIds = new Set<number>();
+  let lastSegmentId = -1;
+  let liveBytes = 0;
+  let kept = 0;
   let cursor = HINT_HEADER_BYTES;
   let previousKey: string | undefined;
   for (let index = 0; index < entryCount; index++) {
@@ -159,9 +167,17 @@ export function decodeHint(bytes: Buffer, nowMs: number): LoadedHint | string {
     if (previousKey !== undefined && !(previousKey < key)) return 'keys out of order';
     previousKey = key;
     if (expiresAtMs !== undefined && expiresAtMs <= nowMs) continue;
-    keys.push(key);
-    locations.push({ segmentId, offsetBytes, lengthBytes, revision, expiresAtMs });
+    if (segmentId !== lastSegmentId) {
+      segmentIds.add(segmentId);
+      lastSegmentId = segmentId;
+    }
+    liveBytes += lengthBytes;
+    keys[kept] = key;
+    locations[kept] = { segmentId, offsetBytes, lengthBytes, revision, expiresAtMs };
+    kept++;
   }
   if (cursor !== entriesEnd) return 'entries do not fill the file';
-  return { position, keys, locations };
+  keys.length = kept;
+  locations.length = kept;
+  return { position, keys, locations, liveBytes, segmentIds };
 }
