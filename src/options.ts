@@ -9,7 +9,7 @@
  */
 import { ErrorCode, SiltError } from './errors.js';
 import type { FileSystem } from './fs/types.js';
-import { ENTRY_BYTES_MAX, KEY_BYTES_MAX } from './log/format.js';
+import { KEY_BYTES_MAX } from './log/format.js';
 
 /**
  * - `'sync'` (default): a write's promise resolves after its record is on disk (fdatasync, and a
@@ -28,8 +28,12 @@ export interface OpenOptions {
   createIfMissing?: boolean;
   /** Largest key in bytes. Default 4096; at most 65535. */
   maxKeySize?: number;
-  /** Largest value in bytes. Default 64 MiB. */
+  /** Largest value in bytes. Default 1 TiB. */
   maxValueSize?: number;
+  /** Values larger than this many bytes go to the block store; smaller ones stay in the log. Default 128 KiB. */
+  valueThreshold?: number;
+  /** Size of the blocks large values are cut into. Default 1 MiB. */
+  blockBytes?: number;
   /** A segment is sealed and a new one started once it reaches this size. Default 64 MiB. */
   segmentBytes?: number;
   /** Largest number of bytes written (and fsynced) as one group commit. Default 4 MiB. */
@@ -52,6 +56,8 @@ export interface ResolvedOptions {
   createIfMissing: boolean;
   maxKeySize: number;
   maxValueSize: number;
+  valueThreshold: number;
+  blockBytes: number;
   segmentBytes: number;
   groupBytesMax: number;
   batchOperationsMax: number;
@@ -65,7 +71,9 @@ export const DEFAULTS: Readonly<ResolvedOptions> = Object.freeze({
   readOnly: false,
   createIfMissing: true,
   maxKeySize: 4096,
-  maxValueSize: 64 * 1024 * 1024,
+  maxValueSize: 2 ** 40,
+  valueThreshold: 128 * 1024,
+  blockBytes: 1024 * 1024,
   segmentBytes: 64 * 1024 * 1024,
   groupBytesMax: 4 * 1024 * 1024,
   batchOperationsMax: 100_000,
@@ -113,7 +121,9 @@ export function resolveOptions(options: OpenOptions | undefined): ResolvedOption
     readOnly: booleanOption(options, 'readOnly'),
     createIfMissing: booleanOption(options, 'createIfMissing'),
     maxKeySize: integerOption(options, 'maxKeySize', 1, KEY_BYTES_MAX),
-    maxValueSize: integerOption(options, 'maxValueSize', 0, ENTRY_BYTES_MAX - KEY_BYTES_MAX - 64),
+    maxValueSize: integerOption(options, 'maxValueSize', 0, Number.MAX_SAFE_INTEGER),
+    valueThreshold: integerOption(options, 'valueThreshold', 0, 64 * 1024 * 1024),
+    blockBytes: integerOption(options, 'blockBytes', 4096, 256 * 1024 * 1024),
     segmentBytes: integerOption(options, 'segmentBytes', 4096, 0xffff_ffff),
     groupBytesMax: integerOption(options, 'groupBytesMax', 4096, 1 << 30),
     batchOperationsMax: integerOption(options, 'batchOperationsMax', 1, 10_000_000),

@@ -15,7 +15,15 @@
  */
 import { ErrorCode, SiltError, toIoError } from '../errors.js';
 import type { FileHandle, FileSystem } from '../fs/types.js';
-import { EntryType, parseSegmentFileName, SEGMENT_HEADER_BYTES, type SegmentSummary } from '../log/format.js';
+import {
+  decodeEntry,
+  decodeReference,
+  EntryType,
+  parseSegmentFileName,
+  SEGMENT_HEADER_BYTES,
+  type SegmentSummary,
+} from '../log/format.js';
+import type { ValueReference } from '../log/format.js';
 import { decodeHint, HINT_FILE_NAME, type EntryLocation } from '../log/hint.js';
 import { readFully, readSegmentInfo, scanSegment } from '../log/segment-reader.js';
 import { OrderedIndex } from '../index/ordered-index.js';
@@ -53,6 +61,8 @@ export interface RecoveryResult {
   maxRevision: number;
   /** Sum of the lengths of the entries the index points at. */
   liveBytes: number;
+  /** Keys whose live values are held in the block store. */
+  referenceKeys: Set<string>;
   report: RecoveryReport;
 }
 
@@ -126,6 +136,8 @@ export async function recover(fs: FileSystem, directory: string, readOnly: boole
   // 2. The checkpoint.
   let index = new OrderedIndex<EntryLocation>();
   let liveBytes = 0;
+  /** Keys whose values are held in blocks. */
+  const referenceKeys = new Set<string>();
   let replayFrom = { segmentId: segments[0]?.segmentId ?? 0, offsetBytes: SEGMENT_HEADER_BYTES };
   if (names.includes(HINT_FILE_NAME)) {
     const problem = await loadCheckpoint();
@@ -149,6 +161,24 @@ export async function recover(fs: FileSystem, directory: string, readOnly: boole
     const segmentIdSet = new Set(segments.map((segment) => segment.segmentId));
     for (const segmentId of hint.segmentIds) {
       if (!segmentIdSet.has(segmentId)) return `points into missing segment ${segmentId}`;
+    }
+    // Values held in blocks: read their records to learn the blocks (for reference counts).
+    for (const position of hint.referencePositions) {
+      const location = hint.locations[position] as EntryLocation;
+      const segment = segments.find((candidate) => candidate.segmentId === location.segmentId) as RecoveredSegment;
+      const bytes = Buffer.alloc(location.lengthBytes);
+      const handle = await fs.open(segment.path, 'read');
+      try {
+        await readFully(handle, bytes, location.offsetBytes);
+      } finally {
+        await handle.close();
+      }
+      const entry = decodeEntry(bytes);
+      if (typeof entry === 'string' || entry.type !== EntryType.PUT_REFERENCE || entry.revision !== location.revision) {
+        throw corruption(`segment ${segment.path} offset ${location.offsetBytes}: ${typeof entry === 'string' ? entry : 'not the reference the checkpoint names'}`);
+      }
+      location.reference = decodeReference(entry.value as Buffer) as ValueReference;
+      referenceKeys.add(hint.keys[position] as string);
     }
     try {
       index = OrderedIndex.fromSorted(hint.keys, hint.locations);
@@ -185,18 +215,24 @@ export async function recover(fs: FileSystem, directory: string, readOnly: boole
         if (entry.revision > maxRevision) maxRevision = entry.revision;
         const key = entry.key.toString('latin1');
         const expired = entry.expiresAtMs !== undefined && entry.expiresAtMs <= nowMs;
+        referenceKeys.delete(key);
         if (entry.type === EntryType.DELETE || expired) {
           const removed = index.delete(key);
           if (removed !== undefined) liveBytes -= removed.lengthBytes;
         } else {
           liveBytes += entry.lengthBytes;
-          const replaced = index.set(key, {
+          const location: EntryLocation = {
             segmentId: segment.segmentId,
             offsetBytes: startOffset + entry.offsetBytes,
             lengthBytes: entry.lengthBytes,
             revision: entry.revision,
             expiresAtMs: entry.expiresAtMs,
-          });
+          };
+          if (entry.type === EntryType.PUT_REFERENCE) {
+            location.reference = decodeReference(entry.value as Buffer) as ValueReference;
+            referenceKeys.add(key);
+          }
+          const replaced = index.set(key, location);
           if (replaced !== undefined) liveBytes -= replaced.lengthBytes;
         }
       }, startOffset);
@@ -234,5 +270,5 @@ export async function recover(fs: FileSystem, directory: string, readOnly: boole
     if (last !== undefined && last.summary === undefined) activeSegment = last;
   }
   report.durationMs = performance.now() - started;
-  return { index, segments, activeSegment, maxRevision, liveBytes, report };
+  return { index, segments, activeSegment, maxRevision, liveBytes, referenceKeys, report };
 }

@@ -18,15 +18,25 @@
  *              │                                   │
  *              └──────────── close() ──────────────┴──► 'closing' ──► 'closed'
  */
+import { createHash } from 'node:crypto';
+import { constants as bufferConstants } from 'node:buffer';
+import { addAbortSignal, Readable } from 'node:stream';
 import { ErrorCode, SiltError, toIoError } from '../errors.js';
 import { NodeFileSystem } from '../fs/node-file-system.js';
 import type { FileHandle, FileSystem } from '../fs/types.js';
 import { OrderedIndex, type IndexSnapshot, type KeyRange } from '../index/ordered-index.js';
 import {
   BATCH_HEADER_BYTES,
+  ENTRY_HEADER_BYTES,
   decodeEntry,
   encodeBatchHeader,
   encodeEntry,
+  encodeReference,
+  type KeyEntryType,
+  referenceBlockCount,
+  referenceBlockHash,
+  referenceBlockLength,
+  type ValueReference,
   entryLength,
   EntryType,
   SEGMENT_HEADER_BYTES,
@@ -37,6 +47,7 @@ import { writeHint, type EntryLocation, type HintPosition } from '../log/hint.js
 import { ReadCache } from '../log/read-cache.js';
 import { SegmentWriter } from '../log/segment-writer.js';
 import { resolveOptions, type OpenOptions, type ResolvedOptions } from '../options.js';
+import { BlockStore, sha256 } from '../blob/block-store.js';
 import { DirectoryLock } from './lock.js';
 import { recover, type RecoveryReport } from './recovery.js';
 import type {
@@ -46,24 +57,38 @@ import type {
   DeleteResult,
   Entry,
   PutOptions,
+  PutStreamOptions,
+  PutStreamResult,
   RangeOptions,
+  ReadStreamOptions,
+  ValueStat,
   StoreState,
   StoreStats,
   WriteResult,
 } from './types.js';
 
 const defaultFileSystem = new NodeFileSystem();
+const BUFFER_BYTES_MAX = bufferConstants.MAX_LENGTH;
+/** Blocks of one large write being written at once (each holds a `blockBytes` buffer). */
+const BLOCK_WRITES_IN_FLIGHT = 4;
+
+async function* concatIterables(head: Buffer[], rest: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  yield* head;
+  yield* rest;
+}
 
 /** One key's change inside a queued write. */
 interface PendingOperation {
   key: string;
   keyBytes: Buffer;
-  type: typeof EntryType.PUT | typeof EntryType.DELETE;
+  type: KeyEntryType;
   /** Offset of the entry inside the write's bytes, and its length. */
   relativeOffsetBytes: number;
   lengthBytes: number;
   expiresAtMs: number | undefined;
   userBytes: number;
+  /** For PUT_REFERENCE: the blocks the value is in. */
+  reference?: ValueReference | undefined;
 }
 
 /** A write waiting for (or in) a group commit. */
@@ -167,6 +192,12 @@ export class Store {
   private checkpointPosition: { segmentId: number; offsetBytes: number } | undefined;
 
   private liveBytes = 0;
+  private readonly blocks: BlockStore;
+  private orphanBlocksRemoved = 0;
+  /** Live versions pointing at each block (hex hash); absent = zero. */
+  private readonly referenceCounts = new Map<string, number>();
+  /** Bytes of the live values held in blocks, counting each value (not each block) once. */
+  private logicalBlockBytes = 0;
   private readonly counters = { puts: 0, deletes: 0, batches: 0, groups: 0, fsyncs: 0, logBytes: 0, userBytes: 0 };
   private readonly checkpointCounters = { written: 0, lastEntryCount: 0, lastDurationMs: 0, failures: 0 };
 
@@ -187,6 +218,7 @@ export class Store {
     this.revision = revision;
     this.recoveryReport = report;
     this.readCache = new ReadCache(options.cacheBytes);
+    this.blocks = new BlockStore(fs, directory);
   }
 
   /** Open (and recover) the store in `directory`. See `open()`. */
@@ -227,16 +259,41 @@ export class Store {
         store.segments.set(segment.segmentId, { segmentId: segment.segmentId, path: segment.path, sizeBytes: segment.sizeBytes });
       }
       store.liveBytes = recovered.liveBytes;
+      for (const key of recovered.referenceKeys) {
+        const reference = store.index.get(key)?.reference;
+        if (reference !== undefined) store.retain(reference);
+      }
+      const leftovers = await store.blocks.open(options.readOnly, directory);
       if (recovered.report.usedCheckpoint && recovered.report.replayedEntries === 0) {
         const last = recovered.activeSegment;
         if (last !== undefined) store.checkpointPosition = { segmentId: last.segmentId, offsetBytes: last.sizeBytes };
       }
-      if (!options.readOnly) await store.startWriting(recovered.activeSegment);
+      if (!options.readOnly) {
+        await store.startWriting(recovered.activeSegment);
+        await store.sweepOrphanBlocks(leftovers);
+      }
+      await store.blocks.measure();
       return store;
     } catch (error) {
       await lock?.release();
       throw error;
     }
+  }
+
+  /**
+   * Remove block files no live key references (left by aborted or crashed writes, and blocks
+   * whose last reference went away before the last close). Runs at open, before any write or
+   * reader exists, and only after the recovered log is durable, so the records that dropped the
+   * references cannot come back after a power loss.
+   */
+  private async sweepOrphanBlocks(leftovers: string[]): Promise<void> {
+    const orphans = [...this.blocks.presentHashes()].filter((hex) => !this.referenceCounts.has(hex));
+    if (orphans.length === 0 && leftovers.length === 0) return;
+    await (this.active as SegmentWriter).datasync();
+    for (const name of leftovers) await this.blocks.removeLeftover(name);
+    for (const hex of orphans) await this.blocks.remove(hex);
+    await this.blocks.syncDirectory();
+    this.orphanBlocksRemoved = orphans.length;
   }
 
   private async startWriting(activeSegment: { segmentId: number; path: string; sizeBytes: number; baseRevision: number } | undefined): Promise<void> {
@@ -325,14 +382,84 @@ export class Store {
     const corrupt = (reason: string) =>
       new SiltError(ErrorCode.CORRUPTION, `segment ${segmentFileName(location.segmentId)} offset ${location.offsetBytes}: ${reason}`);
     if (typeof decoded === 'string') throw corrupt(decoded);
-    if (decoded.type !== EntryType.PUT || decoded.value === undefined || decoded.lengthBytes !== location.lengthBytes) {
+    const expectedType = location.reference === undefined ? EntryType.PUT : EntryType.PUT_REFERENCE;
+    if (decoded.type !== expectedType || decoded.value === undefined || decoded.lengthBytes !== location.lengthBytes) {
       throw corrupt(`expected a put entry of ${location.lengthBytes} bytes`);
     }
     if (decoded.revision !== location.revision || !sameKey(decoded.key, key)) {
       throw corrupt('entry does not hold the key the index expects');
     }
+    if (location.reference !== undefined) return this.readReferenceSync(location.reference);
     // A view into the cache must not escape: the caller could change the cached bytes.
     return view.shared ? Buffer.from(decoded.value) : decoded.value;
+  }
+
+  /** The whole value held in blocks, each block verified against its hash. */
+  private readReferenceSync(reference: ValueReference): Buffer {
+    if (reference.sizeBytes > BUFFER_BYTES_MAX) {
+      throw new SiltError(ErrorCode.TOO_LARGE, `a ${reference.sizeBytes}-byte value does not fit in one Buffer: use createReadStream`);
+    }
+    const value = Buffer.allocUnsafe(reference.sizeBytes);
+    const count = referenceBlockCount(reference);
+    for (let index = 0; index < count; index++) {
+      const block = this.blocks.readSync(referenceBlockHash(reference, index), referenceBlockLength(reference, index));
+      block.copy(value, index * reference.blockBytes);
+    }
+    return value;
+  }
+
+  /**
+   * A Readable of the key's value, or of bytes `start..end` (inclusive, as in
+   * `fs.createReadStream`). Only the blocks the range touches are read, each verified whole. The
+   * stream reads the value as it is when this is called. A missing key errors with NOT_FOUND.
+   */
+  createReadStream(key: Bytes, options?: ReadStreamOptions): Readable {
+    this.checkReadable();
+    const keyString = this.keyString(key);
+    const start = options?.start ?? 0;
+    if (!Number.isSafeInteger(start) || start < 0) throw invalid(`start must be a non-negative integer, got ${String(start)}`);
+    const end = options?.end ?? Infinity;
+    if (end !== Infinity && (!Number.isSafeInteger(end) || end < 0)) throw invalid(`end must be a non-negative integer, got ${String(end)}`);
+    const signal = options?.signal;
+    const location = this.index.get(keyString);
+    if (!this.isLive(location, Date.now())) throw new SiltError(ErrorCode.NOT_FOUND, 'key not found');
+    const reference = location.reference;
+    const sizeBytes = reference?.sizeBytes ?? (location.lengthBytes - ENTRY_HEADER_BYTES - keyString.length - (location.expiresAtMs === undefined ? 0 : 8));
+    if (start > sizeBytes) throw invalid(`start ${start} is past the end of a ${sizeBytes}-byte value`);
+    const last = Math.min(end, sizeBytes - 1);
+    const store = this;
+    async function* chunks(): AsyncGenerator<Buffer> {
+      if (last < start) return;
+      if (reference === undefined) {
+        yield store.readValue(keyString, location as EntryLocation).subarray(start, last + 1);
+        return;
+      }
+      const firstBlock = Math.floor(start / reference.blockBytes);
+      const lastBlock = Math.floor(last / reference.blockBytes);
+      for (let index = firstBlock; index <= lastBlock; index++) {
+        store.checkReadable();
+        const block = await store.blocks.read(referenceBlockHash(reference, index), referenceBlockLength(reference, index));
+        const blockStart = index * reference.blockBytes;
+        yield block.subarray(Math.max(start, blockStart) - blockStart, Math.min(last + 1, blockStart + block.length) - blockStart);
+      }
+    }
+    const stream = Readable.from(chunks(), { objectMode: false });
+    if (signal !== undefined) addAbortSignal(signal, stream);
+    return stream;
+  }
+
+  /** Size, revision, SHA-256 digest (hex) and block count of the key's value, or undefined. */
+  async stat(key: Bytes): Promise<ValueStat | undefined> {
+    this.checkReadable();
+    const keyString = this.keyString(key);
+    const location = this.index.get(keyString);
+    if (!this.isLive(location, Date.now())) return undefined;
+    if (location.reference !== undefined) {
+      const reference = location.reference;
+      return { size: reference.sizeBytes, revision: location.revision, digest: reference.digest.toString('hex'), blocks: referenceBlockCount(reference) };
+    }
+    const value = this.readValue(keyString, location);
+    return { size: value.length, revision: location.revision, digest: sha256(value).toString('hex'), blocks: 0 };
   }
 
   /** The value of `key`, or undefined when absent or expired. Verified; synchronous. */
@@ -458,31 +585,171 @@ export class Store {
     return bytes;
   }
 
-  /** Store `value` under `key`. Resolves when durable per the store's durability mode. */
+  /** Validate `ifRevision`/`ifAbsent` and check them against the key's current state. */
+  private checkConditions(keyString: string, options: PutOptions | undefined): void {
+    const ifRevision = checkRevisionOption(options?.ifRevision, 'ifRevision');
+    if (options?.ifAbsent !== undefined && typeof options.ifAbsent !== 'boolean') throw invalid('ifAbsent must be a boolean');
+    if (ifRevision === undefined && options?.ifAbsent !== true) return;
+    const current = this.currentRevision(keyString);
+    if ((ifRevision !== undefined && current !== ifRevision) || (options?.ifAbsent === true && current !== 0)) {
+      throw new SiltError(ErrorCode.CONFLICT, `condition failed: the key is at revision ${current}`, { currentRevision: current });
+    }
+  }
+
+  /**
+   * Store `value` under `key`. Resolves when durable per the store's durability mode. Values
+   * larger than `valueThreshold` go to the block store (always fsynced before their record).
+   */
   async put(key: Bytes, value: Bytes, options?: PutOptions): Promise<WriteResult> {
     this.checkWritable();
     const keyString = this.keyString(key);
     const valueBytes = this.valueBytes(value);
-    const ifRevision = checkRevisionOption(options?.ifRevision, 'ifRevision');
     const ttlMs = checkTtl(options?.ttlMs);
-    if (options?.ifAbsent !== undefined && typeof options.ifAbsent !== 'boolean') throw invalid('ifAbsent must be a boolean');
-    if (ifRevision !== undefined || options?.ifAbsent === true) {
-      const current = this.currentRevision(keyString);
-      if ((ifRevision !== undefined && current !== ifRevision) || (options?.ifAbsent === true && current !== 0)) {
-        throw new SiltError(ErrorCode.CONFLICT, `condition failed: the key is at revision ${current}`, { currentRevision: current });
-      }
+    this.checkConditions(keyString, options);
+    if (valueBytes.length > this.options.valueThreshold) {
+      const reference = await this.writeBlocks([valueBytes], undefined);
+      // The blocks took time: the store may have closed and the key changed meanwhile.
+      this.checkWritable();
+      this.checkConditions(keyString, options);
+      return { revision: await this.commitPut(keyString, undefined, reference, ttlMs) };
     }
+    return { revision: await this.commitPut(keyString, valueBytes, undefined, ttlMs) };
+  }
+
+  /** Queue the record of one put (inline `value`, or a block `reference`); resolves with its revision once committed. */
+  private async commitPut(keyString: string, value: Buffer | undefined, reference: ValueReference | undefined, ttlMs: number | undefined): Promise<number> {
     const revision = ++this.revision;
     const keyBytes = Buffer.from(keyString, 'latin1');
     const expiresAtMs = ttlMs === undefined ? undefined : Date.now() + ttlMs;
-    const length = entryLength(keyBytes, valueBytes, expiresAtMs !== undefined);
+    const type = reference === undefined ? EntryType.PUT : EntryType.PUT_REFERENCE;
+    const payload = reference === undefined ? (value as Buffer) : encodeReference(reference);
+    const length = entryLength(keyBytes, payload, expiresAtMs !== undefined);
     const bytes = Buffer.allocUnsafe(length);
-    encodeEntry(bytes, 0, { type: EntryType.PUT, key: keyBytes, value: valueBytes, revision, expiresAtMs });
+    encodeEntry(bytes, 0, { type, key: keyBytes, value: payload, revision, expiresAtMs });
     this.counters.puts++;
+    const userBytes = keyBytes.length + (reference === undefined ? payload.length : reference.sizeBytes);
     await this.enqueue(revision, bytes, [
-      { key: keyString, keyBytes, type: EntryType.PUT, relativeOffsetBytes: 0, lengthBytes: length, expiresAtMs, userBytes: keyBytes.length + valueBytes.length },
+      { key: keyString, keyBytes, type, relativeOffsetBytes: 0, lengthBytes: length, expiresAtMs, userBytes, reference },
     ]);
-    return { revision };
+    return revision;
+  }
+
+  /**
+   * Store a value read from `source` without holding it in memory: it is cut into blocks as it
+   * arrives. Resolves with the revision, size and SHA-256 digest once the write is durable. An
+   * aborted `signal`, or a source that throws, rejects and leaves the key as it was.
+   */
+  async putStream(key: Bytes, source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options?: PutStreamOptions): Promise<PutStreamResult> {
+    this.checkWritable();
+    const keyString = this.keyString(key);
+    const ttlMs = checkTtl(options?.ttlMs);
+    const signal = options?.signal;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid('signal must be an AbortSignal');
+    if (source === null || typeof source !== 'object' || (!(Symbol.asyncIterator in source) && !(Symbol.iterator in source))) {
+      throw invalid('source must be a Readable or an (async) iterable of Uint8Array chunks');
+    }
+    this.checkConditions(keyString, options);
+    signal?.throwIfAborted();
+    const onAbort = () => (source as { destroy?: (error: unknown) => void }).destroy?.(signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      // Small values stay inline: read up to the threshold before deciding.
+      const iterator = (Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : (source as Iterable<Uint8Array>)[Symbol.iterator]()) as
+        | AsyncIterator<Uint8Array>
+        | Iterator<Uint8Array>;
+      const head: Buffer[] = [];
+      let headBytes = 0;
+      let done = false;
+      while (headBytes <= this.options.valueThreshold) {
+        const next = await iterator.next();
+        signal?.throwIfAborted();
+        if (next.done) {
+          done = true;
+          break;
+        }
+        const chunk = this.streamChunk(next.value);
+        head.push(chunk);
+        headBytes += chunk.length;
+      }
+      let revision: number;
+      let sizeBytes: number;
+      let digest: Buffer;
+      if (done) {
+        const value = this.valueBytes(Buffer.concat(head, headBytes));
+        this.checkConditions(keyString, options);
+        revision = await this.commitPut(keyString, value, undefined, ttlMs);
+        sizeBytes = value.length;
+        digest = sha256(value);
+      } else {
+        const rest = { [Symbol.asyncIterator]: () => iterator as AsyncIterator<Uint8Array> };
+        const reference = await this.writeBlocks(concatIterables(head, rest), signal);
+        this.checkWritable();
+        this.checkConditions(keyString, options);
+        revision = await this.commitPut(keyString, undefined, reference, ttlMs);
+        sizeBytes = reference.sizeBytes;
+        digest = reference.digest;
+      }
+      return { revision, size: sizeBytes, digest: digest.toString('hex') };
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  private streamChunk(chunk: unknown): Buffer {
+    if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    throw invalid(`stream chunks must be Uint8Array, got ${typeof chunk}`);
+  }
+
+  /**
+   * Cut `chunks` into blocks of `blockBytes`, store each (deduplicated), and make their names
+   * durable. Memory stays bounded: at most `BLOCK_WRITES_IN_FLIGHT` blocks are buffered.
+   */
+  private async writeBlocks(chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, signal: AbortSignal | undefined): Promise<ValueReference> {
+    const blockBytes = this.options.blockBytes;
+    const digest = createHash('sha256');
+    const hashes: Buffer[] = [];
+    const inFlight: Array<Promise<void>> = [];
+    let block = Buffer.allocUnsafe(blockBytes);
+    let filled = 0;
+    let sizeBytes = 0;
+    const flushBlock = async () => {
+      const data = block.subarray(0, filled);
+      const hash = sha256(data);
+      hashes.push(hash);
+      const write = this.blocks.write(hash, data);
+      inFlight.push(write);
+      // Each block has its own buffer until its write settles; wait when too many are in flight.
+      if (inFlight.length >= BLOCK_WRITES_IN_FLIGHT) await inFlight.shift();
+      block = Buffer.allocUnsafe(blockBytes);
+      filled = 0;
+    };
+    try {
+      for await (const raw of chunks) {
+        signal?.throwIfAborted();
+        const chunk = this.streamChunk(raw);
+        sizeBytes += chunk.length;
+        if (sizeBytes > this.options.maxValueSize) {
+          throw new SiltError(ErrorCode.TOO_LARGE, `value exceeds maxValueSize ${this.options.maxValueSize}`);
+        }
+        digest.update(chunk);
+        let offset = 0;
+        while (offset < chunk.length) {
+          const copied = chunk.copy(block, filled, offset, Math.min(chunk.length, offset + blockBytes - filled));
+          filled += copied;
+          offset += copied;
+          if (filled === blockBytes) await flushBlock();
+        }
+      }
+      if (filled > 0) await flushBlock();
+      await Promise.all(inFlight);
+    } catch (error) {
+      await Promise.allSettled(inFlight);
+      throw error;
+    }
+    signal?.throwIfAborted();
+    // Every block's name is durable before the record that points at it is written.
+    await this.blocks.syncDirectory();
+    return { sizeBytes, blockBytes, digest: digest.digest(), blockHashes: Buffer.concat(hashes) };
   }
 
   /** Delete `key`. Writes nothing when the key is absent. */
@@ -521,11 +788,30 @@ export class Store {
       const key = Buffer.from(this.keyString(operation.key), 'latin1');
       if (operation.type === 'put') {
         const ttlMs = checkTtl(operation.ttlMs);
-        return { type: EntryType.PUT, key, value: this.valueBytes(operation.value), expiresAtMs: ttlMs === undefined ? undefined : nowMs + ttlMs };
+        const value: Buffer = this.valueBytes(operation.value);
+        return {
+          type: EntryType.PUT as KeyEntryType,
+          key,
+          value,
+          expiresAtMs: ttlMs === undefined ? undefined : nowMs + ttlMs,
+          reference: undefined as ValueReference | undefined,
+          userBytes: key.length + value.length,
+        };
       }
-      if (operation.type === 'delete') return { type: EntryType.DELETE, key, value: undefined, expiresAtMs: undefined };
+      if (operation.type === 'delete') {
+        return { type: EntryType.DELETE as KeyEntryType, key, value: undefined as Buffer | undefined, expiresAtMs: undefined, reference: undefined, userBytes: key.length };
+      }
       throw invalid(`batch operation ${position} has unknown type ${String((operation as { type: unknown }).type)}`);
     });
+    // Large values go to blocks first; the batch's one record then points at them.
+    for (const operation of prepared) {
+      if (operation.value !== undefined && operation.value.length > this.options.valueThreshold) {
+        operation.reference = await this.writeBlocks([operation.value], undefined);
+        operation.type = EntryType.PUT_REFERENCE;
+        operation.value = encodeReference(operation.reference);
+      }
+    }
+    this.checkWritable();
     let length = BATCH_HEADER_BYTES;
     for (const operation of prepared) length += entryLength(operation.key, operation.value, operation.expiresAtMs !== undefined);
     if (length > 0xffff_ffff) throw new SiltError(ErrorCode.TOO_LARGE, 'batch exceeds 4 GiB');
@@ -536,7 +822,7 @@ export class Store {
     let cursor = BATCH_HEADER_BYTES;
     for (const operation of prepared) {
       const entryBytes = encodeEntry(bytes, cursor, {
-        type: operation.type as typeof EntryType.PUT,
+        type: operation.type,
         key: operation.key,
         value: operation.value,
         revision,
@@ -545,11 +831,12 @@ export class Store {
       pendingOperations.push({
         key: operation.key.toString('latin1'),
         keyBytes: operation.key,
-        type: operation.type as typeof EntryType.PUT,
+        type: operation.type,
         relativeOffsetBytes: cursor,
         lengthBytes: entryBytes,
         expiresAtMs: operation.expiresAtMs,
-        userBytes: operation.key.length + (operation.value?.length ?? 0),
+        userBytes: operation.userBytes,
+        reference: operation.reference,
       });
       cursor += entryBytes;
     }
@@ -648,17 +935,25 @@ export class Store {
         active.note(operation.type, operation.keyBytes, write.revision);
         this.counters.userBytes += operation.userBytes;
         const previous = this.index.get(operation.key);
-        if (previous !== undefined) this.liveBytes -= previous.lengthBytes;
+        if (previous !== undefined) {
+          this.liveBytes -= previous.lengthBytes;
+          if (previous.reference !== undefined) this.release(previous.reference);
+        }
         if (operation.type === EntryType.DELETE) {
           this.index.delete(operation.key);
         } else {
-          this.index.set(operation.key, {
+          const location: EntryLocation = {
             segmentId: active.segmentId,
             offsetBytes: writeOffset + operation.relativeOffsetBytes,
             lengthBytes: operation.lengthBytes,
             revision: write.revision,
             expiresAtMs: operation.expiresAtMs,
-          });
+          };
+          if (operation.reference !== undefined) {
+            location.reference = operation.reference;
+            this.retain(operation.reference);
+          }
+          this.index.set(operation.key, location);
           this.liveBytes += operation.lengthBytes;
         }
       }
@@ -666,6 +961,32 @@ export class Store {
       writeOffset += write.bytes.length;
     }
     for (const write of group) write.resolve();
+  }
+
+  /** Count one more live version pointing at each block of `reference`. */
+  private retain(reference: ValueReference): void {
+    this.logicalBlockBytes += reference.sizeBytes;
+    const count = referenceBlockCount(reference);
+    for (let index = 0; index < count; index++) {
+      const hex = referenceBlockHash(reference, index).toString('hex');
+      this.referenceCounts.set(hex, (this.referenceCounts.get(hex) ?? 0) + 1);
+    }
+  }
+
+  /**
+   * Count one live version less for each block of `reference`. A block reaching zero is only
+   * forgotten here: it stays on disk (a GC candidate) until the orphan sweep at the next open,
+   * because a snapshot or a reader may still use it.
+   */
+  private release(reference: ValueReference): void {
+    this.logicalBlockBytes -= reference.sizeBytes;
+    const count = referenceBlockCount(reference);
+    for (let index = 0; index < count; index++) {
+      const hex = referenceBlockHash(reference, index).toString('hex');
+      const remaining = (this.referenceCounts.get(hex) ?? 0) - 1;
+      if (remaining > 0) this.referenceCounts.set(hex, remaining);
+      else this.referenceCounts.delete(hex);
+    }
   }
 
   /** Seal the active segment and start the next; schedules a checkpoint covering the sealed ones. */
@@ -786,6 +1107,17 @@ export class Store {
       writes: { ...this.counters },
       checkpoints: { ...this.checkpointCounters },
       readCache: { bytes: this.readCache.sizeBytes, hits: this.readCache.hits, misses: this.readCache.misses },
+      blocks: {
+        count: this.blocks.blockCount,
+        storedBytes: this.blocks.storedBytes,
+        logicalBytes: this.logicalBlockBytes,
+        dedupRatio: this.blocks.storedBytes === 0 ? 1 : this.logicalBlockBytes / this.blocks.storedBytes,
+        referenced: this.referenceCounts.size,
+        candidates: Math.max(0, this.blocks.blockCount - this.referenceCounts.size),
+        written: this.blocks.blockWrites,
+        bytesWritten: this.blocks.blockBytesWritten,
+        orphansRemovedAtOpen: this.orphanBlocksRemoved,
+      },
     };
   }
 

@@ -16,6 +16,36 @@ export interface PutOptions {
   ttlMs?: number;
 }
 
+export interface PutStreamOptions extends PutOptions {
+  /** Aborting rejects the write and leaves the key as it was. */
+  signal?: AbortSignal;
+}
+
+export interface PutStreamResult {
+  revision: number;
+  /** Bytes stored. */
+  size: number;
+  /** SHA-256 of the value, hex. */
+  digest: string;
+}
+
+export interface ReadStreamOptions {
+  /** First byte (default 0). */
+  start?: number;
+  /** Last byte, inclusive (default: the end), as in `fs.createReadStream`. */
+  end?: number;
+  signal?: AbortSignal;
+}
+
+export interface ValueStat {
+  size: number;
+  revision: number;
+  /** SHA-256 of the value, hex. */
+  digest: string;
+  /** Blocks holding the value (0 for a value stored inline in the log). */
+  blocks: number;
+}
+
 export interface DeleteOptions {
   /** Delete only if the key's current revision is exactly this; else CONFLICT. */
   ifRevision?: number;
@@ -87,4 +117,23 @@ export interface StoreStats {
   checkpoints: { written: number; lastEntryCount: number; lastDurationMs: number; failures: number };
   /** The block cache of segment reads: bytes held, and block hits and misses. */
   readCache: { bytes: number; hits: number; misses: number };
+  /** The block store of large values. */
+  blocks: {
+    /** Block files present. */
+    count: number;
+    /** Bytes of block data on disk. */
+    storedBytes: number;
+    /** Bytes of the live large values (each value counted once per key holding it). */
+    logicalBytes: number;
+    /** logicalBytes / storedBytes (1 when empty). */
+    dedupRatio: number;
+    /** Blocks some live value points at. */
+    referenced: number;
+    /** Blocks present that no live value points at (kept until the next open's sweep). */
+    candidates: number;
+    /** Block files written by this open, and their bytes. */
+    written: number;
+    bytesWritten: number;
+    orphansRemovedAtOpen: number;
+  };
 }

@@ -34,8 +34,9 @@ export const EntryType = {
   DELETE: 2,
   BATCH: 3,
   FOOTER: 4,
-  // Reserved for later formats (decoders reject them today): 5 PUT_REFERENCE (a value held in the
-  // block store), 6 OBJECT_SLICE, 7 NAMESPACE.
+  /** A put whose value is held in the block store; the entry's value is a `ValueReference`. */
+  PUT_REFERENCE: 5,
+  // Reserved for later formats (decoders reject them today): 6 OBJECT_SLICE, 7 NAMESPACE.
 } as const;
 export type EntryType = (typeof EntryType)[keyof typeof EntryType];
 
@@ -107,8 +108,15 @@ export function decodeSegmentHeader(buffer: Buffer): SegmentHeader | string {
 //  20  [expires at, ms]          u64   iff flags & EXPIRES
 //  ..  key bytes, then value bytes (the rest of the entry)
 
+/** The entry types that change a key: the three kinds of record the index applies. */
+export type KeyEntryType = typeof EntryType.PUT | typeof EntryType.DELETE | typeof EntryType.PUT_REFERENCE;
+
+export function isKeyEntryType(type: number): type is KeyEntryType {
+  return type === EntryType.PUT || type === EntryType.DELETE || type === EntryType.PUT_REFERENCE;
+}
+
 export interface EntryInput {
-  type: typeof EntryType.PUT | typeof EntryType.DELETE;
+  type: KeyEntryType;
   key: Uint8Array;
   value?: Uint8Array;
   revision: number;
@@ -159,7 +167,7 @@ export function sealBatch(target: Buffer, offset: number, length: number): void 
 
 /** A decoded PUT or DELETE; `key` and `value` are views into the source buffer. */
 export interface DecodedEntry {
-  type: typeof EntryType.PUT | typeof EntryType.DELETE;
+  type: KeyEntryType;
   revision: number;
   expiresAtMs: number | undefined;
   key: Buffer;
@@ -183,7 +191,7 @@ export function checkEntry(buffer: Buffer, offset: number, end = buffer.length):
     return { ok: false, reason: 'checksum mismatch' };
   }
   const type = buffer[offset + 8] as number;
-  if (type < EntryType.PUT || type > EntryType.FOOTER) return { ok: false, reason: `unknown type ${type}` };
+  if (type < EntryType.PUT || type > EntryType.PUT_REFERENCE) return { ok: false, reason: `unknown type ${type}` };
   const flags = buffer[offset + 9] as number;
   if ((flags & ~KNOWN_FLAGS) !== 0) return { ok: false, reason: `unknown flags ${flags}` };
   return { ok: true, type: type as EntryType, lengthBytes: length };
@@ -192,7 +200,7 @@ export function checkEntry(buffer: Buffer, offset: number, end = buffer.length):
 /** Decode a PUT/DELETE whose framing and CRC were already checked; a reason string if malformed. */
 export function decodeCheckedEntry(buffer: Buffer, offset: number, length: number): DecodedEntry | string {
   const type = buffer[offset + 8] as number;
-  if (type !== EntryType.PUT && type !== EntryType.DELETE) return `type ${type} is not a put or delete`;
+  if (!isKeyEntryType(type)) return `type ${type} is not a put or delete`;
   const flags = buffer[offset + 9] as number;
   const keyLength = buffer.readUInt16LE(offset + 10);
   const revision = readUint64(buffer, offset + 12);
@@ -207,7 +215,8 @@ export function decodeCheckedEntry(buffer: Buffer, offset: number, length: numbe
   const key = buffer.subarray(cursor, cursor + keyLength);
   cursor += keyLength;
   if (type === EntryType.DELETE && cursor !== offset + length) return 'delete entry carries a value';
-  const value = type === EntryType.PUT ? buffer.subarray(cursor, offset + length) : undefined;
+  const value = type === EntryType.DELETE ? undefined : buffer.subarray(cursor, offset + length);
+  if (type === EntryType.PUT_REFERENCE && typeof decodeReference(value as Buffer) === 'string') return 'malformed value reference';
   return { type, revision, expiresAtMs, key, value, offsetBytes: offset, lengthBytes: length };
 }
 
@@ -238,6 +247,65 @@ export function decodeBatch(buffer: Buffer, offset: number, length: number): Dec
   }
   if (cursor !== end) return 'batch entries do not fill the frame';
   return entries;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Value reference (the value of a PUT_REFERENCE entry): a large value held in the block store.
+//   0  size of the value in bytes u64
+//   8  block size u32            every block but the last holds exactly this many bytes
+//  12  block count u32           = ceil(size / block size)
+//  16  SHA-256 of the whole value, 32 bytes (the value's digest)
+//  48  SHA-256 of each block, 32 bytes each, in order
+
+export const REFERENCE_HEADER_BYTES = 48;
+const HASH_BYTES = 32;
+
+export interface ValueReference {
+  sizeBytes: number;
+  blockBytes: number;
+  /** SHA-256 of the whole value. */
+  digest: Buffer;
+  /** The blocks' hashes, 32 bytes each, concatenated. */
+  blockHashes: Buffer;
+}
+
+export function referenceBlockCount(reference: ValueReference): number {
+  return reference.blockHashes.length / HASH_BYTES;
+}
+
+export function referenceBlockHash(reference: ValueReference, index: number): Buffer {
+  return reference.blockHashes.subarray(index * HASH_BYTES, (index + 1) * HASH_BYTES);
+}
+
+/** Bytes of block `index` of the value. */
+export function referenceBlockLength(reference: ValueReference, index: number): number {
+  return Math.min(reference.blockBytes, reference.sizeBytes - index * reference.blockBytes);
+}
+
+export function encodeReference(reference: ValueReference): Buffer {
+  const buffer = Buffer.allocUnsafe(REFERENCE_HEADER_BYTES + reference.blockHashes.length);
+  writeUint64(buffer, reference.sizeBytes, 0);
+  buffer.writeUInt32LE(reference.blockBytes, 8);
+  buffer.writeUInt32LE(reference.blockHashes.length / HASH_BYTES, 12);
+  reference.digest.copy(buffer, 16);
+  reference.blockHashes.copy(buffer, REFERENCE_HEADER_BYTES);
+  return buffer;
+}
+
+/** A reference is valid iff its block count matches its size and block size and the hashes fill it. */
+export function decodeReference(value: Buffer): ValueReference | string {
+  if (value.length < REFERENCE_HEADER_BYTES) return 'reference too short';
+  const sizeBytes = readUint64(value, 0);
+  const blockBytes = value.readUInt32LE(8);
+  const count = value.readUInt32LE(12);
+  if (blockBytes === 0 || count !== Math.ceil(sizeBytes / blockBytes)) return 'reference block count does not match its size';
+  if (value.length !== REFERENCE_HEADER_BYTES + count * HASH_BYTES) return 'reference hashes do not fill it';
+  return {
+    sizeBytes,
+    blockBytes,
+    digest: Buffer.from(value.subarray(16, 48)),
+    blockHashes: Buffer.from(value.subarray(REFERENCE_HEADER_BYTES)),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------

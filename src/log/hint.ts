@@ -10,7 +10,7 @@
  * - It is an optimisation: a checkpoint that fails any check is ignored and the log is replayed.
  */
 import type { FileSystem } from '../fs/types.js';
-import { checksum, readUint64, writeUint64 } from './format.js';
+import { checksum, readUint64, writeUint64, type ValueReference } from './format.js';
 
 export const HINT_FILE_NAME = 'index.hint';
 export const HINT_TEMPORARY_FILE_NAME = 'index.hint.tmp';
@@ -19,6 +19,8 @@ export const HINT_VERSION = 1;
 export const HINT_HEADER_BYTES = 40;
 const HINT_ENTRY_FIXED_BYTES = 23;
 const HINT_FLAG_EXPIRES = 1;
+/** The entry is a PUT_REFERENCE: open reads it to learn the blocks it references. */
+const HINT_FLAG_REFERENCE = 2;
 const CHUNK_BYTES = 1 << 20;
 
 /** Where an entry lives in the log, and what the index needs to know about it. */
@@ -28,6 +30,8 @@ export interface EntryLocation {
   lengthBytes: number;
   revision: number;
   expiresAtMs: number | undefined;
+  /** Present iff the value is held in the block store. */
+  reference?: ValueReference;
 }
 
 export interface HintPosition {
@@ -73,7 +77,7 @@ export async function writeHint(
       }
       const expires = location.expiresAtMs !== undefined;
       chunk.writeUInt16LE(key.length, used);
-      chunk[used + 2] = expires ? HINT_FLAG_EXPIRES : 0;
+      chunk[used + 2] = (expires ? HINT_FLAG_EXPIRES : 0) | (location.reference !== undefined ? HINT_FLAG_REFERENCE : 0);
       chunk.writeUInt32LE(location.segmentId, used + 3);
       chunk.writeUInt32LE(location.offsetBytes, used + 7);
       chunk.writeUInt32LE(location.lengthBytes, used + 11);
@@ -120,6 +124,8 @@ export interface LoadedHint {
   liveBytes: number;
   /** Distinct segment ids the entries point into. */
   segmentIds: Set<number>;
+  /** Positions (in `keys`) of entries whose values are block references, to be read at open. */
+  referencePositions: number[];
 }
 
 /** Decode a checkpoint: magic, version, header checksum, then entries checksum; a reason on failure. */
@@ -142,6 +148,7 @@ export function decodeHint(bytes: Buffer, nowMs: number): LoadedHint | string {
   const keys: string[] = new Array(entryCount);
   const locations: EntryLocation[] = new Array(entryCount);
   const segmentIds = new Set<number>();
+  const referencePositions: number[] = [];
   let lastSegmentId = -1;
   let liveBytes = 0;
   let kept = 0;
@@ -150,7 +157,8 @@ export function decodeHint(bytes: Buffer, nowMs: number): LoadedHint | string {
   for (let index = 0; index < entryCount; index++) {
     if (cursor + HINT_ENTRY_FIXED_BYTES > entriesEnd) return 'entries run past the end';
     const keyLength = bytes.readUInt16LE(cursor);
-    const expires = (bytes[cursor + 2] as number) & HINT_FLAG_EXPIRES;
+    const flags = bytes[cursor + 2] as number;
+    const expires = flags & HINT_FLAG_EXPIRES;
     const segmentId = bytes.readUInt32LE(cursor + 3);
     const offsetBytes = bytes.readUInt32LE(cursor + 7);
     const lengthBytes = bytes.readUInt32LE(cursor + 11);
@@ -172,6 +180,7 @@ export function decodeHint(bytes: Buffer, nowMs: number): LoadedHint | string {
       lastSegmentId = segmentId;
     }
     liveBytes += lengthBytes;
+    if (flags & HINT_FLAG_REFERENCE) referencePositions.push(kept);
     keys[kept] = key;
     locations[kept] = { segmentId, offsetBytes, lengthBytes, revision, expiresAtMs };
     kept++;
@@ -179,5 +188,5 @@ export function decodeHint(bytes: Buffer, nowMs: number): LoadedHint | string {
   if (cursor !== entriesEnd) return 'entries do not fill the file';
   keys.length = kept;
   locations.length = kept;
-  return { position, keys, locations, liveBytes, segmentIds };
+  return { position, keys, locations, liveBytes, segmentIds, referencePositions };
 }

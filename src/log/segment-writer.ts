@@ -39,8 +39,8 @@ export function emptySummary(): SegmentSummary {
 /** Fold one PUT/DELETE into a summary (keys are compared bytewise). */
 export function noteEntry(summary: SegmentSummary, type: number, key: Buffer, revision: number): void {
   summary.entryCount++;
-  if (type === EntryType.PUT) summary.putCount++;
-  else summary.deleteCount++;
+  if (type === EntryType.DELETE) summary.deleteCount++;
+  else summary.putCount++;
   if (summary.minRevision === 0 || revision < summary.minRevision) summary.minRevision = revision;
   if (revision > summary.maxRevision) summary.maxRevision = revision;
   if (summary.minKey === undefined || Buffer.compare(key, summary.minKey) < 0) summary.minKey = Buffer.from(key);

@@ -188,21 +188,24 @@ test('readOnly never writes a byte and rejects writes with READ_ONLY', async (t)
   const directory = temporaryDirectory(t);
   const db = await open(directory);
   for (let index = 0; index < 50; index++) await db.put(`k${index}`, `v${index}`);
+  await db.put('large', Buffer.alloc(300_000, 7));
   await db.close();
   // Leave a torn tail too: a read-only open must not repair it.
   const segment = readdirSync(directory).find((name) => name.endsWith('.log')) as string;
   writeFileSync(join(directory, segment), Buffer.from([1, 2, 3]), { flag: 'a' });
-  const snapshot = () =>
-    readdirSync(directory)
+  const snapshot = (): string[] =>
+    readdirSync(directory, { recursive: true, encoding: 'utf8' })
       .sort()
       .map((name) => {
         const stat = statSync(join(directory, name));
-        return `${name}:${stat.size}:${stat.mtimeMs}:${readFileSync(join(directory, name)).toString('hex')}`;
+        const contents = stat.isDirectory() ? 'dir' : readFileSync(join(directory, name)).toString('hex');
+        return `${name}:${stat.size}:${stat.mtimeMs}:${contents}`;
       });
   const before = snapshot();
   const reader = await open(directory, { readOnly: true });
   assert.equal((await reader.get('k7'))?.toString(), 'v7');
-  assert.equal((await collect(reader.keys())).length, 50);
+  assert.equal((await collect(reader.keys())).length, 51);
+  assert.equal((await reader.get('large'))?.length, 300_000);
   await assert.rejects(reader.put('x', 'y'), (error) => code(error) === 'READ_ONLY');
   await assert.rejects(reader.delete('k1'), (error) => code(error) === 'READ_ONLY');
   await assert.rejects(reader.batch([]), (error) => code(error) === 'READ_ONLY');

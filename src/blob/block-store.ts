@@ -1,0 +1,251 @@
+/**
+ * The content-addressed block store: large values are split into blocks, each stored once in
+ * `blocks/<sha256 hex>.blk`, shared by every value that contains it, and verified on every read.
+ *
+ * Invariants:
+ * - A block file's name is the SHA-256 of its data. It is written under a temporary name, fsynced,
+ *   renamed to its final name; `syncDirectory()` makes the names durable. The store calls it before
+ *   writing any log record that points at the blocks (durability ordering).
+ * - Writers of the same content share one write: the first writer's promise is reused (per-content
+ *   lock), so two writers never race on one file and a writer never sees a half-written block.
+ * - Reference counts are kept by the store (one per live version pointing at a block); a block
+ *   whose count drops to zero becomes a GC candidate and is NOT deleted here (two-phase GC is
+ *   later work). Unreferenced blocks are removed only by the orphan sweep at open.
+ * - A read that does not hash to the block's name is CORRUPTION, never bytes.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { ErrorCode, SiltError, toIoError } from '../errors.js';
+import type { FileHandle, FileSystem } from '../fs/types.js';
+import { readFully, readFullySync } from '../log/segment-reader.js';
+
+export const BLOCK_DIRECTORY_NAME = 'blocks';
+export const BLOCK_MAGIC = Buffer.from('SILTBLK\0', 'latin1');
+export const BLOCK_VERSION = 1;
+export const BLOCK_HEADER_BYTES = 16;
+export const HASH_BYTES = 32;
+const BLOCK_SUFFIX = '.blk';
+const TEMPORARY_MARK = '.tmp-';
+
+export function blockFileName(hash: Buffer): string {
+  return `${hash.toString('hex')}${BLOCK_SUFFIX}`;
+}
+
+export function sha256(data: Uint8Array): Buffer {
+  return createHash('sha256').update(data).digest();
+}
+
+function encodeBlockHeader(dataBytes: number): Buffer {
+  const header = Buffer.alloc(BLOCK_HEADER_BYTES);
+  BLOCK_MAGIC.copy(header, 0);
+  header.writeUInt16LE(BLOCK_VERSION, 8);
+  header.writeUInt16LE(0, 10);
+  header.writeUInt32LE(dataBytes, 12);
+  return header;
+}
+
+export class BlockStore {
+  readonly directory: string;
+  /** Hex hashes of the block files present (complete, final name). */
+  private readonly present = new Set<string>();
+  /** Writes in flight, by hex hash: the per-content lock. */
+  private readonly writing = new Map<string, Promise<void>>();
+  private directoryDirty = false;
+  /** Bytes of block data in the files present. */
+  storedBytes = 0;
+  private readonly sizes = new Map<string, number>();
+  blockWrites = 0;
+  blockBytesWritten = 0;
+
+  constructor(
+    private readonly fs: FileSystem,
+    storeDirectory: string,
+  ) {
+    this.directory = `${storeDirectory}/${BLOCK_DIRECTORY_NAME}`;
+  }
+
+  /** List the block directory (creating it when writable). */
+  async open(readOnly: boolean, storeDirectory: string): Promise<string[]> {
+    let names: string[];
+    try {
+      names = await this.fs.readdir(this.directory);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw toIoError(error, `listing ${this.directory}`);
+      if (!readOnly) {
+        await this.fs.mkdir(this.directory);
+        // The directory's own name is durable before a block in it is relied on.
+        await this.fs.syncDirectory(storeDirectory);
+      }
+      return [];
+    }
+    const leftovers: string[] = [];
+    for (const name of names) {
+      if (name.endsWith(BLOCK_SUFFIX) && name.length === HASH_BYTES * 2 + BLOCK_SUFFIX.length) {
+        this.present.add(name.slice(0, HASH_BYTES * 2));
+      } else if (name.includes(TEMPORARY_MARK)) {
+        leftovers.push(name);
+      }
+    }
+    return leftovers;
+  }
+
+  /** Learn the data size of every present block (for stats); reads only headers. */
+  async measure(): Promise<void> {
+    for (const hex of this.present) {
+      if (this.sizes.has(hex)) continue;
+      const handle = await this.fs.open(`${this.directory}/${hex}${BLOCK_SUFFIX}`, 'read');
+      try {
+        const size = (await handle.size()) - BLOCK_HEADER_BYTES;
+        this.sizes.set(hex, Math.max(0, size));
+        this.storedBytes += Math.max(0, size);
+      } finally {
+        await handle.close();
+      }
+    }
+  }
+
+  has(hash: Buffer): boolean {
+    return this.present.has(hash.toString('hex'));
+  }
+
+  get blockCount(): number {
+    return this.present.size;
+  }
+
+  /**
+   * Store `data` as a block named by `hash` (its SHA-256) unless it is already present or being
+   * written. The file is fsynced on return; call `syncDirectory()` before relying on its name.
+   */
+  async write(hash: Buffer, data: Uint8Array): Promise<void> {
+    const hex = hash.toString('hex');
+    if (this.present.has(hex)) return;
+    const inFlight = this.writing.get(hex);
+    if (inFlight !== undefined) return inFlight;
+    const promise = this.writeFile(hex, data).finally(() => this.writing.delete(hex));
+    this.writing.set(hex, promise);
+    return promise;
+  }
+
+  private async writeFile(hex: string, data: Uint8Array): Promise<void> {
+    const finalPath = `${this.directory}/${hex}${BLOCK_SUFFIX}`;
+    const temporaryPath = `${this.directory}/${hex}${TEMPORARY_MARK}${randomBytes(4).toString('hex')}`;
+    let handle: FileHandle | undefined;
+    try {
+      handle = await this.fs.open(temporaryPath, 'create');
+      const header = encodeBlockHeader(data.length);
+      await handle.write(header, 0, header.length, 0);
+      await handle.write(data, 0, data.length, BLOCK_HEADER_BYTES);
+      // The block's bytes are durable before its final name exists.
+      await handle.sync();
+      await handle.close();
+      handle = undefined;
+      await this.fs.rename(temporaryPath, finalPath);
+    } catch (error) {
+      if (handle !== undefined) await handle.close().catch(() => undefined);
+      await this.fs.unlink(temporaryPath).catch(() => undefined);
+      throw toIoError(error, `writing block ${hex}`);
+    }
+    this.directoryDirty = true;
+    this.present.add(hex);
+    this.sizes.set(hex, data.length);
+    this.storedBytes += data.length;
+    this.blockWrites++;
+    this.blockBytesWritten += data.length + BLOCK_HEADER_BYTES;
+  }
+
+  /** Make the names of blocks written so far durable (one directory fsync for all of them). */
+  async syncDirectory(): Promise<void> {
+    if (!this.directoryDirty) return;
+    this.directoryDirty = false;
+    try {
+      await this.fs.syncDirectory(this.directory);
+    } catch (error) {
+      this.directoryDirty = true;
+      throw toIoError(error, `fsync of ${this.directory}`);
+    }
+  }
+
+  private verify(hash: Buffer, file: Buffer, expectedBytes: number): Buffer {
+    const where = `block ${hash.toString('hex')}`;
+    if (file.length < BLOCK_HEADER_BYTES || !file.subarray(0, 8).equals(BLOCK_MAGIC)) {
+      throw new SiltError(ErrorCode.CORRUPTION, `${where}: bad header`);
+    }
+    if (file.readUInt16LE(8) !== BLOCK_VERSION) throw new SiltError(ErrorCode.CORRUPTION, `${where}: unsupported version`);
+    const dataBytes = file.readUInt32LE(12);
+    const data = file.subarray(BLOCK_HEADER_BYTES);
+    if (dataBytes !== data.length || dataBytes !== expectedBytes) {
+      throw new SiltError(ErrorCode.CORRUPTION, `${where}: holds ${data.length} bytes, expected ${expectedBytes}`);
+    }
+    if (!sha256(data).equals(hash)) throw new SiltError(ErrorCode.CORRUPTION, `${where}: content does not match its hash`);
+    return data;
+  }
+
+  private missing(hash: Buffer, error: unknown): SiltError {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      return new SiltError(ErrorCode.CORRUPTION, `block ${hash.toString('hex')} is missing`, { cause: error });
+    }
+    return toIoError(error, `reading block ${hash.toString('hex')}`);
+  }
+
+  /** Read and verify a whole block of `expectedBytes` bytes. */
+  async read(hash: Buffer, expectedBytes: number): Promise<Buffer> {
+    const path = `${this.directory}/${blockFileName(hash)}`;
+    let file: Buffer;
+    try {
+      const handle = await this.fs.open(path, 'read');
+      try {
+        file = Buffer.allocUnsafe(BLOCK_HEADER_BYTES + expectedBytes + 1);
+        const read = await readFully(handle, file, 0);
+        file = file.subarray(0, read);
+      } finally {
+        await handle.close();
+      }
+    } catch (error) {
+      throw this.missing(hash, error);
+    }
+    return this.verify(hash, file, expectedBytes);
+  }
+
+  /** Synchronous `read`, for `getSync`. */
+  readSync(hash: Buffer, expectedBytes: number): Buffer {
+    const path = `${this.directory}/${blockFileName(hash)}`;
+    let file: Buffer;
+    try {
+      const handle = this.fs.openSync(path, 'read');
+      try {
+        file = Buffer.allocUnsafe(BLOCK_HEADER_BYTES + expectedBytes + 1);
+        const read = readFullySync(handle, file, 0);
+        file = file.subarray(0, read);
+      } finally {
+        void handle.close();
+      }
+    } catch (error) {
+      throw this.missing(hash, error);
+    }
+    return this.verify(hash, file, expectedBytes);
+  }
+
+  /** Hex hashes of every present block (for the orphan sweep and verification). */
+  presentHashes(): IterableIterator<string> {
+    return this.present.values();
+  }
+
+  /** Delete a block file (orphan sweep). Deleting one already gone is not an error. */
+  async remove(hex: string): Promise<void> {
+    if (this.writing.has(hex)) return;
+    try {
+      await this.fs.unlink(`${this.directory}/${hex}${BLOCK_SUFFIX}`);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw toIoError(error, `deleting block ${hex}`);
+    }
+    this.present.delete(hex);
+    this.storedBytes -= this.sizes.get(hex) ?? 0;
+    this.sizes.delete(hex);
+    this.directoryDirty = true;
+  }
+
+  /** Delete a leftover temporary file of a write that never finished. */
+  async removeLeftover(name: string): Promise<void> {
+    await this.fs.unlink(`${this.directory}/${name}`).catch(() => undefined);
+    this.directoryDirty = true;
+  }
+}
