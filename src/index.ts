@@ -23,3 +23,4 @@ export { ErrorCode, SiltError, isSiltError } from './errors.js';
 export { DEFAULTS, type Durability, type OpenOptions } from './options.js';
 export type { FileSystem, FileHandle, FileStat, OpenMode } from './fs/types.js';
 export { NodeFileSystem } from './fs/node-file-system.js';
+export type { VerifyProblem, VerifyProgress, VerifyResult } from './check/verify.js';

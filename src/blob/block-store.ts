@@ -164,7 +164,7 @@ export class BlockStore {
     }
   }
 
-  private verify(hash: Buffer, file: Buffer, expectedBytes: number): Buffer {
+  private verify(hash: Buffer, file: Buffer, expectedBytes: number | undefined): Buffer {
     const where = `block ${hash.toString('hex')}`;
     if (file.length < BLOCK_HEADER_BYTES || !file.subarray(0, 8).equals(BLOCK_MAGIC)) {
       throw new SiltError(ErrorCode.CORRUPTION, `${where}: bad header`);
@@ -172,8 +172,8 @@ export class BlockStore {
     if (file.readUInt16LE(8) !== BLOCK_VERSION) throw new SiltError(ErrorCode.CORRUPTION, `${where}: unsupported version`);
     const dataBytes = file.readUInt32LE(12);
     const data = file.subarray(BLOCK_HEADER_BYTES);
-    if (dataBytes !== data.length || dataBytes !== expectedBytes) {
-      throw new SiltError(ErrorCode.CORRUPTION, `${where}: holds ${data.length} bytes, expected ${expectedBytes}`);
+    if (dataBytes !== data.length || (expectedBytes !== undefined && dataBytes !== expectedBytes)) {
+      throw new SiltError(ErrorCode.CORRUPTION, `${where}: holds ${data.length} bytes, expected ${expectedBytes ?? dataBytes}`);
     }
     if (!sha256(data).equals(hash)) throw new SiltError(ErrorCode.CORRUPTION, `${where}: content does not match its hash`);
     return data;
@@ -186,14 +186,15 @@ export class BlockStore {
     return toIoError(error, `reading block ${hash.toString('hex')}`);
   }
 
-  /** Read and verify a whole block of `expectedBytes` bytes. */
-  async read(hash: Buffer, expectedBytes: number): Promise<Buffer> {
+  /** Read and verify a whole block of `expectedBytes` bytes (any size when undefined). */
+  async read(hash: Buffer, expectedBytes: number | undefined): Promise<Buffer> {
     const path = `${this.directory}/${blockFileName(hash)}`;
     let file: Buffer;
     try {
       const handle = await this.fs.open(path, 'read');
       try {
-        file = Buffer.allocUnsafe(BLOCK_HEADER_BYTES + expectedBytes + 1);
+        const sizeBytes = expectedBytes === undefined ? (await handle.size()) - BLOCK_HEADER_BYTES : expectedBytes;
+        file = Buffer.allocUnsafe(BLOCK_HEADER_BYTES + Math.max(0, sizeBytes) + 1);
         const read = await readFully(handle, file, 0);
         file = file.subarray(0, read);
       } finally {

@@ -48,6 +48,7 @@ import { ReadCache } from '../log/read-cache.js';
 import { SegmentWriter } from '../log/segment-writer.js';
 import { resolveOptions, type OpenOptions, type ResolvedOptions } from '../options.js';
 import { BlockStore, sha256 } from '../blob/block-store.js';
+import { verifyStore, type VerifyProgress, type VerifyResult } from '../check/verify.js';
 import { DirectoryLock } from './lock.js';
 import { recover, type RecoveryReport } from './recovery.js';
 import type {
@@ -109,7 +110,11 @@ interface PendingKeyState {
 interface SegmentRecord {
   segmentId: number;
   path: string;
+  /** Bytes written. */
   sizeBytes: number;
+  /** Bytes whose records are in the index (less than `sizeBytes` while a group is being applied). */
+  appliedBytes: number;
+  sealed: boolean;
 }
 
 function invalid(message: string): SiltError {
@@ -256,7 +261,13 @@ export class Store {
         recovered.report,
       );
       for (const segment of recovered.segments) {
-        store.segments.set(segment.segmentId, { segmentId: segment.segmentId, path: segment.path, sizeBytes: segment.sizeBytes });
+        store.segments.set(segment.segmentId, {
+          segmentId: segment.segmentId,
+          path: segment.path,
+          sizeBytes: segment.sizeBytes,
+          appliedBytes: segment.sizeBytes,
+          sealed: segment.summary !== undefined,
+        });
       }
       store.liveBytes = recovered.liveBytes;
       for (const key of recovered.referenceKeys) {
@@ -303,7 +314,7 @@ export class Store {
     } else {
       const lastId = Math.max(0, ...this.segments.keys());
       this.active = await SegmentWriter.create(this.fs, this.directory, lastId + 1, this.revision);
-      this.segments.set(this.active.segmentId, { segmentId: this.active.segmentId, path: this.active.path, sizeBytes: this.active.sizeBytes });
+      this.addSegmentRecord(this.active);
     }
     const durability = this.options.durability;
     if (typeof durability === 'object') {
@@ -922,7 +933,8 @@ export class Store {
     this.dirty = true;
     this.counters.groups++;
     this.counters.logBytes += totalBytes;
-    (this.segments.get(active.segmentId) as SegmentRecord).sizeBytes = active.sizeBytes;
+    const segmentRecord = this.segments.get(active.segmentId) as SegmentRecord;
+    segmentRecord.sizeBytes = active.sizeBytes;
     if (this.options.durability === 'sync') {
       // The group's records are durable before any of its writes is acknowledged.
       await active.datasync();
@@ -960,6 +972,7 @@ export class Store {
       this.clearPending(write);
       writeOffset += write.bytes.length;
     }
+    segmentRecord.appliedBytes = writeOffset;
     for (const write of group) write.resolve();
   }
 
@@ -989,18 +1002,31 @@ export class Store {
     }
   }
 
+  private addSegmentRecord(writer: SegmentWriter): void {
+    this.segments.set(writer.segmentId, {
+      segmentId: writer.segmentId,
+      path: writer.path,
+      sizeBytes: writer.sizeBytes,
+      appliedBytes: writer.sizeBytes,
+      sealed: false,
+    });
+  }
+
   /** Seal the active segment and start the next; schedules a checkpoint covering the sealed ones. */
   private async roll(): Promise<SegmentWriter> {
     const old = this.active as SegmentWriter;
     await old.seal();
     this.dirty = false;
     this.counters.fsyncs++;
-    (this.segments.get(old.segmentId) as SegmentRecord).sizeBytes = old.sizeBytes;
+    const sealed = this.segments.get(old.segmentId) as SegmentRecord;
+    sealed.sizeBytes = old.sizeBytes;
+    sealed.appliedBytes = old.sizeBytes;
+    sealed.sealed = true;
     // The sealed segment's handle becomes a read handle; the file is complete.
     this.readHandles.set(old.segmentId, old.handle);
     const next = await SegmentWriter.create(this.fs, this.directory, old.segmentId + 1, this.revision);
     this.active = next;
-    this.segments.set(next.segmentId, { segmentId: next.segmentId, path: next.path, sizeBytes: next.sizeBytes });
+    this.addSegmentRecord(next);
     if (this.options.checkpoint) {
       // Everything before the new segment is sealed and durable, and the index reflects exactly it.
       this.scheduleCheckpoint({ segmentId: next.segmentId, offsetBytes: next.sizeBytes, maxRevision: this.appliedRevision() }, this.index.snapshot());
@@ -1088,7 +1114,33 @@ export class Store {
   }
 
   // ------------------------------------------------------------------------------------------
-  // Stats and close
+  // Verify, stats and close
+
+  /**
+   * Check everything without trusting anything (see src/check/verify.ts): every record and
+   * footer, the checkpoint and the index against the log, every block against its hash, and the
+   * reference counts. Writes nothing; works on `readOnly` opens. Writes may go on meanwhile: the
+   * check covers the state as of the call.
+   */
+  async verify(options?: { onProgress?: (progress: VerifyProgress) => void }): Promise<VerifyResult> {
+    this.checkReadable();
+    // One instant: the index, the reference counts, and the bytes of each segment it reflects.
+    const snapshot = this.index.snapshot();
+    const referenceCounts = new Map(this.referenceCounts);
+    const segments = [...this.segments.values()]
+      .sort((left, right) => left.segmentId - right.segmentId)
+      .map((segment) => ({ segmentId: segment.segmentId, path: segment.path, sizeBytes: segment.appliedBytes, sealed: segment.sealed }));
+    return verifyStore({
+      fs: this.fs,
+      directory: this.directory,
+      segments,
+      snapshot,
+      referenceCounts,
+      blocks: this.blocks,
+      nowMs: Date.now(),
+      onProgress: options?.onProgress,
+    });
+  }
 
   stats(): StoreStats {
     let segmentBytes = 0;

@@ -1,0 +1,286 @@
+/**
+ * The integrity checker, shared by `db.verify()`, `silt verify` and the tests. It trusts nothing:
+ * it rereads every byte the store owns and recomputes what the store keeps in memory.
+ *
+ * What it checks:
+ * - every segment: header, every entry's CRC, the footer's counts, revision range, key range and
+ *   data checksum against the entries, and that only the newest segment is unsealed;
+ * - the index against the log: replaying every segment from scratch must give exactly the live
+ *   index (same keys, same locations), as of the position the index reflects;
+ * - the checkpoint: decodes, and every entry it holds is what the log says at its position;
+ * - every block file against its hash; reference counts against the references recomputed from the
+ *   replayed log; every referenced block present;
+ * - files in the directory that nothing owns, and block files nothing references.
+ *
+ * Invariants: read-only (safe on a `readOnly` open); reports problems, never repairs.
+ */
+import type { BlockStore } from '../blob/block-store.js';
+import type { FileSystem } from '../fs/types.js';
+import type { IndexSnapshot } from '../index/ordered-index.js';
+import {
+  checksum,
+  EntryType,
+  parseSegmentFileName,
+  referenceBlockCount,
+  referenceBlockHash,
+  referenceBlockLength,
+  SEGMENT_HEADER_BYTES,
+  decodeReference,
+  decodeSegmentHeader,
+  type SegmentSummary,
+  type ValueReference,
+} from '../log/format.js';
+import { decodeHint, HINT_FILE_NAME, HINT_TEMPORARY_FILE_NAME, type EntryLocation } from '../log/hint.js';
+import { readFully, scanSegment } from '../log/segment-reader.js';
+import { emptySummary, noteEntry } from '../log/segment-writer.js';
+
+export interface VerifyProblem {
+  /** What kind of problem: a stable word, e.g. 'segment', 'footer', 'index', 'checkpoint', 'block', 'refcount', 'file'. */
+  kind: string;
+  /** Where: a file path, with an offset or key when known. */
+  where: string;
+  message: string;
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  problems: VerifyProblem[];
+  checked: {
+    segments: number;
+    entries: number;
+    bytes: number;
+    keys: number;
+    blocks: number;
+    blockBytes: number;
+    checkpointEntries: number;
+  };
+  /** Block files no live value references: GC candidates until the next open's sweep. */
+  unreferencedBlocks: number;
+}
+
+export interface VerifyProgress {
+  phase: 'segments' | 'checkpoint' | 'blocks';
+  doneBytes: number;
+  totalBytes: number;
+}
+
+/** What the store hands the checker: its files, and its in-memory state frozen at one instant. */
+export interface VerifyInput {
+  fs: FileSystem;
+  directory: string;
+  /** Segments and their written sizes at the instant of `snapshot`, oldest first. */
+  segments: Array<{ segmentId: number; path: string; sizeBytes: number; sealed: boolean }>;
+  /** The index as of the end of the segments above. */
+  snapshot: IndexSnapshot<EntryLocation>;
+  /** Live versions per block (hex), at the same instant. */
+  referenceCounts: Map<string, number>;
+  blocks: BlockStore;
+  nowMs: number;
+  onProgress?: ((progress: VerifyProgress) => void) | undefined;
+}
+
+const OWNED_FILES = new Set([HINT_FILE_NAME, HINT_TEMPORARY_FILE_NAME, 'LOCK', 'blocks']);
+
+function sameSummary(left: SegmentSummary, right: SegmentSummary): string | undefined {
+  for (const field of ['entryCount', 'putCount', 'deleteCount', 'minRevision', 'maxRevision'] as const) {
+    if (left[field] !== right[field]) return `${field} is ${left[field]}, the entries say ${right[field]}`;
+  }
+  if ((left.dataChecksum >>> 0) !== (right.dataChecksum >>> 0)) return 'data checksum does not match the entries';
+  const keysEqual = (a: Buffer | undefined, b: Buffer | undefined) => (a === undefined ? b === undefined : b !== undefined && a.equals(b));
+  if (!keysEqual(left.minKey, right.minKey) || !keysEqual(left.maxKey, right.maxKey)) return 'key range does not match the entries';
+  return undefined;
+}
+
+function sameLocation(left: EntryLocation, right: EntryLocation): boolean {
+  return (
+    left.segmentId === right.segmentId &&
+    left.offsetBytes === right.offsetBytes &&
+    left.lengthBytes === right.lengthBytes &&
+    left.revision === right.revision &&
+    left.expiresAtMs === right.expiresAtMs
+  );
+}
+
+export async function verifyStore(input: VerifyInput): Promise<VerifyResult> {
+  const { fs, directory, segments } = input;
+  const problems: VerifyProblem[] = [];
+  const problem = (kind: string, where: string, message: string) => problems.push({ kind, where, message });
+  const checked = { segments: 0, entries: 0, bytes: 0, keys: 0, blocks: 0, blockBytes: 0, checkpointEntries: 0 };
+  const totalBytes = segments.reduce((sum, segment) => sum + segment.sizeBytes, 0);
+
+  // The checkpoint, decoded up front so the replay can compare at its position.
+  let hint: ReturnType<typeof decodeHint> | undefined;
+  try {
+    hint = decodeHint(await fs.readFile(`${directory}/${HINT_FILE_NAME}`), Number.NEGATIVE_INFINITY);
+    if (typeof hint === 'string') problem('checkpoint', `${directory}/${HINT_FILE_NAME}`, hint);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') problem('checkpoint', `${directory}/${HINT_FILE_NAME}`, (error as Error).message);
+  }
+
+  // Replay every segment from scratch into a plain Map (key → location), checking as we go.
+  const replayed = new Map<string, EntryLocation>();
+  let checkpointCompared = false;
+  const compareCheckpoint = () => {
+    if (hint === undefined || typeof hint === 'string' || checkpointCompared) return;
+    checkpointCompared = true;
+    checked.checkpointEntries = hint.keys.length;
+    const where = `${directory}/${HINT_FILE_NAME}`;
+    let differing = 0;
+    hint.keys.forEach((key, position) => {
+      const fromLog = replayed.get(key);
+      if (fromLog === undefined || !sameLocation(fromLog, hint !== undefined && typeof hint !== 'string' ? (hint.locations[position] as EntryLocation) : fromLog)) differing++;
+    });
+    // Keys with an expiry may have been dropped from the index (and so the checkpoint) once expired.
+    const inCheckpoint = new Set(hint.keys);
+    let missing = 0;
+    for (const [key, location] of replayed) if (location.expiresAtMs === undefined && !inCheckpoint.has(key)) missing++;
+    if (differing > 0) problem('checkpoint', where, `${differing} entries differ from the log at the checkpoint's position`);
+    if (missing > 0) problem('checkpoint', where, `${missing} keys live in the log at the checkpoint's position are missing from it`);
+  };
+  let doneBytes = 0;
+  for (const [position, segment] of segments.entries()) {
+    checked.segments++;
+    const isLast = position === segments.length - 1;
+    if (parseSegmentFileName(segment.path.slice(segment.path.lastIndexOf('/') + 1)) !== segment.segmentId) {
+      problem('segment', segment.path, 'file name does not match the segment id');
+    }
+    let bytes: Buffer;
+    try {
+      const handle = await fs.open(segment.path, 'read');
+      try {
+        bytes = Buffer.allocUnsafe(segment.sizeBytes);
+        const read = await readFully(handle, bytes, 0);
+        if (read < segment.sizeBytes) problem('segment', segment.path, `file is ${read} bytes, the store wrote ${segment.sizeBytes}`);
+        bytes = bytes.subarray(0, read);
+      } finally {
+        await handle.close();
+      }
+    } catch (error) {
+      problem('segment', segment.path, `unreadable: ${(error as Error).message}`);
+      continue;
+    }
+    const header = decodeSegmentHeader(bytes);
+    if (typeof header === 'string') {
+      problem('segment', `${segment.path}:0`, header);
+      continue;
+    }
+    if (header.segmentId !== segment.segmentId) problem('segment', `${segment.path}:0`, `header names segment ${header.segmentId}`);
+    const summary = emptySummary();
+    const hintOffset = hint !== undefined && typeof hint !== 'string' && hint.position.segmentId === segment.segmentId ? hint.position.offsetBytes : undefined;
+    const scan = scanSegment(bytes, SEGMENT_HEADER_BYTES, (entry) => {
+      // The checkpoint reflects every record before its offset: compare before applying the first one after.
+      if (hintOffset !== undefined && entry.offsetBytes >= hintOffset) compareCheckpoint();
+      checked.entries++;
+      noteEntry(summary, entry.type, entry.key, entry.revision);
+      const key = entry.key.toString('latin1');
+      if (entry.type === EntryType.DELETE) {
+        replayed.delete(key);
+        return;
+      }
+      const location: EntryLocation = {
+        segmentId: segment.segmentId,
+        offsetBytes: entry.offsetBytes,
+        lengthBytes: entry.lengthBytes,
+        revision: entry.revision,
+        expiresAtMs: entry.expiresAtMs,
+      };
+      if (entry.type === EntryType.PUT_REFERENCE) location.reference = decodeReference(entry.value as Buffer) as ValueReference;
+      replayed.set(key, location);
+    });
+    if (hintOffset !== undefined) compareCheckpoint();
+    if (scan.damage !== undefined) problem('segment', `${segment.path}:${scan.damage.offsetBytes}`, scan.damage.reason);
+    if (scan.footer !== undefined) {
+      summary.dataChecksum = checksum(bytes.subarray(SEGMENT_HEADER_BYTES, scan.footer.offsetBytes));
+      const mismatch = sameSummary(scan.footer.summary, summary);
+      if (mismatch !== undefined) problem('footer', `${segment.path}:${scan.footer.offsetBytes}`, mismatch);
+      if (isLast && !segment.sealed) problem('segment', segment.path, 'the active segment has a footer');
+    } else if (!isLast) {
+      problem('segment', segment.path, 'a segment other than the newest has no footer');
+    }
+    checked.bytes += bytes.length;
+    doneBytes += segment.sizeBytes;
+    input.onProgress?.({ phase: 'segments', doneBytes, totalBytes });
+  }
+
+  // The index against the replay (expired entries may linger in either; they read as absent).
+  const live = (location: EntryLocation) => location.expiresAtMs === undefined || location.expiresAtMs > input.nowMs;
+  let indexKeys = 0;
+  for (const [key, location] of input.snapshot.range()) {
+    if (!live(location)) continue;
+    indexKeys++;
+    const fromLog = replayed.get(key);
+    const where = `key ${JSON.stringify(Buffer.from(key, 'latin1').toString())}`;
+    if (fromLog === undefined) problem('index', where, 'in the index but deleted or absent in the log');
+    else if (!sameLocation(fromLog, location)) problem('index', where, `index points at segment ${location.segmentId} offset ${location.offsetBytes}, the log at segment ${fromLog.segmentId} offset ${fromLog.offsetBytes}`);
+  }
+  let logKeys = 0;
+  for (const [key, location] of replayed) {
+    if (!live(location)) continue;
+    logKeys++;
+    if (input.snapshot.get(key) === undefined) problem('index', `key ${JSON.stringify(Buffer.from(key, 'latin1').toString())}`, 'live in the log but missing from the index');
+  }
+  checked.keys = logKeys;
+  if (indexKeys !== logKeys && problems.every((item) => item.kind !== 'index')) problem('index', directory, `index has ${indexKeys} live keys, the log ${logKeys}`);
+
+  // Reference counts from scratch, then every block.
+  const recounted = new Map<string, number>();
+  for (const location of replayed.values()) {
+    if (location.reference === undefined || !live(location)) continue;
+    const count = referenceBlockCount(location.reference);
+    for (let index = 0; index < count; index++) {
+      const hex = referenceBlockHash(location.reference, index).toString('hex');
+      recounted.set(hex, (recounted.get(hex) ?? 0) + 1);
+    }
+  }
+  for (const [hex, count] of recounted) {
+    const kept = input.referenceCounts.get(hex) ?? 0;
+    if (kept !== count) problem('refcount', `block ${hex}`, `reference count is ${kept}, the log says ${count}`);
+  }
+  for (const [hex, count] of input.referenceCounts) {
+    if (!recounted.has(hex)) problem('refcount', `block ${hex}`, `reference count is ${count}, but no live value references it`);
+  }
+  const present = new Set(input.blocks.presentHashes());
+  const blockLengths = new Map<string, number>();
+  for (const location of replayed.values()) {
+    if (location.reference === undefined) continue;
+    const count = referenceBlockCount(location.reference);
+    for (let index = 0; index < count; index++) {
+      blockLengths.set(referenceBlockHash(location.reference, index).toString('hex'), referenceBlockLength(location.reference, index));
+    }
+  }
+  for (const hex of recounted.keys()) {
+    if (!present.has(hex)) problem('block', `block ${hex}`, 'referenced but missing');
+  }
+  let unreferencedBlocks = 0;
+  let blockBytesDone = 0;
+  for (const hex of present) {
+    const expected = blockLengths.get(hex);
+    if (!recounted.has(hex)) unreferencedBlocks++;
+    try {
+      const data = await input.blocks.read(Buffer.from(hex, 'hex'), expected);
+      checked.blocks++;
+      checked.blockBytes += data.length;
+      blockBytesDone += data.length;
+    } catch (error) {
+      problem('block', `block ${hex}`, (error as Error).message);
+    }
+    input.onProgress?.({ phase: 'blocks', doneBytes: blockBytesDone, totalBytes: input.blocks.storedBytes });
+  }
+
+  // Files nothing owns.
+  try {
+    for (const name of await fs.readdir(directory)) {
+      if (OWNED_FILES.has(name) || parseSegmentFileName(name) !== undefined) continue;
+      if (name.startsWith('LOCK.stale-')) continue;
+      problem('file', `${directory}/${name}`, 'not a file silt owns');
+    }
+    const segmentIds = new Set(segments.map((segment) => segment.segmentId));
+    for (const name of await fs.readdir(directory)) {
+      const id = parseSegmentFileName(name);
+      if (id !== undefined && !segmentIds.has(id)) problem('file', `${directory}/${name}`, 'a segment the store does not know');
+    }
+  } catch (error) {
+    problem('file', directory, `unreadable: ${(error as Error).message}`);
+  }
+  return { ok: problems.length === 0, problems, checked, unreferencedBlocks };
+}
