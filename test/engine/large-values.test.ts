@@ -1,0 +1,209 @@
+/**
+ * Large values in the block store: model test with refcounts checked from scratch after every
+ * step, corruption, putStream abort and error paths, bad input, dedup, bounded memory.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { test } from 'node:test';
+import { open, SiltError, type Store } from '../../src/index.js';
+import { collect, random, temporaryDirectory, testSeed } from '../helpers.js';
+
+const SMALL = { valueThreshold: 1000, blockBytes: 4096 };
+
+function bytes(seed: number, length: number): Buffer {
+  const next = random(seed);
+  const result = Buffer.allocUnsafe(length);
+  for (let index = 0; index < length; index++) result[index] = Math.floor(next() * 256);
+  return result;
+}
+
+function code(error: unknown): string | undefined {
+  return error instanceof SiltError ? error.code : undefined;
+}
+
+async function assertVerified(db: Store, context: string): Promise<void> {
+  const result = await db.verify();
+  assert.ok(result.ok, `${context}: ${JSON.stringify(result.problems.slice(0, 5))}`);
+}
+
+test('model: small and large values, duplicates, overwrites, deletes, reopen; refcounts match a recount after every step', async (t) => {
+  const seed = testSeed('large values model');
+  const next = random(seed);
+  const directory = temporaryDirectory(t);
+  let db = await open(directory, SMALL);
+  const model = new Map<string, Buffer>();
+  // A few contents shared between keys, so that blocks are deduplicated and shared.
+  const contents = [bytes(seed, 10_000), bytes(seed + 1, 4096 * 3), bytes(seed + 2, 500), bytes(seed + 3, 5000)];
+  for (let step = 0; step < 150; step++) {
+    const key = `k${Math.floor(next() * 12)}`;
+    const roll = next();
+    const context = `seed ${seed} step ${step}`;
+    if (roll < 0.45) {
+      const value = next() < 0.6 ? (contents[Math.floor(next() * contents.length)] as Buffer) : bytes(seed * 31 + step, Math.floor(next() * 20_000));
+      await db.put(key, value);
+      model.set(key, value);
+    } else if (roll < 0.6) {
+      const value = bytes(seed * 17 + step, Math.floor(next() * 15_000));
+      const result = await db.putStream(key, Readable.from([value.subarray(0, 100), value.subarray(100)]));
+      assert.equal(result.size, value.length, context);
+      assert.equal(result.digest, createHash('sha256').update(value).digest('hex'), context);
+      model.set(key, value);
+    } else if (roll < 0.75) {
+      await db.delete(key);
+      model.delete(key);
+    } else if (roll < 0.85) {
+      const value = contents[Math.floor(next() * contents.length)] as Buffer;
+      await db.batch([
+        { type: 'put', key, value },
+        { type: 'put', key: `${key}-copy`, value },
+      ]);
+      model.set(key, value);
+      model.set(`${key}-copy`, value);
+    } else if (roll < 0.95) {
+      const expected = model.get(key);
+      const actual = await db.get(key);
+      assert.equal(actual?.toString('hex'), expected?.toString('hex'), context);
+      if (expected !== undefined && expected.length > 0) {
+        const start = Math.floor(next() * expected.length);
+        const end = start + Math.floor(next() * (expected.length - start));
+        const ranged = Buffer.concat(await collect(db.createReadStream(key, { start, end })));
+        assert.ok(ranged.equals(expected.subarray(start, end + 1)), `${context}: range ${start}-${end}`);
+      }
+    } else {
+      await db.close();
+      db = await open(directory, SMALL);
+    }
+    await assertVerified(db, context);
+  }
+  for (const [key, value] of model) assert.ok((await db.get(key))?.equals(value), key);
+  const stat = db.stats().blocks;
+  assert.ok(stat.dedupRatio > 1, `expected shared blocks, dedup ratio ${stat.dedupRatio}`);
+  await db.close();
+});
+
+test('content written twice under different keys is stored once', async (t) => {
+  const directory = temporaryDirectory(t);
+  const db = await open(directory, SMALL);
+  const value = bytes(7, 4096 * 10);
+  await Promise.all(Array.from({ length: 8 }, (_, index) => db.put(`copy-${index}`, value)));
+  const stats = db.stats().blocks;
+  assert.equal(stats.count, 10);
+  assert.equal(stats.storedBytes, value.length);
+  assert.equal(stats.logicalBytes, value.length * 8);
+  assert.equal(readdirSync(join(directory, 'blocks')).length, 10);
+  await assertVerified(db, 'after concurrent identical writes');
+  await db.close();
+});
+
+test('a flipped byte in a block makes reads of that value fail with CORRUPTION; other keys still read', async (t) => {
+  const directory = temporaryDirectory(t);
+  let db = await open(directory, SMALL);
+  const damagedValue = bytes(1, 9000);
+  const healthyValue = bytes(2, 9000);
+  await db.put('damaged', damagedValue);
+  await db.put('healthy', healthyValue);
+  await db.put('small', 'inline');
+  await db.close();
+  const blockName = `${createHash('sha256').update(damagedValue.subarray(4096, 8192)).digest('hex')}.blk`;
+  const blockPath = join(directory, 'blocks', blockName);
+  const file = readFileSync(blockPath);
+  file[100] = (file[100] as number) ^ 1;
+  writeFileSync(blockPath, file);
+  db = await open(directory, SMALL);
+  await assert.rejects(db.get('damaged'), (error) => code(error) === 'CORRUPTION');
+  assert.throws(() => db.getSync('damaged'), (error) => code(error) === 'CORRUPTION');
+  await assert.rejects(collect(db.createReadStream('damaged', { start: 5000, end: 5001 })), (error) => code(error) === 'CORRUPTION');
+  // A range that does not touch the damaged block still reads.
+  assert.ok(Buffer.concat(await collect(db.createReadStream('damaged', { start: 0, end: 4095 }))).equals(damagedValue.subarray(0, 4096)));
+  assert.ok((await db.get('healthy'))?.equals(healthyValue));
+  assert.equal((await db.get('small'))?.toString(), 'inline');
+  const result = await db.verify();
+  assert.equal(result.ok, false);
+  assert.ok(result.problems.some((problem) => problem.kind === 'block' && problem.where.includes(blockName.slice(0, 16))));
+  await db.close();
+});
+
+test('putStream: an aborted signal or a throwing source leaves the key as it was; partial blocks are swept at open', async (t) => {
+  const directory = temporaryDirectory(t);
+  let db = await open(directory, SMALL);
+  await db.put('k', 'previous');
+  const controller = new AbortController();
+  let produced = 0;
+  const endless = async function* () {
+    for (;;) {
+      produced++;
+      if (produced === 10) controller.abort(new Error('stop'));
+      yield bytes(produced, 4096);
+    }
+  };
+  await assert.rejects(db.putStream('k', endless(), { signal: controller.signal }), /stop/);
+  const failing = async function* () {
+    yield bytes(50, 4096);
+    yield bytes(51, 4096);
+    throw new Error('source broke');
+  };
+  await assert.rejects(db.putStream('k', failing()), /source broke/);
+  await assert.rejects(db.putStream('k', Readable.from(['text chunk'])), (error) => code(error) === 'INVALID_ARGUMENT');
+  assert.equal((await db.get('k'))?.toString(), 'previous');
+  assert.ok(db.stats().blocks.count > 0, 'the aborted streams left blocks behind');
+  await db.close();
+  db = await open(directory, SMALL);
+  assert.equal(db.stats().blocks.count, 0);
+  assert.ok(db.stats().blocks.orphansRemovedAtOpen > 0);
+  assert.equal(readdirSync(join(directory, 'blocks')).length, 0);
+  assert.equal((await db.get('k'))?.toString(), 'previous');
+  await assertVerified(db, 'after the sweep');
+  await db.close();
+});
+
+test('bad input to large-value calls is rejected with a clear code, nothing written', async (t) => {
+  const db = await open(temporaryDirectory(t), { ...SMALL, maxValueSize: 10_000 });
+  await db.put('k', bytes(3, 5000));
+  await assert.rejects(db.put('k', bytes(4, 10_001)), (error) => code(error) === 'TOO_LARGE');
+  await assert.rejects(db.putStream('k', [bytes(5, 6000), bytes(6, 6000)]), (error) => code(error) === 'TOO_LARGE');
+  await assert.rejects(db.putStream('k', 'not a stream' as unknown as Iterable<Uint8Array>), (error) => code(error) === 'INVALID_ARGUMENT');
+  assert.throws(() => db.createReadStream('k', { start: -1 }), (error) => code(error) === 'INVALID_ARGUMENT');
+  assert.throws(() => db.createReadStream('k', { start: 1.5 }), (error) => code(error) === 'INVALID_ARGUMENT');
+  assert.throws(() => db.createReadStream('k', { start: 5001 }), (error) => code(error) === 'INVALID_ARGUMENT');
+  assert.throws(() => db.createReadStream('missing'), (error) => code(error) === 'NOT_FOUND');
+  await assert.rejects(db.putStream('k', [bytes(7, 100)], { ifRevision: 999 }), (error) => code(error) === 'CONFLICT');
+  assert.equal((await db.get('k'))?.length, 5000);
+  assert.equal((await db.stat('k'))?.blocks, 2);
+  assert.deepEqual(Buffer.concat(await collect(db.createReadStream('k', { start: 5000 }))), Buffer.alloc(0));
+  await db.close();
+});
+
+test('putStream and createReadStream work in bounded memory (a value larger than the heap limit)', async (t) => {
+  const directory = temporaryDirectory(t);
+  const distribution = join(process.cwd(), 'dist/index.js');
+  const script = `
+    const { open } = await import(${JSON.stringify(distribution)});
+    const { createHash } = await import('node:crypto');
+    const db = await open(process.argv[1]);
+    const megabytes = 160;
+    const written = createHash('sha256');
+    async function* source() {
+      for (let index = 0; index < megabytes * 4; index++) {
+        const chunk = Buffer.alloc(256 * 1024, index % 251);
+        written.update(chunk);
+        yield chunk;
+      }
+    }
+    const result = await db.putStream('huge', source());
+    const read = createHash('sha256');
+    let size = 0;
+    for await (const chunk of db.createReadStream('huge')) { read.update(chunk); size += chunk.length; }
+    const expected = written.digest('hex');
+    console.log(JSON.stringify({ size, ok: result.digest === expected && read.digest('hex') === expected, heapMb: Math.round(process.memoryUsage().rss / 1048576) }));
+    await db.close();
+  `;
+  const child = spawnSync(process.execPath, ['--max-old-space-size=64', '--input-type=module', '-e', script, directory], { encoding: 'utf8' });
+  assert.equal(child.status, 0, child.stderr);
+  const report = JSON.parse(child.stdout.trim()) as { size: number; ok: boolean; heapMb: number };
+  assert.equal(report.size, 160 * 1024 * 1024);
+  assert.ok(report.ok, 'digests differ');
+});
