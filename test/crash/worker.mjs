@@ -1,0 +1,46 @@
+// The crash loop's worker: runs the seeded workload in 'sync' mode from a given step and appends
+// every event to a journal file with synchronous writes, so a SIGKILL loses none of them:
+//   I <step> <index>                 operation issued (before the call)
+//   A <step> <index> <revision>      acknowledged
+//   C <step> <index> <revision>      conditional write refused (CONFLICT), nothing written
+//   S <step>                         step done (every operation of it settled)
+// Usage: node worker.mjs <dist/index.js> <dir> <journal> <seed> <first step>
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { STORE_OPTIONS, stepOperations, valueBytes } from './workload.mjs';
+
+const [distribution, directory, journalPath, seedText, firstStepText] = process.argv.slice(2);
+const { open } = await import(distribution);
+const seed = Number(seedText);
+const journal = openSync(journalPath, 'a');
+const log = (line) => writeSync(journal, `${line}\n`);
+const db = await open(directory, STORE_OPTIONS);
+const bytes = (spec) => valueBytes(spec.seed, spec.length);
+
+for (let step = Number(firstStepText); ; step++) {
+  const operations = stepOperations(seed, step);
+  const settled = [];
+  for (const [index, operation] of operations.entries()) {
+    let promise;
+    if (operation.type === 'cas') {
+      const current = await db.getEntry(operation.key);
+      log(`I ${step} ${index}`);
+      promise = db.put(operation.key, bytes(operation.value), { ifRevision: current?.revision ?? 0 }).then(
+        (result) => log(`A ${step} ${index} ${result.revision}`),
+        (error) => {
+          if (error.code !== 'CONFLICT') throw error;
+          log(`C ${step} ${index} ${error.currentRevision}`);
+        },
+      );
+    } else {
+      log(`I ${step} ${index}`);
+      if (operation.type === 'put') promise = db.put(operation.key, bytes(operation.value));
+      else if (operation.type === 'delete') promise = db.delete(operation.key);
+      else promise = db.batch(operation.operations.map((inner) => (inner.type === 'put' ? { type: 'put', key: inner.key, value: bytes(inner.value) } : inner)));
+      promise = promise.then((result) => log(`A ${step} ${index} ${result.revision}`));
+    }
+    settled.push(promise);
+  }
+  await Promise.all(settled);
+  log(`S ${step}`);
+}
+closeSync(journal);

@@ -1,0 +1,68 @@
+// The crash loop's seeded workload, shared by the worker (which runs it) and the parent (which
+// checks what survived). Operations are generated per step from (seed, step), so a restarted
+// worker continues exactly where the parent says.
+import { createHash } from 'node:crypto';
+
+export const STORE_OPTIONS = { segmentBytes: 16 * 1024, valueThreshold: 4096, blockBytes: 8192 };
+
+function random(seed) {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let value = state;
+    value = Math.imul(value ^ (value >>> 15), value | 1);
+    value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
+    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function valueBytes(seed, length) {
+  const next = random(seed);
+  const result = Buffer.allocUnsafe(Math.ceil(length / 4) * 4);
+  for (let index = 0; index < result.length; index += 4) result.writeUInt32LE(Math.floor(next() * 2 ** 32), index);
+  return result.subarray(0, length);
+}
+
+export function digest(bytes) {
+  return createHash('sha256').update(bytes).digest('hex').slice(0, 16);
+}
+
+/** A value spec: { seed, length } so both sides can make the bytes; shared contents repeat. */
+function valueSpec(next, step, index, large) {
+  if (large && next() < 0.4) return { seed: 1000 + Math.floor(next() * 3), length: 20_000 };
+  const length = large ? 5000 + Math.floor(next() * 30_000) : Math.floor(next() * 200);
+  return { seed: step * 16 + index + 7, length };
+}
+
+/** The operations of one step: issued together, awaited together. */
+export function stepOperations(seed, step) {
+  const next = random(seed * 1_000_003 + step);
+  const count = 1 + Math.floor(next() * 4);
+  const operations = [];
+  const usedKeys = new Set();
+  const freshKey = (prefix, space) => {
+    for (;;) {
+      const key = `${prefix}${Math.floor(next() * space)}`;
+      if (!usedKeys.has(key)) {
+        usedKeys.add(key);
+        return key;
+      }
+    }
+  };
+  for (let index = 0; index < count; index++) {
+    const roll = next();
+    if (roll < 0.4) operations.push({ type: 'put', key: freshKey('k', 40), value: valueSpec(next, step, index, false) });
+    else if (roll < 0.55) operations.push({ type: 'put', key: freshKey('big', 8), value: valueSpec(next, step, index, true) });
+    else if (roll < 0.7) operations.push({ type: 'delete', key: freshKey(next() < 0.7 ? 'k' : 'big', next() < 0.7 ? 40 : 8) });
+    else if (roll < 0.85) {
+      const inner = [];
+      for (let position = 0; position < 2 + Math.floor(next() * 2); position++) {
+        inner.push(next() < 0.75 ? { type: 'put', key: freshKey('k', 40), value: valueSpec(next, step, index * 4 + position, false) } : { type: 'delete', key: freshKey('k', 40) });
+      }
+      operations.push({ type: 'batch', operations: inner });
+    } else {
+      operations.push({ type: 'cas', key: freshKey('cas', 4), value: valueSpec(next, step, index, false) });
+    }
+  }
+  return operations;
+}
