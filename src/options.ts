@@ -124,7 +124,7 @@ export function resolveOptions(options: OpenOptions | undefined): ResolvedOption
     maxValueSize: integerOption(options, 'maxValueSize', 0, Number.MAX_SAFE_INTEGER),
     valueThreshold: integerOption(options, 'valueThreshold', 0, 64 * 1024 * 1024),
     blockBytes: integerOption(options, 'blockBytes', 4096, 256 * 1024 * 1024),
-    segmentBytes: integerOption(options, 'segmentBytes', 4096, 0xffff_ffff),
+    segmentBytes: integerOption(options, 'segmentBytes', 1024, 0xffff_ffff),
     groupBytesMax: integerOption(options, 'groupBytesMax', 4096, 1 << 30),
     batchOperationsMax: integerOption(options, 'batchOperationsMax', 1, 10_000_000),
     maxOpenFiles: integerOption(options, 'maxOpenFiles', 1, 100_000),

@@ -287,7 +287,7 @@ export class Store {
       return store;
     } catch (error) {
       await lock?.release();
-      throw error;
+      throw toIoError(error, `opening ${directory}`);
     }
   }
 
@@ -772,7 +772,10 @@ export class Store {
     if (ifRevision !== undefined && current !== ifRevision) {
       throw new SiltError(ErrorCode.CONFLICT, `condition failed: the key is at revision ${current}`, { currentRevision: current });
     }
-    if (current === 0) return { revision: this.revision, existed: false };
+    // Absent and nothing queued for the key: there is nothing to make durable. Absent only
+    // because of a queued delete: write a tombstone too, so that this delete is acknowledged only
+    // once that earlier delete is durable.
+    if (current === 0 && !this.pending.has(keyString)) return { revision: this.revision, existed: false };
     const revision = ++this.revision;
     const keyBytes = Buffer.from(keyString, 'latin1');
     const length = entryLength(keyBytes, undefined, false);
@@ -782,7 +785,7 @@ export class Store {
     await this.enqueue(revision, bytes, [
       { key: keyString, keyBytes, type: EntryType.DELETE, relativeOffsetBytes: 0, lengthBytes: length, expiresAtMs: undefined, userBytes: keyBytes.length },
     ]);
-    return { revision, existed: true };
+    return { revision, existed: current !== 0 };
   }
 
   /** Apply puts and deletes atomically, as one record with one revision. */

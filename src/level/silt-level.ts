@@ -14,9 +14,9 @@
  *   created. silt's iterators take their snapshot on their first `next()`, so a cursor calls
  *   `next()` once, synchronously, when it is created (and again whenever it starts a new silt
  *   iterator); `get()` is synchronous underneath, so it trivially reads the state at the call.
- * - `seek()` keeps the iterator's snapshot (see `Cursor.seek` for how, and for the one case where
- *   it cannot without a core snapshot API: a backward seek after writes that completed since the
- *   iterator was created).
+ * - `seek()` keeps the iterator's snapshot (see `Cursor` for how, and for the one case where it
+ *   cannot without a core snapshot API: a backward seek after writes made since the iterator was
+ *   created).
  * - Errors are abstract-level's codes (LEVEL_*), with silt's `SiltError` as `cause`.
  */
 import {
@@ -152,6 +152,7 @@ const MANIFEST = {
   additionalMethods: {},
 };
 const kStore = Symbol('store');
+const kVersion = Symbol('version');
 
 /**
  * An `abstract-level` database stored in a silt directory.
@@ -185,6 +186,15 @@ export class SiltLevel<KDefault = string, VDefault = string> extends AbstractLev
   /** The silt store underneath, while the database is open: silt's own API (`stats()`, TTLs, revisions). */
   get store(): Store | undefined {
     return this.#store;
+  }
+
+  /**
+   * @internal For iterators: changes whenever a write completed through this database or any
+   * write was queued on the store (both counters only grow, so their sum is unchanged only when
+   * both are).
+   */
+  get [kVersion](): number {
+    return this[kWrites] + this[kStore].stats().revision;
   }
 
   /** @internal For iterators. */
@@ -367,11 +377,12 @@ function keyOf(item: Item): Buffer {
  * their first `next()`, and cannot seek; so:
  * - a cursor calls `next()` once as soon as it creates a silt iterator (pinning its snapshot)
  *   and keeps the result as `buffered`;
- * - `seek(target)` starts a new silt iterator over the narrowed range when no write completed
- *   through the database since the cursor's snapshot (the new one then sees the same data), and
- *   otherwise skips forward within the current silt iterator (same snapshot), which is exact for
- *   targets ahead of the position. A target behind the position after writes has no snapshot
- *   to go back to: the cursor restarts on the current data (needs a core snapshot API).
+ * - `seek(target)` starts a new silt iterator over the narrowed range (O(log n)) when nothing
+ *   was written since the cursor's snapshot (`db[kVersion]` unchanged: the new iterator sees the
+ *   same data); after writes it skips forward within the current silt iterator (same snapshot,
+ *   O(distance)), which is exact for targets ahead of the position. A target behind the
+ *   position after writes has no snapshot to go back to: the cursor restarts on the current
+ *   data. A core snapshot API (one snapshot, many range iterators) would make every seek exact.
  */
 class Cursor {
   readonly #db: AnySiltLevel;
@@ -383,15 +394,15 @@ class Cursor {
   /** The last key taken out of the source (returned or skipped), not counting `buffered`. */
   #position: Buffer | undefined;
   #skipTo: Buffer | undefined;
-  /** `db[kWrites]` when the snapshot of the source was taken. */
-  #writes: number;
+  /** `db[kVersion]` when the snapshot of the source was taken. */
+  #version: number;
 
   constructor(db: AnySiltLevel, options: PrivateRangeOptions, withValues: boolean) {
     this.#db = db;
     this.#range = toSiltRange(options);
     this.#reverse = options.reverse;
     this.#withValues = withValues;
-    this.#writes = db[kWrites];
+    this.#version = db[kVersion];
     this.#source = this.#start(this.#range);
   }
 
@@ -425,19 +436,25 @@ class Cursor {
     return this.#source.next() as Promise<IteratorResult<Item>>;
   }
 
-  async next(): Promise<Item | undefined> {
+  /** Up to `size` items; fewer only at the end. */
+  async nextv(size: number): Promise<Item[]> {
+    const items: Item[] = [];
     try {
       if (this.#skipTo !== undefined) await this.#skip(this.#skipTo);
-      const result = await this.#take();
-      if (result.done === true) {
-        this.#buffered = Promise.resolve(result);
-        return undefined;
+      while (items.length < size) {
+        const result = await this.#take();
+        if (result.done === true) {
+          this.#buffered = Promise.resolve(result);
+          break;
+        }
+        items.push(result.value);
       }
-      this.#position = keyOf(result.value);
-      return result.value;
     } catch (error) {
       throw toLevelError(error);
     }
+    const last = items[items.length - 1];
+    if (last !== undefined) this.#position = keyOf(last);
+    return items;
   }
 
   async #skip(target: Buffer): Promise<void> {
@@ -454,7 +471,7 @@ class Cursor {
 
   seek(target: Buffer): void {
     const ahead = this.#position === undefined || this.#before(this.#position, target);
-    if (this.#db[kWrites] !== this.#writes && ahead) {
+    if (this.#db[kVersion] !== this.#version && ahead) {
       this.#skipTo = target;
       return;
     }
@@ -468,7 +485,7 @@ class Cursor {
       range.gte = target;
     }
     const old = this.#source;
-    this.#writes = this.#db[kWrites];
+    this.#version = this.#db[kVersion];
     this.#source = this.#start(range);
     void old.return?.(undefined)?.catch(noop);
   }
@@ -496,23 +513,17 @@ export class SiltIterator extends AbstractIterator<AnySiltLevel, unknown, unknow
   }
 
   async _next(): Promise<[unknown, unknown] | undefined> {
-    const item = await this.#cursor.next();
-    if (item === undefined) return undefined;
-    const key = keyOf(item);
-    return [
-      this.#keys ? formatted(key, this.#keyFormat) : undefined,
-      this.#values ? formatted((item as Entry).value, this.#valueFormat) : undefined,
-    ];
+    return (await this._nextv(1))[0];
   }
 
   async _nextv(size: number): Promise<Array<[unknown, unknown]>> {
-    const entries: Array<[unknown, unknown]> = [];
-    while (entries.length < size) {
-      const entry = await this._next();
-      if (entry === undefined) break;
-      entries.push(entry);
-    }
-    return entries;
+    const items = await this.#cursor.nextv(size);
+    const keys = this.#keys;
+    const values = this.#values;
+    return items.map((item) => [
+      keys ? formatted(keyOf(item), this.#keyFormat) : undefined,
+      values ? formatted((item as Entry).value, this.#valueFormat) : undefined,
+    ]);
   }
 
   async _all(): Promise<Array<[unknown, unknown]>> {
@@ -540,18 +551,12 @@ export class SiltKeyIterator extends AbstractKeyIterator<AnySiltLevel, unknown> 
   }
 
   async _next(): Promise<unknown> {
-    const item = await this.#cursor.next();
-    return item === undefined ? undefined : formatted(keyOf(item), this.#keyFormat);
+    return (await this._nextv(1))[0];
   }
 
   async _nextv(size: number): Promise<unknown[]> {
-    const keys: unknown[] = [];
-    while (keys.length < size) {
-      const key = await this._next();
-      if (key === undefined) break;
-      keys.push(key);
-    }
-    return keys;
+    const format = this.#keyFormat;
+    return (await this.#cursor.nextv(size)).map((item) => formatted(keyOf(item), format));
   }
 
   async _all(): Promise<unknown[]> {
@@ -579,18 +584,12 @@ export class SiltValueIterator extends AbstractValueIterator<AnySiltLevel, unkno
   }
 
   async _next(): Promise<unknown> {
-    const item = await this.#cursor.next();
-    return item === undefined ? undefined : formatted((item as Entry).value, this.#valueFormat);
+    return (await this._nextv(1))[0];
   }
 
   async _nextv(size: number): Promise<unknown[]> {
-    const values: unknown[] = [];
-    while (values.length < size) {
-      const value = await this._next();
-      if (value === undefined) break;
-      values.push(value);
-    }
-    return values;
+    const format = this.#valueFormat;
+    return (await this.#cursor.nextv(size)).map((item) => formatted((item as Entry).value, format));
   }
 
   async _all(): Promise<unknown[]> {
