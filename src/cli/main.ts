@@ -7,6 +7,7 @@
  *   and exit non-zero (2 for usage errors, 1 for everything else).
  * - Read-only commands (get, ls, stats) open the store `readOnly`, so they never write a byte.
  */
+import cliProgress from 'cli-progress';
 import { Command, CommanderError } from 'commander';
 import { open, SiltError, type RangeOptions, type Store } from '../index.js';
 
@@ -105,6 +106,46 @@ program
   .action(async () => {
     const stats = await withStore(true, async (db) => db.stats());
     console.log(JSON.stringify(stats, null, 2));
+  });
+
+program
+  .command('verify')
+  .description('check every record, checkpoint, index entry, block and reference count (exit 1 on any problem)')
+  .option('--json', 'print the result as JSON')
+  .action(async (options: { json?: boolean }) => {
+    const showProgress = process.stderr.isTTY && !options.json;
+    const bar = new cliProgress.SingleBar(
+      { format: 'verify {phase} [{bar}] {percentage}% {value}/{total} MiB', stream: process.stderr },
+      cliProgress.Presets.shades_classic,
+    );
+    let phase = '';
+    const result = await withStore(true, (db) =>
+      db.verify({
+        onProgress: (progress) => {
+          if (!showProgress || progress.totalBytes < 64 * 1024 * 1024) return;
+          const total = Math.ceil(progress.totalBytes / 1048576);
+          if (progress.phase !== phase) {
+            if (phase !== '') bar.stop();
+            phase = progress.phase;
+            bar.start(total, 0, { phase });
+          }
+          bar.update(Math.floor(progress.doneBytes / 1048576), { phase });
+        },
+      }),
+    );
+    if (phase !== '') bar.stop();
+    if (options.json) {
+      console.log(JSON.stringify(result, null, 2));
+    } else {
+      const checked = result.checked;
+      console.log(
+        `checked ${checked.segments} segments (${checked.entries} entries, ${checked.bytes} bytes), ${checked.keys} keys, ` +
+          `${checked.blocks} blocks (${checked.blockBytes} bytes), checkpoint ${checked.checkpointEntries} entries`,
+      );
+      for (const item of result.problems) console.log(`problem [${item.kind}] ${item.where}: ${item.message}`);
+      console.log(result.ok ? 'ok' : `${result.problems.length} problems`);
+    }
+    if (!result.ok) process.exitCode = 1;
   });
 
 try {
