@@ -13,6 +13,7 @@ export type {
   PutStreamResult,
   RangeOptions,
   ReadStreamOptions,
+  Snapshot,
   ValueStat,
   StoreState,
   StoreStats,

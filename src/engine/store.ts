@@ -62,6 +62,7 @@ import type {
   PutStreamResult,
   RangeOptions,
   ReadStreamOptions,
+  Snapshot,
   ValueStat,
   StoreState,
   StoreStats,
@@ -180,6 +181,7 @@ export class Store {
   private state: StoreState = 'open';
   private failure: SiltError | undefined;
   private revision: number;
+  private lastAppliedRevision: number;
   private readonly recoveryReport: RecoveryReport;
 
   private readonly queue: PendingWrite[] = [];
@@ -221,6 +223,7 @@ export class Store {
     this.lock = lock;
     this.index = index;
     this.revision = revision;
+    this.lastAppliedRevision = revision;
     this.recoveryReport = report;
     this.readCache = new ReadCache(options.cacheBytes);
     this.blocks = new BlockStore(fs, directory);
@@ -528,30 +531,39 @@ export class Store {
     return result;
   }
 
-  private async *iterate<T>(range: KeyRange, project: (key: string, location: EntryLocation) => T): AsyncGenerator<T> {
-    // The snapshot fixes what this iterator sees: later writes do not show up, and keys deleted
-    // later still do (their records are never removed while a snapshot may need them).
-    const snapshot = this.index.snapshot();
+  /**
+   * Iterate `range` over `view` (by default a snapshot taken now, at the call, not at the first
+   * `next()`): later writes do not show up, and keys deleted later still do.
+   */
+  private iterate<T>(
+    range: KeyRange,
+    project: (key: string, location: EntryLocation) => T,
+    view: IndexSnapshot<EntryLocation> = this.index.snapshot(),
+  ): AsyncGenerator<T> {
     const limit = range.limit;
     delete range.limit;
-    let count = 0;
-    for (const [key, location] of snapshot.range(range)) {
-      if (limit !== undefined && count >= limit) return;
-      if (!this.isLive(location, Date.now())) continue;
-      this.checkReadable();
-      count++;
-      yield project(key, location);
+    const store = this;
+    async function* walk(): AsyncGenerator<T> {
+      let count = 0;
+      for (const [key, location] of view.range(range)) {
+        if (limit !== undefined && count >= limit) return;
+        if (!store.isLive(location, Date.now())) continue;
+        store.checkReadable();
+        count++;
+        yield project(key, location);
+      }
     }
+    return walk();
+  }
+
+  private entryOf(key: string, location: EntryLocation): Entry {
+    return { key: Buffer.from(key, 'latin1'), value: this.readValue(key, location), revision: location.revision };
   }
 
   /** Entries in key order (bytewise), as of the call; see `RangeOptions`. */
   entries(range?: RangeOptions): AsyncIterableIterator<Entry> {
     this.checkReadable();
-    return this.iterate(this.toKeyRange(range), (key, location) => ({
-      key: Buffer.from(key, 'latin1'),
-      value: this.readValue(key, location),
-      revision: location.revision,
-    }));
+    return this.iterate(this.toKeyRange(range), (key, location) => this.entryOf(key, location));
   }
 
   /** Keys in order; reads no values. */
@@ -564,6 +576,65 @@ export class Store {
   values(range?: RangeOptions): AsyncIterableIterator<Buffer> {
     this.checkReadable();
     return this.iterate(this.toKeyRange(range), (key, location) => this.readValue(key, location));
+  }
+
+  /** Whether `key` is present (and not expired); reads no value. */
+  has(key: Bytes): boolean {
+    this.checkReadable();
+    return this.isLive(this.index.get(this.keyString(key)), Date.now());
+  }
+
+  /**
+   * A consistent read-only view of the whole store as of now, in O(1): every read and iterator
+   * of the snapshot sees exactly the state at this call, whatever is written later. It holds no
+   * file open; drop it when done (or call `release()`, which makes later reads throw CLOSED).
+   */
+  snapshot(): Snapshot {
+    this.checkReadable();
+    const view = this.index.snapshot();
+    const store = this;
+    let released = false;
+    const check = (): void => {
+      if (released) throw new SiltError(ErrorCode.CLOSED, 'the snapshot was released');
+      store.checkReadable();
+    };
+    const find = (key: Bytes): { keyString: string; location: EntryLocation } | undefined => {
+      check();
+      const keyString = store.keyString(key);
+      const location = view.get(keyString);
+      return store.isLive(location, Date.now()) ? { keyString, location } : undefined;
+    };
+    return {
+      revision: this.appliedRevision(),
+      getSync: (key) => {
+        const found = find(key);
+        return found === undefined ? undefined : store.readValue(found.keyString, found.location);
+      },
+      get: async (key) => {
+        const found = find(key);
+        return found === undefined ? undefined : store.readValue(found.keyString, found.location);
+      },
+      getEntry: async (key) => {
+        const found = find(key);
+        return found === undefined ? undefined : store.entryOf(found.keyString, found.location);
+      },
+      has: (key) => find(key) !== undefined,
+      entries: (range) => {
+        check();
+        return store.iterate(store.toKeyRange(range), (key, location) => store.entryOf(key, location), view);
+      },
+      keys: (range) => {
+        check();
+        return store.iterate(store.toKeyRange(range), (key) => Buffer.from(key, 'latin1'), view);
+      },
+      values: (range) => {
+        check();
+        return store.iterate(store.toKeyRange(range), (key, location) => store.readValue(key, location), view);
+      },
+      release: () => {
+        released = true;
+      },
+    };
   }
 
   // ------------------------------------------------------------------------------------------
@@ -974,6 +1045,7 @@ export class Store {
       }
       this.clearPending(write);
       writeOffset += write.bytes.length;
+      this.lastAppliedRevision = write.revision;
     }
     segmentRecord.appliedBytes = writeOffset;
     for (const write of group) write.resolve();
@@ -1037,10 +1109,9 @@ export class Store {
     return next;
   }
 
-  /** The highest revision whose write is in the index (queued writes have higher ones). */
+  /** The highest revision whose write is in the index (queued and in-flight writes have higher ones). */
   private appliedRevision(): number {
-    const firstQueued = this.queue[0];
-    return firstQueued === undefined ? this.revision : firstQueued.revision - 1;
+    return this.lastAppliedRevision;
   }
 
   private scheduleCheckpoint(position: HintPosition, snapshot: IndexSnapshot<EntryLocation>): void {

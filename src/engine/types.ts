@@ -85,6 +85,21 @@ export interface RangeOptions {
   limit?: number;
 }
 
+/** A read-only view of the store as of `Store.snapshot()`; see there. */
+export interface Snapshot {
+  /** The highest revision the snapshot reflects. */
+  readonly revision: number;
+  getSync(key: Bytes): Buffer | undefined;
+  get(key: Bytes): Promise<Buffer | undefined>;
+  getEntry(key: Bytes): Promise<Entry | undefined>;
+  has(key: Bytes): boolean;
+  entries(range?: RangeOptions): AsyncIterableIterator<Entry>;
+  keys(range?: RangeOptions): AsyncIterableIterator<Buffer>;
+  values(range?: RangeOptions): AsyncIterableIterator<Buffer>;
+  /** Later reads of this snapshot throw CLOSED. */
+  release(): void;
+}
+
 export type StoreState = 'open' | 'failed' | 'closing' | 'closed';
 
 export interface StoreStats {

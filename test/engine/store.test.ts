@@ -60,6 +60,8 @@ test('an iterator sees the state as of its creation while writes go on', async (
   const db = await open(temporaryDirectory(t));
   for (let index = 0; index < 100; index++) await db.put(`k${String(index).padStart(3, '0')}`, `v${index}`);
   const iterator = db.entries();
+  // Writes between creating the iterator and its first next() must not show either.
+  await db.put('k000x', 'between');
   const first = await iterator.next();
   assert.equal(first.value?.key.toString(), 'k000');
   await db.delete('k050');
@@ -70,6 +72,7 @@ test('an iterator sees the state as of its creation while writes go on', async (
   assert.equal(rest.length, 99);
   assert.ok(rest.some((entry) => entry.key.toString() === 'k050'));
   assert.ok(!rest.some((entry) => entry.key.toString() === 'k050x'));
+  assert.ok(!rest.some((entry) => entry.key.toString() === 'k000x'));
   assert.equal(rest.find((entry) => entry.key.toString() === 'k010')?.value.toString(), 'v10');
   await db.close();
 });
@@ -285,4 +288,27 @@ test('flush makes unsynced writes durable in every mode', async (t) => {
     assert.equal(db.stats().writes.fsyncs, fsyncsBefore + 1);
     await db.close();
   }
+});
+
+test('snapshot(): reads and iterators see the state at the call; has() reads no value', async (t) => {
+  const db = await open(temporaryDirectory(t));
+  await db.put('a', '1');
+  await db.put('b', '2');
+  const snapshot = db.snapshot();
+  await db.put('a', 'changed');
+  await db.delete('b');
+  await db.put('c', '3');
+  assert.equal(snapshot.getSync('a')?.toString(), '1');
+  assert.equal((await snapshot.get('b'))?.toString(), '2');
+  assert.equal(snapshot.has('c'), false);
+  assert.equal(db.has('c'), true);
+  assert.equal(db.has('b'), false);
+  assert.equal((await snapshot.getEntry('a'))?.revision, 1);
+  assert.deepEqual((await collect(snapshot.keys())).map(String), ['a', 'b']);
+  assert.deepEqual((await collect(snapshot.values({ reverse: true }))).map(String), ['2', '1']);
+  assert.deepEqual((await collect(snapshot.entries({ gt: 'a' }))).map((entry) => entry.value.toString()), ['2']);
+  assert.equal(snapshot.revision, 2);
+  snapshot.release();
+  assert.throws(() => snapshot.getSync('a'), (error) => code(error) === 'CLOSED');
+  await db.close();
 });
