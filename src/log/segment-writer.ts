@@ -99,7 +99,9 @@ export class SegmentWriter {
   /** Append encoded bytes at the end; returns the offset they were written at. Not synced. */
   async append(bytes: Buffer): Promise<number> {
     const offset = this.sizeBytes;
-    await this.handle.write(bytes, 0, bytes.length, offset);
+    // A synchronous pwrite into the page cache costs microseconds; the thread-pool round trip of
+    // an async one measured slower for group commits of any size here.
+    this.handle.writeSync(bytes, 0, bytes.length, offset);
     this.sizeBytes += bytes.length;
     if (this.summaryComplete) this.summary.dataChecksum = checksum(bytes, this.summary.dataChecksum);
     return offset;
