@@ -2,92 +2,69 @@
  * An in-memory file system that simulates power loss (after LevelDB's fault_injection_test, Pebble's
  * CrashClone and SQLite's test6.c).
  *
+ * Owns: `CrashFileSystem` (inodes, directories, handles) and the crash model.
+ *
  * Invariants:
  * - Each file (inode) keeps its durable content, as of its last `sync`/`datasync`, apart from its
  *   current content, plus the writes and truncates made since, in order.
- * - Each directory keeps its durable entry table, as of its last `syncDirectory`, apart from its
- *   current table: creating, renaming and unlinking change only the current table until then.
- * - Directories themselves (`mkdir`) are durable at once (a simplification: the engine creates
- *   its directories once and fsyncs their parent).
+ * - Each directory keeps its durable entry table (name -> inode, as of its last `syncDirectory`) apart
+ *   from its current table: creating, renaming and unlinking a file change only the current table.
+ *   A rename across directories needs both directories synced to be whole.
+ * - Directories themselves (`mkdir`) are durable at once and cannot be renamed or removed (a
+ *   simplification: the engine creates its directories once).
+ * - I/O is POSIX positional I/O: writing past the end zero-fills the gap, reading at or past EOF
+ *   returns 0, truncate shrinks or zero-extends. A handle keeps its inode alive after unlink.
  * - `crash()` never changes `this`: it returns a new file system holding what a power loss at this
- *   instant leaves ('drop': only synced data; 'tear': synced data plus a seeded-random prefix of
- *   the unsynced operations, the last write possibly cut at any byte; 'keep': everything written,
- *   which is what a killed process, not a power loss, leaves).
+ *   instant leaves. Names revert to the durable tables and contents are, per `unsynced`:
+ *   'drop' - the durable content only;
+ *   'tear' - the durable content plus a seeded-random prefix of the unsynced operations replayed in
+ *            order, the last replayed write possibly cut at any byte;
+ *   'keep' - everything, names included: what a killed process (not a power loss) leaves.
+ * - Paths are normalized with posix semantics against '/'. Errors are Node-style errno errors.
  */
 import { posix } from 'node:path';
 import type { FileHandle, FileStat, FileSystem, OpenMode } from './types.js';
 
-type PendingOperation = { kind: 'write'; position: number; bytes: Buffer } | { kind: 'truncate'; sizeBytes: number };
+/** What survives of operations not yet synced when `crash()` is called. */
+export type UnsyncedMode = 'drop' | 'keep' | 'tear';
 
-class Inode {
-  content: Buffer<ArrayBufferLike>;
-  durable: Buffer<ArrayBufferLike>;
-  pending: PendingOperation[] = [];
-  mtimeMs = Date.now();
-
-  constructor(content: Buffer<ArrayBufferLike> = Buffer.alloc(0), durable: Buffer<ArrayBufferLike> = Buffer.alloc(0)) {
-    this.content = content;
-    this.durable = durable;
-  }
-
-  write(bytes: Buffer, position: number): void {
-    const end = position + bytes.length;
-    if (end > this.content.length) {
-      const grown = Buffer.alloc(end);
-      this.content.copy(grown);
-      this.content = grown;
-    }
-    bytes.copy(this.content, position);
-    this.pending.push({ kind: 'write', position, bytes: Buffer.from(bytes) });
-    this.mtimeMs = Date.now();
-  }
-
-  truncate(sizeBytes: number): void {
-    const resized = Buffer.alloc(sizeBytes);
-    this.content.copy(resized, 0, 0, Math.min(sizeBytes, this.content.length));
-    this.content = resized;
-    this.pending.push({ kind: 'truncate', sizeBytes });
-    this.mtimeMs = Date.now();
-  }
-
-  sync(): void {
-    this.durable = Buffer.from(this.content);
-    this.pending = [];
-  }
-
-  /** The content after a power loss. */
-  afterCrash(mode: 'drop' | 'keep' | 'tear', next: () => number): Buffer<ArrayBufferLike> {
-    if (mode === 'keep') return Buffer.from(this.content);
-    if (mode === 'drop' || this.pending.length === 0) return Buffer.from(this.durable);
-    const replayed = new Inode(Buffer.from(this.durable));
-    const count = Math.floor(next() * (this.pending.length + 1));
-    for (let index = 0; index < count; index++) {
-      const operation = this.pending[index] as PendingOperation;
-      if (operation.kind === 'truncate') {
-        replayed.truncate(operation.sizeBytes);
-        continue;
-      }
-      const isLast = index === count - 1;
-      const bytes = isLast ? operation.bytes.subarray(0, Math.floor(next() * (operation.bytes.length + 1))) : operation.bytes;
-      replayed.write(bytes, operation.position);
-    }
-    return replayed.content;
-  }
+/** Options of `CrashFileSystem.crash`. */
+export interface CrashOptions {
+  /** Default 'drop'. */
+  unsynced?: UnsyncedMode;
+  /** Seed of the PRNG that picks torn prefixes (only 'tear' uses it). Default 1. */
+  seed?: number;
 }
 
-class Directory {
-  current = new Map<string, Inode>();
-  durable = new Map<string, Inode>();
-}
+/** The calls that make something durable. */
+export type SyncKind = 'sync' | 'datasync' | 'syncDirectory';
 
-function errno(code: string, syscall: string, path: string): NodeJS.ErrnoException {
-  const error = new Error(`${code}: ${syscall} '${path}'`) as NodeJS.ErrnoException;
+/** The mutating operations counted by `operationCount` ('create' is an open that creates a file). */
+export type OperationKind = 'write' | 'truncate' | 'create' | 'rename' | 'unlink';
+
+type PendingOperation = { kind: 'write'; positionBytes: number; bytes: Buffer } | { kind: 'truncate'; sizeBytes: number };
+
+const ERRNO_DETAILS = {
+  ENOENT: { errno: -2, description: 'no such file or directory' },
+  EBADF: { errno: -9, description: 'bad file descriptor' },
+  EEXIST: { errno: -17, description: 'file already exists' },
+  ENOTDIR: { errno: -20, description: 'not a directory' },
+  EISDIR: { errno: -21, description: 'illegal operation on a directory' },
+  EINVAL: { errno: -22, description: 'invalid argument' },
+  ENOTSUP: { errno: -95, description: 'operation not supported by CrashFileSystem' },
+} satisfies Record<string, { errno: number; description: string }>;
+
+function errnoError(code: keyof typeof ERRNO_DETAILS, syscall: string, path: string): NodeJS.ErrnoException {
+  const { errno, description } = ERRNO_DETAILS[code];
+  const error: NodeJS.ErrnoException = new Error(`${code}: ${description}, ${syscall} '${path}'`);
   error.code = code;
+  error.errno = errno;
   error.syscall = syscall;
   error.path = path;
   return error;
 }
 
+/** mulberry32: a small deterministic PRNG returning floats in [0, 1). */
 function mulberry32(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
@@ -99,6 +76,89 @@ function mulberry32(seed: number): () => number {
   };
 }
 
+class Inode {
+  /** Capacity-managed storage; bytes at and past `sizeBytes` are always zero. */
+  private storage: Buffer;
+  sizeBytes: number;
+  durable: Buffer;
+  pending: PendingOperation[] = [];
+  mtimeMs = Date.now();
+
+  constructor(content: Buffer = Buffer.alloc(0)) {
+    this.storage = Buffer.from(content);
+    this.sizeBytes = content.length;
+    this.durable = Buffer.from(content);
+  }
+
+  /** The current content (a view: copy it before keeping it). */
+  get content(): Buffer {
+    return this.storage.subarray(0, this.sizeBytes);
+  }
+
+  write(bytes: Buffer, positionBytes: number): void {
+    this.pending.push({ kind: 'write', positionBytes, bytes: Buffer.from(bytes) });
+    this.applyWrite(bytes, positionBytes);
+  }
+
+  truncate(sizeBytes: number): void {
+    this.pending.push({ kind: 'truncate', sizeBytes });
+    this.applyTruncate(sizeBytes);
+  }
+
+  sync(): void {
+    this.durable = Buffer.from(this.content);
+    this.pending = [];
+  }
+
+  /** The content a crash leaves, per `mode`; `random` is consumed only when there is something to tear. */
+  afterCrash(mode: UnsyncedMode, random: () => number): Buffer {
+    if (mode === 'keep') return Buffer.from(this.content);
+    if (mode === 'drop' || this.pending.length === 0) return Buffer.from(this.durable);
+    const replayed = new Inode(this.durable);
+    const replayCount = Math.floor(random() * (this.pending.length + 1));
+    for (const [index, operation] of this.pending.slice(0, replayCount).entries()) {
+      if (operation.kind === 'truncate') {
+        replayed.applyTruncate(operation.sizeBytes);
+        continue;
+      }
+      const isLast = index === replayCount - 1;
+      const keptBytes = isLast ? Math.floor(random() * (operation.bytes.length + 1)) : operation.bytes.length;
+      replayed.applyWrite(operation.bytes.subarray(0, keptBytes), operation.positionBytes);
+    }
+    return Buffer.from(replayed.content);
+  }
+
+  private applyWrite(bytes: Uint8Array, positionBytes: number): void {
+    this.mtimeMs = Date.now();
+    // A zero-length write does not extend the file (POSIX pwrite).
+    if (bytes.length === 0) return;
+    const endBytes = positionBytes + bytes.length;
+    this.reserve(endBytes);
+    this.storage.set(bytes, positionBytes);
+    this.sizeBytes = Math.max(this.sizeBytes, endBytes);
+  }
+
+  private applyTruncate(sizeBytes: number): void {
+    this.mtimeMs = Date.now();
+    if (sizeBytes < this.sizeBytes) this.storage.fill(0, sizeBytes, this.sizeBytes);
+    else this.reserve(sizeBytes);
+    this.sizeBytes = sizeBytes;
+  }
+
+  /** Grow the storage (doubling, so appends are amortized O(1)); the new bytes are zero. */
+  private reserve(capacityBytes: number): void {
+    if (capacityBytes <= this.storage.length) return;
+    const grown = Buffer.alloc(Math.max(capacityBytes, this.storage.length * 2));
+    this.storage.copy(grown, 0, 0, this.sizeBytes);
+    this.storage = grown;
+  }
+}
+
+class Directory {
+  current = new Map<string, Inode>();
+  durable = new Map<string, Inode>();
+}
+
 class CrashFileHandle implements FileHandle {
   private closed = false;
 
@@ -106,111 +166,110 @@ class CrashFileHandle implements FileHandle {
     private readonly owner: CrashFileSystem,
     readonly path: string,
     private readonly inode: Inode,
+    private readonly writable: boolean,
   ) {}
-
-  private check(syscall: string): void {
-    if (this.closed) throw errno('EBADF', syscall, this.path);
-  }
-
-  readSync(buffer: Uint8Array, offset: number, length: number, position: number): number {
-    this.check('read');
-    const available = Math.max(0, Math.min(length, this.inode.content.length - position));
-    this.inode.content.copy(buffer, offset, position, position + available);
-    return available;
-  }
 
   async read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
     return this.readSync(buffer, offset, length, position);
   }
 
-  writeSync(buffer: Uint8Array, offset: number, length: number, position: number): void {
-    this.check('write');
-    this.owner.noteOperation('write', this.path);
-    this.inode.write(Buffer.from(buffer.buffer, buffer.byteOffset + offset, length), position);
+  readSync(buffer: Uint8Array, offset: number, length: number, position: number): number {
+    this.checkOpen('read');
+    const countBytes = Math.max(0, Math.min(length, this.inode.sizeBytes - position));
+    if (countBytes > 0) buffer.set(this.inode.content.subarray(position, position + countBytes), offset);
+    return countBytes;
   }
 
   async write(buffer: Uint8Array, offset: number, length: number, position: number): Promise<void> {
     this.writeSync(buffer, offset, length, position);
   }
 
+  writeSync(buffer: Uint8Array, offset: number, length: number, position: number): void {
+    this.checkWritable('write');
+    if (offset < 0 || length < 0 || offset + length > buffer.length || position < 0) throw errnoError('EINVAL', 'write', this.path);
+    this.owner.noteOperation('write', this.path);
+    this.inode.write(Buffer.from(buffer.buffer, buffer.byteOffset + offset, length), position);
+  }
+
   async sync(): Promise<void> {
-    this.check('fsync');
+    this.checkOpen('fsync');
     this.inode.sync();
     this.owner.noteSync('sync', this.path);
   }
 
   async datasync(): Promise<void> {
-    this.check('fdatasync');
+    this.checkOpen('fdatasync');
     this.inode.sync();
     this.owner.noteSync('datasync', this.path);
   }
 
   async truncate(sizeBytes: number): Promise<void> {
-    this.check('ftruncate');
+    this.checkWritable('ftruncate');
+    if (!Number.isInteger(sizeBytes) || sizeBytes < 0) throw errnoError('EINVAL', 'ftruncate', this.path);
     this.owner.noteOperation('truncate', this.path);
     this.inode.truncate(sizeBytes);
   }
 
   async size(): Promise<number> {
-    this.check('fstat');
-    return this.inode.content.length;
+    this.checkOpen('fstat');
+    return this.inode.sizeBytes;
   }
 
   async close(): Promise<void> {
-    this.check('close');
+    this.checkOpen('close');
     this.closed = true;
+  }
+
+  private checkOpen(syscall: string): void {
+    if (this.closed) throw errnoError('EBADF', syscall, this.path);
+  }
+
+  private checkWritable(syscall: string): void {
+    this.checkOpen(syscall);
+    if (!this.writable) throw errnoError('EBADF', syscall, this.path);
   }
 }
 
-/** An in-memory file system that can produce the state a power loss would leave. */
+/** An in-memory file system that can produce, at any instant, the state a power loss would leave. */
 export class CrashFileSystem implements FileSystem {
-  private readonly directories = new Map<string, Directory>();
+  /** Directories by normalized path; '/' always exists. */
+  private readonly directories = new Map<string, Directory>([['/', new Directory()]]);
   /** Calls of sync, datasync and syncDirectory so far. */
   syncCount = 0;
-  /** Mutating operations so far (write, truncate, create, rename, unlink). */
+  /** Mutating operations so far: write, truncate, rename, unlink, and opens that create a file. */
   operationCount = 0;
-  /** Called after each sync takes effect (so `crash()` inside it captures the state at that point). */
-  onSync: ((kind: 'sync' | 'datasync' | 'syncDirectory', path: string) => void) | undefined;
-  /** Called before each mutating operation. */
-  onOperation: ((kind: string, path: string) => void) | undefined;
+  /** Called after each sync, datasync or syncDirectory takes effect (so `crash()` in it captures the state right after). */
+  onSync: ((kind: SyncKind, path: string) => void) | undefined;
+  /** Called before each mutating operation takes effect (so `crash()` in it captures the state right before). */
+  onOperation: ((kind: OperationKind, path: string) => void) | undefined;
 
-  constructor() {
-    this.directories.set('/', new Directory());
-  }
-
-  noteSync(kind: 'sync' | 'datasync' | 'syncDirectory', path: string): void {
+  /** @internal Used by handles: counts a sync and calls `onSync`. */
+  noteSync(kind: SyncKind, path: string): void {
     this.syncCount++;
     this.onSync?.(kind, path);
   }
 
-  noteOperation(kind: string, path: string): void {
+  /** @internal Used by handles: counts a mutating operation and calls `onOperation`. */
+  noteOperation(kind: OperationKind, path: string): void {
     this.operationCount++;
     this.onOperation?.(kind, path);
   }
 
-  private split(path: string): { parent: Directory; name: string; normalized: string } {
-    const normalized = posix.resolve('/', path);
-    const parentPath = posix.dirname(normalized);
-    const parent = this.directories.get(parentPath);
-    if (parent === undefined) throw errno('ENOENT', 'open', path);
-    return { parent, name: posix.basename(normalized), normalized };
-  }
-
   openSync(path: string, mode: OpenMode): FileHandle {
-    const { parent, name, normalized } = this.split(path);
-    if (this.directories.has(normalized)) throw errno('EISDIR', 'open', path);
+    const { parent, name, normalized } = this.locate(path, 'open');
+    if (this.directories.has(normalized)) throw errnoError('EISDIR', 'open', path);
     let inode = parent.current.get(name);
-    if (mode === 'create' && inode !== undefined) throw errno('EEXIST', 'open', path);
-    if ((mode === 'read' || mode === 'readwrite') && inode === undefined) throw errno('ENOENT', 'open', path);
+    if (mode === 'create' && inode !== undefined) throw errnoError('EEXIST', 'open', path);
+    if ((mode === 'read' || mode === 'readwrite') && inode === undefined) throw errnoError('ENOENT', 'open', path);
     if (inode === undefined) {
-      this.noteOperation('create', path);
+      this.noteOperation('create', normalized);
       inode = new Inode();
       parent.current.set(name, inode);
     } else if (mode === 'overwrite') {
-      this.noteOperation('truncate', path);
+      this.noteOperation('truncate', normalized);
       inode.truncate(0);
     }
-    return new CrashFileHandle(this, normalized, inode);
+    return new CrashFileHandle(this, normalized, inode, mode !== 'read');
   }
 
   async open(path: string, mode: OpenMode): Promise<FileHandle> {
@@ -218,88 +277,93 @@ export class CrashFileSystem implements FileSystem {
   }
 
   async readdir(path: string): Promise<string[]> {
-    const directory = this.directories.get(posix.resolve('/', path));
-    if (directory === undefined) throw errno('ENOENT', 'scandir', path);
-    const normalized = posix.resolve('/', path);
+    const normalized = normalize(path);
+    const directory = this.directories.get(normalized);
+    if (directory === undefined) throw errnoError(this.isFile(normalized) ? 'ENOTDIR' : 'ENOENT', 'scandir', path);
     const subdirectories = [...this.directories.keys()].filter((candidate) => candidate !== '/' && posix.dirname(candidate) === normalized);
     return [...directory.current.keys(), ...subdirectories.map((candidate) => posix.basename(candidate))];
   }
 
   async stat(path: string): Promise<FileStat> {
-    const normalized = posix.resolve('/', path);
+    const normalized = normalize(path);
     if (this.directories.has(normalized)) return { sizeBytes: 0, isFile: false, isDirectory: true, mtimeMs: 0 };
-    const { parent, name } = this.split(path);
+    const { parent, name } = this.locate(path, 'stat');
     const inode = parent.current.get(name);
-    if (inode === undefined) throw errno('ENOENT', 'stat', path);
-    return { sizeBytes: inode.content.length, isFile: true, isDirectory: false, mtimeMs: inode.mtimeMs };
+    if (inode === undefined) throw errnoError('ENOENT', 'stat', path);
+    return { sizeBytes: inode.sizeBytes, isFile: true, isDirectory: false, mtimeMs: inode.mtimeMs };
   }
 
   async rename(from: string, to: string): Promise<void> {
-    const source = this.split(from);
-    const target = this.split(to);
+    const source = this.locate(from, 'rename');
+    const target = this.locate(to, 'rename');
+    if (this.directories.has(source.normalized)) throw errnoError('ENOTSUP', 'rename', from);
+    if (this.directories.has(target.normalized)) throw errnoError('EISDIR', 'rename', to);
     const inode = source.parent.current.get(source.name);
-    if (inode === undefined) throw errno('ENOENT', 'rename', from);
-    this.noteOperation('rename', from);
+    if (inode === undefined) throw errnoError('ENOENT', 'rename', from);
+    this.noteOperation('rename', source.normalized);
     source.parent.current.delete(source.name);
     target.parent.current.set(target.name, inode);
   }
 
   async unlink(path: string): Promise<void> {
-    const { parent, name } = this.split(path);
-    if (!parent.current.has(name)) throw errno('ENOENT', 'unlink', path);
-    this.noteOperation('unlink', path);
+    const { parent, name, normalized } = this.locate(path, 'unlink');
+    if (this.directories.has(normalized)) throw errnoError('EISDIR', 'unlink', path);
+    if (!parent.current.has(name)) throw errnoError('ENOENT', 'unlink', path);
+    this.noteOperation('unlink', normalized);
     parent.current.delete(name);
   }
 
   async mkdir(path: string): Promise<void> {
     let current = '/';
-    for (const part of posix.resolve('/', path).split('/').filter(Boolean)) {
+    for (const part of normalize(path).split('/').filter(Boolean)) {
       current = posix.join(current, part);
-      if (!this.directories.has(current)) this.directories.set(current, new Directory());
+      if (this.directories.has(current)) continue;
+      if (this.isFile(current)) throw errnoError(current === normalize(path) ? 'EEXIST' : 'ENOTDIR', 'mkdir', path);
+      this.directories.set(current, new Directory());
     }
   }
 
   async syncDirectory(path: string): Promise<void> {
-    const directory = this.directories.get(posix.resolve('/', path));
-    if (directory === undefined) throw errno('ENOENT', 'fsync', path);
+    const directory = this.directories.get(normalize(path));
+    if (directory === undefined) throw errnoError('ENOENT', 'fsync', path);
     directory.durable = new Map(directory.current);
     this.noteSync('syncDirectory', path);
   }
 
   async readFile(path: string): Promise<Buffer> {
     const handle = this.openSync(path, 'read');
-    const bytes = Buffer.alloc(await handle.size());
-    handle.readSync(bytes, 0, bytes.length, 0);
+    const content = Buffer.alloc(await handle.size());
+    handle.readSync(content, 0, content.length, 0);
     await handle.close();
-    return bytes;
+    return content;
   }
 
-  /** The state a power loss at this instant leaves, as a new file system. */
-  crash(options?: { unsynced?: 'drop' | 'keep' | 'tear'; seed?: number }): CrashFileSystem {
-    const mode = options?.unsynced ?? 'drop';
-    const next = mulberry32(options?.seed ?? 1);
+  /**
+   * The state a power loss at this instant leaves, as a new file system with no open handles;
+   * `this` is not changed. See the file header for what each `unsynced` mode keeps.
+   */
+  crash(options: CrashOptions = {}): CrashFileSystem {
+    const mode = options.unsynced ?? 'drop';
+    const random = mulberry32(options.seed ?? 1);
     const result = new CrashFileSystem();
-    const copies = new Map<Inode, Inode>();
+    const survivors = new Map<Inode, Inode>();
     for (const [path, directory] of this.directories) {
       const copy = new Directory();
-      // A killed process loses nothing the kernel has; a power loss loses unsynced names.
-      const entries = mode === 'keep' ? directory.current : directory.durable;
-      for (const [name, inode] of entries) {
-        let survivor = copies.get(inode);
+      for (const [name, inode] of mode === 'keep' ? directory.current : directory.durable) {
+        let survivor = survivors.get(inode);
         if (survivor === undefined) {
-          const content = inode.afterCrash(mode, next);
-          survivor = new Inode(content, Buffer.from(content));
-          copies.set(inode, survivor);
+          survivor = new Inode(inode.afterCrash(mode, random));
+          survivors.set(inode, survivor);
         }
         copy.current.set(name, survivor);
-        copy.durable.set(name, survivor);
       }
+      copy.durable = new Map(copy.current);
       result.directories.set(path, copy);
     }
     return result;
   }
 
-  /** Current contents of every file, by path. */
+  /** Current contents of every file, by normalized path (copies). */
   dump(): Map<string, Buffer> {
     const files = new Map<string, Buffer>();
     for (const [path, directory] of this.directories) {
@@ -308,9 +372,25 @@ export class CrashFileSystem implements FileSystem {
     return files;
   }
 
+  /** Sum of the current sizes of every file reachable by name. */
   totalBytes(): number {
-    let total = 0;
-    for (const directory of this.directories.values()) for (const inode of directory.current.values()) total += inode.content.length;
-    return total;
+    let totalBytes = 0;
+    for (const directory of this.directories.values()) for (const inode of directory.current.values()) totalBytes += inode.sizeBytes;
+    return totalBytes;
   }
+
+  private locate(path: string, syscall: string): { parent: Directory; name: string; normalized: string } {
+    const normalized = normalize(path);
+    const parent = this.directories.get(posix.dirname(normalized));
+    if (parent === undefined) throw errnoError('ENOENT', syscall, path);
+    return { parent, name: posix.basename(normalized), normalized };
+  }
+
+  private isFile(normalized: string): boolean {
+    return this.directories.get(posix.dirname(normalized))?.current.has(posix.basename(normalized)) ?? false;
+  }
+}
+
+function normalize(path: string): string {
+  return posix.resolve('/', path);
 }

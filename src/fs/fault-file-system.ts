@@ -1,166 +1,218 @@
 /**
- * A file system wrapper that fails chosen calls: the N-th call of a kind (or every call from the
- * N-th on) fails with a chosen errno, as SQLite's I/O-error tests do.
+ * A file system wrapper that counts calls and fails chosen ones: the n-th call of a kind (or every
+ * call from the n-th on) fails with a chosen errno, as SQLite's I/O-error tests do.
+ *
+ * Owns: `FaultFileSystem` and the handles it wraps; `FaultRule`, `FaultErrno`.
  *
  * Invariants:
- * - Every call of the wrapped file system and of the handles it returns is counted by kind
- *   (`readSync` counts as 'read', `writeSync` as 'write', `openSync` and `readFile` as 'open').
- * - A failed call has no effect: a failed write writes nothing, a failed sync syncs nothing.
- * - Rules count from when they are added, among the calls they match (kind and path).
+ * - Every call of the wrapped file system and of the handles it returns is counted by kind, failed
+ *   or not: `readSync` counts as 'read', `writeSync` as 'write', `openSync` as 'open', and
+ *   `readFile` as one 'open' followed by one 'read' (whatever reads the wrapped `readFile` makes).
+ * - A failed call is decided before the wrapped call is made, so it has no effect: a failed write
+ *   writes nothing, a failed sync leaves the data written but not synced, a failed rename renames
+ *   nothing. The one exception is `close`: as on Linux, the handle is released even when close fails.
+ * - A rule counts from when it is added, among the calls it matches (kind, and `pathIncludes` against
+ *   the path, or either path of a rename). Every active rule sees every call; the first that fires
+ *   decides the errno.
+ * - Async methods reject; sync methods throw. The error is a Node-style errno error.
  */
 import type { FileCallKind, FileHandle, FileStat, FileSystem, OpenMode } from './types.js';
 
+/** The errnos a fault can carry. */
 export type FaultErrno = 'EIO' | 'ENOSPC' | 'EMFILE' | 'EACCES';
 
+/** Which calls fail. */
 export interface FaultRule {
+  /** The kind of call the rule counts, or 'any' for every call. */
   kind: FileCallKind | 'any';
-  /** 1-based: the n-th matching call fails. */
+  /** 1-based: the n-th matching call, counted from when the rule is added, fails. */
   n: number;
   errno: FaultErrno;
-  /** 'once': only the n-th call; 'forever': the n-th and every later matching call. */
+  /** 'once': only the n-th matching call fails; 'forever': the n-th and every later one. */
   mode: 'once' | 'forever';
-  /** Only calls on paths containing this. */
+  /** Only calls whose path contains this string match. */
   pathIncludes?: string;
 }
 
-const ERRNO_NUMBERS: Record<FaultErrno, number> = { EIO: -5, ENOSPC: -28, EMFILE: -24, EACCES: -13 };
+const ERRNO_DETAILS: Record<FaultErrno, { errno: number; description: string }> = {
+  EIO: { errno: -5, description: 'i/o error' },
+  ENOSPC: { errno: -28, description: 'no space left on device' },
+  EMFILE: { errno: -24, description: 'too many open files' },
+  EACCES: { errno: -13, description: 'permission denied' },
+};
 
 interface ActiveRule extends FaultRule {
-  seen: number;
+  matchedCalls: number;
+}
+
+/** Counts one call and throws the injected error if a rule fires. */
+type CallCheck = (kind: FileCallKind, path: string, destination?: string) => void;
+
+function faultError(errno: FaultErrno, kind: FileCallKind, path: string, destination: string | undefined): NodeJS.ErrnoException {
+  const { errno: number, description } = ERRNO_DETAILS[errno];
+  const target = destination === undefined ? `'${path}'` : `'${path}' -> '${destination}'`;
+  const error: NodeJS.ErrnoException = new Error(`${errno}: ${description} (injected), ${kind} ${target}`);
+  error.code = errno;
+  error.errno = number;
+  error.syscall = kind;
+  error.path = path;
+  if (destination !== undefined) (error as NodeJS.ErrnoException & { dest: string }).dest = destination;
+  return error;
 }
 
 class FaultFileHandle implements FileHandle {
   constructor(
-    private readonly owner: FaultFileSystem,
     private readonly inner: FileHandle,
+    private readonly check: CallCheck,
   ) {}
 
   get path(): string {
     return this.inner.path;
   }
 
-  read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
-    return this.owner.run('read', this.path, () => this.inner.read(buffer, offset, length, position));
+  async read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+    this.check('read', this.path);
+    return this.inner.read(buffer, offset, length, position);
   }
 
   readSync(buffer: Uint8Array, offset: number, length: number, position: number): number {
-    this.owner.check('read', this.path);
+    this.check('read', this.path);
     return this.inner.readSync(buffer, offset, length, position);
   }
 
-  write(buffer: Uint8Array, offset: number, length: number, position: number): Promise<void> {
-    return this.owner.run('write', this.path, () => this.inner.write(buffer, offset, length, position));
+  async write(buffer: Uint8Array, offset: number, length: number, position: number): Promise<void> {
+    this.check('write', this.path);
+    return this.inner.write(buffer, offset, length, position);
   }
 
   writeSync(buffer: Uint8Array, offset: number, length: number, position: number): void {
-    this.owner.check('write', this.path);
+    this.check('write', this.path);
     this.inner.writeSync(buffer, offset, length, position);
   }
 
-  sync(): Promise<void> {
-    return this.owner.run('sync', this.path, () => this.inner.sync());
+  async sync(): Promise<void> {
+    this.check('sync', this.path);
+    return this.inner.sync();
   }
 
-  datasync(): Promise<void> {
-    return this.owner.run('datasync', this.path, () => this.inner.datasync());
+  async datasync(): Promise<void> {
+    this.check('datasync', this.path);
+    return this.inner.datasync();
   }
 
-  truncate(sizeBytes: number): Promise<void> {
-    return this.owner.run('truncate', this.path, () => this.inner.truncate(sizeBytes));
+  async truncate(sizeBytes: number): Promise<void> {
+    this.check('truncate', this.path);
+    return this.inner.truncate(sizeBytes);
   }
 
-  size(): Promise<number> {
-    return this.owner.run('size', this.path, () => this.inner.size());
+  async size(): Promise<number> {
+    this.check('size', this.path);
+    return this.inner.size();
   }
 
-  close(): Promise<void> {
-    return this.owner.run('close', this.path, () => this.inner.close());
+  async close(): Promise<void> {
+    try {
+      this.check('close', this.path);
+    } catch (error) {
+      await this.inner.close().catch(() => undefined);
+      throw error;
+    }
+    return this.inner.close();
   }
 }
 
+/** Wraps a file system (and every handle it opens), counting calls by kind and failing those the rules name. */
 export class FaultFileSystem implements FileSystem {
-  private readonly counts = new Map<FileCallKind, number>();
+  private readonly callCounts = new Map<FileCallKind, number>();
   private rules: ActiveRule[] = [];
-  /** Calls failed so far. */
-  failures = 0;
+  private failedCalls = 0;
+  private readonly check: CallCheck = (kind, path, destination) => this.countAndCheck(kind, path, destination);
 
   constructor(private readonly inner: FileSystem) {}
 
-  /** Calls seen of a kind (all kinds when omitted). */
+  /** Calls seen so far of one kind, or of all kinds when `kind` is omitted (failed calls included). */
   calls(kind?: FileCallKind): number {
-    if (kind !== undefined) return this.counts.get(kind) ?? 0;
+    if (kind !== undefined) return this.callCounts.get(kind) ?? 0;
     let total = 0;
-    for (const count of this.counts.values()) total += count;
+    for (const count of this.callCounts.values()) total += count;
     return total;
   }
 
-  failAt(rule: FaultRule): void {
-    if (!Number.isInteger(rule.n) || rule.n < 1) throw new RangeError('n must be an integer >= 1');
-    this.rules.push({ ...rule, seen: 0 });
+  /** How many calls have been failed so far. */
+  get failures(): number {
+    return this.failedCalls;
   }
 
+  /** Add a rule; several may be active at once. Throws RangeError unless `n` is an integer >= 1. */
+  failAt(rule: FaultRule): void {
+    if (!Number.isInteger(rule.n) || rule.n < 1) throw new RangeError(`n must be an integer >= 1, got ${rule.n}`);
+    this.rules.push({ ...rule, matchedCalls: 0 });
+  }
+
+  /** Remove every rule (counts of calls and failures are kept). */
   clearFaults(): void {
     this.rules = [];
   }
 
-  /** Count a call and throw if a rule says it fails. */
-  check(kind: FileCallKind, path: string): void {
-    this.counts.set(kind, (this.counts.get(kind) ?? 0) + 1);
+  private countAndCheck(kind: FileCallKind, path: string, destination?: string): void {
+    this.callCounts.set(kind, (this.callCounts.get(kind) ?? 0) + 1);
+    let fired: ActiveRule | undefined;
     for (const rule of this.rules) {
       if (rule.kind !== 'any' && rule.kind !== kind) continue;
-      if (rule.pathIncludes !== undefined && !path.includes(rule.pathIncludes)) continue;
-      rule.seen++;
-      if (rule.seen === rule.n || (rule.mode === 'forever' && rule.seen > rule.n)) {
-        this.failures++;
-        const error = new Error(`${rule.errno}: injected fault, ${kind} '${path}'`) as NodeJS.ErrnoException;
-        error.code = rule.errno;
-        error.errno = ERRNO_NUMBERS[rule.errno];
-        error.syscall = kind;
-        error.path = path;
-        throw error;
-      }
+      const pathIncludes = rule.pathIncludes;
+      if (pathIncludes !== undefined && !path.includes(pathIncludes) && !(destination?.includes(pathIncludes) ?? false)) continue;
+      rule.matchedCalls++;
+      const fires = rule.matchedCalls === rule.n || (rule.mode === 'forever' && rule.matchedCalls > rule.n);
+      if (fires && fired === undefined) fired = rule;
     }
-  }
-
-  async run<T>(kind: FileCallKind, path: string, call: () => Promise<T>): Promise<T> {
-    this.check(kind, path);
-    return call();
+    if (fired === undefined) return;
+    this.failedCalls++;
+    throw faultError(fired.errno, kind, path, destination);
   }
 
   async open(path: string, mode: OpenMode): Promise<FileHandle> {
-    return new FaultFileHandle(this, await this.run('open', path, () => this.inner.open(path, mode)));
+    this.check('open', path);
+    return new FaultFileHandle(await this.inner.open(path, mode), this.check);
   }
 
   openSync(path: string, mode: OpenMode): FileHandle {
     this.check('open', path);
-    return new FaultFileHandle(this, this.inner.openSync(path, mode));
+    return new FaultFileHandle(this.inner.openSync(path, mode), this.check);
   }
 
-  readdir(path: string): Promise<string[]> {
-    return this.run('readdir', path, () => this.inner.readdir(path));
+  async readdir(path: string): Promise<string[]> {
+    this.check('readdir', path);
+    return this.inner.readdir(path);
   }
 
-  stat(path: string): Promise<FileStat> {
-    return this.run('stat', path, () => this.inner.stat(path));
+  async stat(path: string): Promise<FileStat> {
+    this.check('stat', path);
+    return this.inner.stat(path);
   }
 
-  rename(from: string, to: string): Promise<void> {
-    return this.run('rename', from, () => this.inner.rename(from, to));
+  async rename(from: string, to: string): Promise<void> {
+    this.check('rename', from, to);
+    return this.inner.rename(from, to);
   }
 
-  unlink(path: string): Promise<void> {
-    return this.run('unlink', path, () => this.inner.unlink(path));
+  async unlink(path: string): Promise<void> {
+    this.check('unlink', path);
+    return this.inner.unlink(path);
   }
 
-  mkdir(path: string): Promise<void> {
-    return this.run('mkdir', path, () => this.inner.mkdir(path));
+  async mkdir(path: string): Promise<void> {
+    this.check('mkdir', path);
+    return this.inner.mkdir(path);
   }
 
-  syncDirectory(path: string): Promise<void> {
-    return this.run('syncDirectory', path, () => this.inner.syncDirectory(path));
+  async syncDirectory(path: string): Promise<void> {
+    this.check('syncDirectory', path);
+    return this.inner.syncDirectory(path);
   }
 
-  readFile(path: string): Promise<Buffer> {
-    return this.run('open', path, () => this.inner.readFile(path));
+  async readFile(path: string): Promise<Buffer> {
+    this.check('open', path);
+    this.check('read', path);
+    return this.inner.readFile(path);
   }
 }

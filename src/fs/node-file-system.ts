@@ -1,118 +1,153 @@
 /**
- * The real file layer on node:fs: the only module that imports node:fs.
+ * The real file layer on node:fs, and the process probes the directory lock needs.
+ *
+ * Owns: `NodeFileSystem` (and its handles), `processIsAlive`, `processStartTime`.
  *
  * Invariants:
- * - fd-based callback calls wrapped in promises (cheaper per call than fs/promises FileHandle);
- *   synchronous variants for the engine's synchronous read path.
- * - `write` loops over short writes; `syncDirectory` fsyncs the directory itself.
+ * - This is the only module in the project that imports node:fs.
+ * - Calls are fd-based: the callback API wrapped in promises for the async methods (cheaper per call
+ *   than fs/promises FileHandle), readSync/writeSync for the synchronous ones.
+ * - `write` and `writeSync` loop until every byte is written (short writes are retried, never
+ *   returned); `readFile` is built on open/read like every other implementation's.
+ * - `syncDirectory` fsyncs the directory itself (opened read-only), which is what makes creations,
+ *   renames and unlinks in it durable.
  */
 import * as fs from 'node:fs';
 import type { FileHandle, FileStat, FileSystem, OpenMode } from './types.js';
 
-const FLAGS: Record<OpenMode, string> = { read: 'r', readwrite: 'r+', create: 'wx+', overwrite: 'w+' };
+const OPEN_FLAGS: Record<OpenMode, string> = { read: 'r', readwrite: 'r+', create: 'wx+', overwrite: 'w+' };
+const CREATE_PERMISSIONS = 0o644;
 
-function promise<T>(call: (done: (error: NodeJS.ErrnoException | null, value?: T) => void) => void): Promise<T> {
+type Callback<T> = (error: NodeJS.ErrnoException | null, value?: T) => void;
+
+/** Run one node:fs callback call as a promise. */
+function callbackToPromise<T>(call: (done: Callback<T>) => void): Promise<T> {
   return new Promise<T>((resolve, reject) => call((error, value) => (error ? reject(error) : resolve(value as T))));
+}
+
+/** A write that made no progress would loop forever; node:fs never reports one for a regular file. */
+function noProgressError(path: string): NodeJS.ErrnoException {
+  const error: NodeJS.ErrnoException = new Error(`EIO: write made no progress, write '${path}'`);
+  error.code = 'EIO';
+  error.syscall = 'write';
+  error.path = path;
+  return error;
 }
 
 class NodeFileHandle implements FileHandle {
   constructor(
     readonly path: string,
-    private readonly fd: number,
+    private readonly descriptor: number,
   ) {}
 
   read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
-    return promise<number>((done) => fs.read(this.fd, buffer, offset, length, position, (error, bytesRead) => done(error, bytesRead)));
+    return callbackToPromise<number>((done) => fs.read(this.descriptor, buffer, offset, length, position, done));
   }
 
   readSync(buffer: Uint8Array, offset: number, length: number, position: number): number {
-    return fs.readSync(this.fd, buffer, offset, length, position);
+    return fs.readSync(this.descriptor, buffer, offset, length, position);
   }
 
   async write(buffer: Uint8Array, offset: number, length: number, position: number): Promise<void> {
-    let written = 0;
-    while (written < length) {
-      const count = await promise<number>((done) =>
-        fs.write(this.fd, buffer, offset + written, length - written, position + written, (error, bytes) => done(error, bytes)),
+    for (let writtenBytes = 0; writtenBytes < length; ) {
+      const countBytes = await callbackToPromise<number>((done) =>
+        fs.write(this.descriptor, buffer, offset + writtenBytes, length - writtenBytes, position + writtenBytes, done),
       );
-      written += count;
+      if (countBytes <= 0) throw noProgressError(this.path);
+      writtenBytes += countBytes;
     }
   }
 
   writeSync(buffer: Uint8Array, offset: number, length: number, position: number): void {
-    let written = 0;
-    while (written < length) written += fs.writeSync(this.fd, buffer, offset + written, length - written, position + written);
-  }
-
-  sync(): Promise<void> {
-    return promise<void>((done) => fs.fsync(this.fd, (error) => done(error)));
-  }
-
-  datasync(): Promise<void> {
-    return promise<void>((done) => fs.fdatasync(this.fd, (error) => done(error)));
-  }
-
-  truncate(sizeBytes: number): Promise<void> {
-    return promise<void>((done) => fs.ftruncate(this.fd, sizeBytes, (error) => done(error)));
-  }
-
-  async size(): Promise<number> {
-    const stat = await promise<fs.Stats>((done) => fs.fstat(this.fd, (error, stats) => done(error, stats)));
-    return stat.size;
-  }
-
-  close(): Promise<void> {
-    return promise<void>((done) => fs.close(this.fd, (error) => done(error)));
-  }
-}
-
-/** The real file system. */
-export class NodeFileSystem implements FileSystem {
-  async open(path: string, mode: OpenMode): Promise<FileHandle> {
-    const fd = await promise<number>((done) => fs.open(path, FLAGS[mode], 0o644, (error, descriptor) => done(error, descriptor)));
-    return new NodeFileHandle(path, fd);
-  }
-
-  openSync(path: string, mode: OpenMode): FileHandle {
-    return new NodeFileHandle(path, fs.openSync(path, FLAGS[mode], 0o644));
-  }
-
-  readdir(path: string): Promise<string[]> {
-    return promise<string[]>((done) => fs.readdir(path, (error, names) => done(error, names)));
-  }
-
-  async stat(path: string): Promise<FileStat> {
-    const stat = await promise<fs.Stats>((done) => fs.stat(path, (error, stats) => done(error, stats)));
-    return { sizeBytes: stat.size, isFile: stat.isFile(), isDirectory: stat.isDirectory(), mtimeMs: stat.mtimeMs };
-  }
-
-  rename(from: string, to: string): Promise<void> {
-    return promise<void>((done) => fs.rename(from, to, (error) => done(error)));
-  }
-
-  unlink(path: string): Promise<void> {
-    return promise<void>((done) => fs.unlink(path, (error) => done(error)));
-  }
-
-  async mkdir(path: string): Promise<void> {
-    await promise<string | undefined>((done) => fs.mkdir(path, { recursive: true }, (error, made) => done(error, made)));
-  }
-
-  async syncDirectory(path: string): Promise<void> {
-    const fd = await promise<number>((done) => fs.open(path, 'r', (error, descriptor) => done(error, descriptor)));
-    try {
-      await promise<void>((done) => fs.fsync(fd, (error) => done(error)));
-    } finally {
-      await promise<void>((done) => fs.close(fd, (error) => done(error)));
+    for (let writtenBytes = 0; writtenBytes < length; ) {
+      const countBytes = fs.writeSync(this.descriptor, buffer, offset + writtenBytes, length - writtenBytes, position + writtenBytes);
+      if (countBytes <= 0) throw noProgressError(this.path);
+      writtenBytes += countBytes;
     }
   }
 
-  readFile(path: string): Promise<Buffer> {
-    return promise<Buffer>((done) => fs.readFile(path, (error, data) => done(error, data)));
+  sync(): Promise<void> {
+    return callbackToPromise<void>((done) => fs.fsync(this.descriptor, done));
+  }
+
+  datasync(): Promise<void> {
+    return callbackToPromise<void>((done) => fs.fdatasync(this.descriptor, done));
+  }
+
+  truncate(sizeBytes: number): Promise<void> {
+    return callbackToPromise<void>((done) => fs.ftruncate(this.descriptor, sizeBytes, done));
+  }
+
+  async size(): Promise<number> {
+    const stats = await callbackToPromise<fs.Stats>((done) => fs.fstat(this.descriptor, done));
+    return stats.size;
+  }
+
+  close(): Promise<void> {
+    return callbackToPromise<void>((done) => fs.close(this.descriptor, done));
   }
 }
 
-/** True when a process with this pid exists (EPERM: it exists but is not ours). */
+/** The real file system: every call goes to node:fs. Paths are passed through unchanged. */
+export class NodeFileSystem implements FileSystem {
+  async open(path: string, mode: OpenMode): Promise<FileHandle> {
+    const descriptor = await callbackToPromise<number>((done) => fs.open(path, OPEN_FLAGS[mode], CREATE_PERMISSIONS, done));
+    return new NodeFileHandle(path, descriptor);
+  }
+
+  openSync(path: string, mode: OpenMode): FileHandle {
+    return new NodeFileHandle(path, fs.openSync(path, OPEN_FLAGS[mode], CREATE_PERMISSIONS));
+  }
+
+  readdir(path: string): Promise<string[]> {
+    return callbackToPromise<string[]>((done) => fs.readdir(path, done));
+  }
+
+  async stat(path: string): Promise<FileStat> {
+    const stats = await callbackToPromise<fs.Stats>((done) => fs.stat(path, done));
+    return { sizeBytes: stats.size, isFile: stats.isFile(), isDirectory: stats.isDirectory(), mtimeMs: stats.mtimeMs };
+  }
+
+  rename(from: string, to: string): Promise<void> {
+    return callbackToPromise<void>((done) => fs.rename(from, to, done));
+  }
+
+  unlink(path: string): Promise<void> {
+    return callbackToPromise<void>((done) => fs.unlink(path, done));
+  }
+
+  async mkdir(path: string): Promise<void> {
+    await callbackToPromise<string | undefined>((done) => fs.mkdir(path, { recursive: true }, done));
+  }
+
+  async syncDirectory(path: string): Promise<void> {
+    const descriptor = await callbackToPromise<number>((done) => fs.open(path, 'r', done));
+    try {
+      await callbackToPromise<void>((done) => fs.fsync(descriptor, done));
+    } finally {
+      await callbackToPromise<void>((done) => fs.close(descriptor, done));
+    }
+  }
+
+  async readFile(path: string): Promise<Buffer> {
+    const handle = await this.open(path, 'read');
+    try {
+      let content = Buffer.alloc(await handle.size());
+      let filledBytes = 0;
+      for (;;) {
+        // The file may have grown since size(): keep reading until EOF.
+        if (filledBytes === content.length) content = Buffer.concat([content, Buffer.alloc(Math.max(4096, content.length))]);
+        const countBytes = await handle.read(content, filledBytes, content.length - filledBytes, filledBytes);
+        if (countBytes === 0) return content.subarray(0, filledBytes);
+        filledBytes += countBytes;
+      }
+    } finally {
+      await handle.close();
+    }
+  }
+}
+
+/** True when a process with this pid exists; EPERM (it exists but belongs to another user) counts as alive. */
 export function processIsAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -122,10 +157,16 @@ export function processIsAlive(pid: number): boolean {
   }
 }
 
-/** The start time of a process (field 22 of /proc/<pid>/stat), where the platform has it. */
+/**
+ * The start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat), as a string;
+ * undefined where the platform has no /proc or the process is gone. Together with the pid it names
+ * one process even after the pid is reused.
+ */
 export function processStartTime(pid: number): string | undefined {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // Field 2 (the command name) is parenthesised and may hold spaces: split after its closing ')'.
+    // What follows starts at field 3, so field 22 is at index 19.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return fields[19];
   } catch {

@@ -1,0 +1,92 @@
+/**
+ * NodeFileSystem against a real temporary directory: the round trip of every call, the open modes'
+ * errors, and the process probes the directory lock uses.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { NodeFileSystem, processIsAlive, processStartTime } from '../../src/fs/node-file-system.js';
+import { temporaryDirectory } from '../helpers.js';
+
+const NO_SUCH_PID = 2 ** 30;
+
+test('every call round-trips through a real directory', async (t) => {
+  const root = temporaryDirectory(t, 'silt-fs-');
+  const fileSystem = new NodeFileSystem();
+  const directory = `${root}/a/b`;
+  await fileSystem.mkdir(directory);
+  await fileSystem.mkdir(directory); // exists: no error
+
+  const handle = await fileSystem.open(`${directory}/file`, 'create');
+  await handle.write(Buffer.from('hello world'), 0, 11, 0);
+  handle.writeSync(Buffer.from('__WORLD__'), 2, 5, 6);
+  await handle.datasync();
+  await handle.sync();
+  assert.equal(await handle.size(), 11);
+  const buffer = Buffer.alloc(5);
+  assert.equal(await handle.read(buffer, 0, 5, 6), 5);
+  assert.equal(buffer.toString(), 'WORLD');
+  assert.equal(handle.readSync(buffer, 0, 5, 0), 5);
+  assert.equal(buffer.toString(), 'hello');
+  assert.equal(await handle.read(buffer, 0, 5, 100), 0, 'read past EOF returns 0');
+  await handle.truncate(5);
+  assert.equal(await handle.size(), 5);
+  await handle.close();
+  await fileSystem.syncDirectory(directory);
+
+  assert.equal((await fileSystem.readFile(`${directory}/file`)).toString(), 'hello');
+  assert.deepEqual(await fileSystem.readdir(directory), ['file']);
+  const stat = await fileSystem.stat(`${directory}/file`);
+  assert.equal(stat.sizeBytes, 5);
+  assert.ok(stat.isFile && !stat.isDirectory && stat.mtimeMs > 0);
+  assert.ok((await fileSystem.stat(directory)).isDirectory);
+
+  await fileSystem.rename(`${directory}/file`, `${directory}/renamed`);
+  assert.deepEqual(await fileSystem.readdir(directory), ['renamed']);
+  await fileSystem.unlink(`${directory}/renamed`);
+  assert.deepEqual(await fileSystem.readdir(directory), []);
+});
+
+test('readFile reads a file larger than one read', async (t) => {
+  const root = temporaryDirectory(t, 'silt-fs-');
+  const fileSystem = new NodeFileSystem();
+  const content = Buffer.alloc(3 * 1024 * 1024 + 7, 0x5a);
+  const handle = fileSystem.openSync(`${root}/large`, 'overwrite');
+  handle.writeSync(content, 0, content.length, 0);
+  await handle.close();
+  assert.ok((await fileSystem.readFile(`${root}/large`)).equals(content));
+});
+
+test('open modes fail with ENOENT and EEXIST, and overwrite truncates', async (t) => {
+  const root = temporaryDirectory(t, 'silt-fs-');
+  const fileSystem = new NodeFileSystem();
+  await assert.rejects(fileSystem.open(`${root}/missing`, 'read'), { code: 'ENOENT' });
+  await assert.rejects(fileSystem.open(`${root}/missing`, 'readwrite'), { code: 'ENOENT' });
+  assert.throws(() => fileSystem.openSync(`${root}/missing`, 'read'), { code: 'ENOENT' });
+  await assert.rejects(fileSystem.stat(`${root}/missing`), { code: 'ENOENT' });
+  const handle = await fileSystem.open(`${root}/file`, 'create');
+  await handle.write(Buffer.from('abc'), 0, 3, 0);
+  await handle.close();
+  await assert.rejects(fileSystem.open(`${root}/file`, 'create'), { code: 'EEXIST' });
+  const overwritten = await fileSystem.open(`${root}/file`, 'overwrite');
+  assert.equal(await overwritten.size(), 0);
+  await overwritten.close();
+});
+
+test('processIsAlive is true for this process and false for a pid that cannot exist', () => {
+  assert.equal(processIsAlive(process.pid), true);
+  assert.equal(processIsAlive(NO_SUCH_PID), false);
+});
+
+test('processStartTime is the start of this process in clock ticks since boot on Linux, and undefined for a missing process', () => {
+  assert.equal(processStartTime(NO_SUCH_PID), undefined);
+  if (process.platform !== 'linux') return;
+  const startTime = processStartTime(process.pid);
+  assert.match(startTime ?? '', /^\d+$/);
+  assert.equal(processStartTime(process.pid), startTime);
+  // Boot time (seconds since the epoch) plus the start in ticks (USER_HZ, 100 per second on Linux) is when this process began.
+  const bootSeconds = Number(/^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'latin1'))?.[1]);
+  const startedMs = bootSeconds * 1000 + Number(startTime) * 10;
+  const expectedMs = Date.now() - process.uptime() * 1000;
+  assert.ok(Math.abs(startedMs - expectedMs) < 3000, `start ${startedMs} vs ${expectedMs}`);
+});
