@@ -41,8 +41,8 @@
  *    the current epoch therefore only has ancestors of the current epoch.
  * 5. `snapshot()` is O(1): it captures (root, height, size) and, if the root belongs to the
  *    current epoch, bumps the epoch, so that no node reachable from the snapshot is ever mutated
- *    again. With no snapshot taken since a node was created, writes mutate it in place and
- *    allocate nothing beyond splits, merges and borrows. `range()` on the live tree takes such a
+ *    again. With no snapshot taken since a node was created, writes mutate it in place; the
+ *    only allocations are the nodes that splits create and the growth of node arrays. `range()` on the live tree takes such a
  *    snapshot. Old nodes are reclaimed by the GC once no snapshot or iterator references them;
  *    there is nothing to release (an iterator broken out of early drops its path at once).
  * 6. `size` is the number of keys in the live tree; a snapshot's `size` is the count at its creation.
@@ -208,6 +208,43 @@ function insertNumberAt(array: number[], position: number, item: number): void {
     index--;
   }
   array[position] = item;
+}
+
+/** Move the last `count` items of `source` to the front of `target`, in place. */
+function moveTailToFront<T>(source: T[], target: T[], count: number): void {
+  const sourceLength = source.length;
+  const start = sourceLength - count;
+  // Grow with items of the right kind (see `insertNumberAt`), then shift and fill.
+  for (let index = start; index < sourceLength; index++) target.push(source[index] as T);
+  for (let index = target.length - count - 1; index >= 0; index--) target[index + count] = target[index] as T;
+  for (let index = 0; index < count; index++) target[index] = source[start + index] as T;
+  source.length = start;
+}
+
+/** Move the first `count` items of `source` to the end of `target`, in place. */
+function moveHeadToBack<T>(source: T[], target: T[], count: number): void {
+  for (let index = 0; index < count; index++) target.push(source[index] as T);
+  const remaining = source.length - count;
+  for (let index = 0; index < remaining; index++) source[index] = source[index + count] as T;
+  source.length = remaining;
+}
+
+/** `moveTailToFront` for the prefix arrays (see `insertNumberAt`). */
+function moveNumberTailToFront(source: number[], target: number[], count: number): void {
+  const sourceLength = source.length;
+  const start = sourceLength - count;
+  for (let index = start; index < sourceLength; index++) target.push(source[index] as number);
+  for (let index = target.length - count - 1; index >= 0; index--) target[index + count] = target[index] as number;
+  for (let index = 0; index < count; index++) target[index] = source[start + index] as number;
+  source.length = start;
+}
+
+/** `moveHeadToBack` for the prefix arrays (see `insertNumberAt`). */
+function moveNumberHeadToBack(source: number[], target: number[], count: number): void {
+  for (let index = 0; index < count; index++) target.push(source[index] as number);
+  const remaining = source.length - count;
+  for (let index = 0; index < remaining; index++) source[index] = source[index + count] as number;
+  source.length = remaining;
 }
 
 /** `removeAt` for the prefix arrays (see `insertNumberAt`). */
@@ -800,10 +837,9 @@ export class OrderedIndex<V> {
         if (isLeaf) {
           const leaf = node as LeafNode<V>;
           const from = left as LeafNode<V>;
-          const cut = from.keys.length - moved;
-          leaf.keys = from.keys.splice(cut).concat(leaf.keys);
-          leaf.prefixes = from.prefixes.splice(cut).concat(leaf.prefixes);
-          leaf.values = from.values.splice(cut).concat(leaf.values);
+          moveTailToFront(from.keys, leaf.keys, moved);
+          moveNumberTailToFront(from.prefixes, leaf.prefixes, moved);
+          moveTailToFront(from.values, leaf.values, moved);
           parent.keys[position - 1] = leaf.keys[0] as string;
           parent.prefixes[position - 1] = leaf.prefixes[0] as number;
         } else {
@@ -829,9 +865,9 @@ export class OrderedIndex<V> {
         if (isLeaf) {
           const leaf = node as LeafNode<V>;
           const from = right as LeafNode<V>;
-          leaf.keys = leaf.keys.concat(from.keys.splice(0, moved));
-          leaf.prefixes = leaf.prefixes.concat(from.prefixes.splice(0, moved));
-          leaf.values = leaf.values.concat(from.values.splice(0, moved));
+          moveHeadToBack(from.keys, leaf.keys, moved);
+          moveNumberHeadToBack(from.prefixes, leaf.prefixes, moved);
+          moveHeadToBack(from.values, leaf.values, moved);
           parent.keys[position] = from.keys[0] as string;
           parent.prefixes[position] = from.prefixes[0] as number;
         } else {
