@@ -10,9 +10,9 @@
  * adapter serialized strings and keys already prefixed with `${namespace}:`.
  *
  * Invariants:
- * - A TTL is silt's own `ttlMs`: an expired entry is never returned by get, getMany, has or
- *   iterator (silt treats it as absent), whether or not Keyv re-checks the `expires` it
- *   serialized into the value.
+ * - A TTL is silt's own `ttlMs`: an expired entry is never returned by get, getMany, has,
+ *   hasMany or iterator (silt treats it as absent), whether or not Keyv re-checks the `expires`
+ *   it serialized into the value. `has`/`hasMany` are silt's index-only `store.has()`.
  * - `clear()` deletes only the keys of `this.namespace` (all keys of the store when Keyv has no
  *   namespace), read from one silt snapshot and deleted in batches.
  * - The adapter keeps nothing but a reference to the store: no cache, no index.
@@ -102,14 +102,15 @@ export class KeyvSilt extends EventEmitter {
     return keys.map((key) => store.getSync(key)?.toString('utf8'));
   }
 
+  /** Index-only (`store.has()`): reads no value; false once the entry's TTL has passed. */
   async has(key: string): Promise<boolean> {
     const store = await this.getStore();
-    return store.getSync(key) !== undefined;
+    return store.has(key);
   }
 
   async hasMany(keys: string[]): Promise<boolean[]> {
     const store = await this.getStore();
-    return keys.map((key) => store.getSync(key) !== undefined);
+    return keys.map((key) => store.has(key));
   }
 
   /** Store `value` (Keyv's serialized string); `ttl` in milliseconds. Resolves when durable per the store's mode. */

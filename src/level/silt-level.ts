@@ -10,24 +10,26 @@
  * Invariants:
  * - The private API declares the `buffer`, `view` and `utf8` formats; silt takes strings and
  *   bytes alike and returns Buffers, which are converted to strings only for the `utf8` format.
- * - Implicit snapshots: an iterator reads from the state of the store at the moment it was
- *   created. silt's iterators take their snapshot on their first `next()`, so a cursor calls
- *   `next()` once, synchronously, when it is created (and again whenever it starts a new silt
- *   iterator); `get()` is synchronous underneath, so it trivially reads the state at the call.
- * - `seek()` keeps the iterator's snapshot (see `Cursor` for how, and for the one case where it
- *   cannot without a core snapshot API: a backward seek after writes made since the iterator was
- *   created).
+ * - Implicit snapshots: each iterator takes one silt snapshot (`store.snapshot()`, O(1)) when it
+ *   is created, reads only from it and releases it on close; `seek()` opens a new range iterator
+ *   on that same snapshot, so it is exact in both directions whatever was written since.
+ *   `get()`/`has()` are synchronous underneath, so they trivially read the state at the call.
+ * - Explicit snapshots (`db.snapshot()`) are a silt snapshot in abstract-level's token
+ *   (`SiltLevelSnapshot`); `get`/`getSync`/`getMany`/`has`/`hasMany`/`iterator`/`keys`/`values`/
+ *   `clear` given `{ snapshot }` read from it. abstract-level closes them on `db.close()` and
+ *   never while a read on them is in flight.
  * - Errors are abstract-level's codes (LEVEL_*), with silt's `SiltError` as `cause`.
  */
 import {
   AbstractIterator,
   AbstractKeyIterator,
   AbstractLevel,
+  AbstractSnapshot,
   AbstractValueIterator,
   type AbstractDatabaseOptions,
 } from 'abstract-level';
 import { open, Store } from '../engine/store.js';
-import type { Entry, RangeOptions } from '../engine/types.js';
+import type { Entry, RangeOptions, Snapshot } from '../engine/types.js';
 import { SiltError } from '../errors.js';
 import { NodeFileSystem } from '../fs/node-file-system.js';
 import { DEFAULTS, type OpenOptions } from '../options.js';
@@ -48,7 +50,9 @@ interface PrivateOpenOptions extends Omit<OpenOptions, 'createIfMissing'> {
 
 interface PrivateReadOptions {
   keyEncoding: Format;
-  valueEncoding: Format;
+  valueEncoding?: Format;
+  /** An explicit snapshot (abstract-level holds a reference on it during the call). */
+  snapshot?: unknown;
 }
 
 interface PrivateRangeOptions {
@@ -63,6 +67,7 @@ interface PrivateRangeOptions {
   values?: boolean;
   keyEncoding: Format;
   valueEncoding?: Format;
+  snapshot?: unknown;
 }
 
 interface PrivateBatchOperation {
@@ -136,13 +141,11 @@ function toSiltRange(options: PrivateRangeOptions): RangeOptions {
   return range;
 }
 
-const kWrites = Symbol('completedWrites');
-
 /** What abstract-level's private API declares (`getSync` and `has` are newer than level-supports' types). */
 const MANIFEST = {
   encodings: { buffer: true, view: true, utf8: true },
   implicitSnapshots: true,
-  explicitSnapshots: false,
+  explicitSnapshots: true,
   has: true,
   getSync: true,
   seek: true,
@@ -152,7 +155,41 @@ const MANIFEST = {
   additionalMethods: {},
 };
 const kStore = Symbol('store');
-const kVersion = Symbol('version');
+const kView = Symbol('view');
+const kReader = Symbol('reader');
+
+/** What reads go to: the store (its current state) or one silt snapshot. */
+type Reader = Pick<Store, 'getSync' | 'has' | 'entries' | 'keys' | 'values'>;
+
+// abstract-level's types declare no constructor for AbstractSnapshot; its code takes `{ owner }`.
+const SnapshotBase = AbstractSnapshot as unknown as new (options: { owner: unknown }) => AbstractSnapshot;
+
+/**
+ * An explicit snapshot (`db.snapshot()`): abstract-level's token around one silt snapshot, which
+ * it releases when closed (by `snapshot.close()`, or by `db.close()`).
+ */
+export class SiltLevelSnapshot extends SnapshotBase {
+  /** @internal */
+  readonly [kView]: Snapshot;
+  /** @internal The store the snapshot was taken of. */
+  readonly [kStore]: Store;
+
+  /** @internal Made by `db.snapshot()`. */
+  constructor(options: { owner: unknown }, store: Store, view: Snapshot) {
+    super(options);
+    this[kStore] = store;
+    this[kView] = view;
+  }
+
+  /** The highest silt revision the snapshot reflects. */
+  get revision(): number {
+    return this[kView].revision;
+  }
+
+  async _close(): Promise<void> {
+    this[kView].release();
+  }
+}
 
 /**
  * An `abstract-level` database stored in a silt directory.
@@ -167,8 +204,6 @@ export class SiltLevel<KDefault = string, VDefault = string> extends AbstractLev
   #store: Store | undefined;
   #batchChunk = 10_000;
   #maxKeySize = DEFAULTS.maxKeySize;
-  /** Writes completed through this database; iterators compare it to know if their snapshot is still current. */
-  [kWrites] = 0;
 
   constructor(location: string, options?: SiltLevelOptions<KDefault, VDefault>) {
     if (typeof location !== 'string' || location === '') {
@@ -188,20 +223,32 @@ export class SiltLevel<KDefault = string, VDefault = string> extends AbstractLev
     return this.#store;
   }
 
-  /**
-   * @internal For iterators: changes whenever a write completed through this database or any
-   * write was queued on the store (both counters only grow, so their sum is unchanged only when
-   * both are).
-   */
-  get [kVersion](): number {
-    return this[kWrites] + this[kStore].stats().revision;
-  }
-
   /** @internal For iterators. */
   get [kStore](): Store {
     const store = this.#store;
     if (store === undefined) throw new LevelError('Database is not open', 'LEVEL_DATABASE_NOT_OPEN');
     return store;
+  }
+
+  /** @internal The explicit snapshot of a read's options, or the store. */
+  [kReader](options: { snapshot?: unknown }): Reader {
+    const snapshot = options.snapshot;
+    if (snapshot === undefined || snapshot === null) return this[kStore];
+    if (!(snapshot instanceof SiltLevelSnapshot) || snapshot[kStore] !== this.#store) {
+      throw new TypeError('The snapshot option must be a snapshot of this database (db.snapshot())');
+    }
+    return snapshot[kView];
+  }
+
+  _snapshot(options: { owner: unknown }): SiltLevelSnapshot {
+    const store = this[kStore];
+    let view: Snapshot;
+    try {
+      view = store.snapshot();
+    } catch (error) {
+      throw toLevelError(error);
+    }
+    return new SiltLevelSnapshot(options, store, view);
   }
 
   async _open(options: PrivateOpenOptions): Promise<void> {
@@ -235,9 +282,10 @@ export class SiltLevel<KDefault = string, VDefault = string> extends AbstractLev
   }
 
   _getSync(key: Encoded, options: PrivateReadOptions): Buffer | string | undefined {
+    const reader = this[kReader](options);
     let value: Buffer | undefined;
     try {
-      value = this[kStore].getSync(key);
+      value = reader.getSync(key);
     } catch (error) {
       throw toLevelError(error);
     }
@@ -252,17 +300,19 @@ export class SiltLevel<KDefault = string, VDefault = string> extends AbstractLev
     return keys.map((key) => this._getSync(key, options));
   }
 
-  async _has(key: Encoded): Promise<boolean> {
-    return this.#hasSync(key);
+  /** Index-only: reads no value. */
+  async _has(key: Encoded, options: PrivateReadOptions): Promise<boolean> {
+    return this.#has(this[kReader](options), key);
   }
 
-  async _hasMany(keys: Encoded[]): Promise<boolean[]> {
-    return keys.map((key) => this.#hasSync(key));
+  async _hasMany(keys: Encoded[], options: PrivateReadOptions): Promise<boolean[]> {
+    const reader = this[kReader](options);
+    return keys.map((key) => this.#has(reader, key));
   }
 
-  #hasSync(key: Encoded): boolean {
+  #has(reader: Reader, key: Encoded): boolean {
     try {
-      return this[kStore].getSync(key) !== undefined;
+      return reader.has(key);
     } catch (error) {
       throw toLevelError(error);
     }
@@ -273,8 +323,6 @@ export class SiltLevel<KDefault = string, VDefault = string> extends AbstractLev
       await this[kStore].put(key, value);
     } catch (error) {
       throw toLevelError(error, this.#argumentCode([key]));
-    } finally {
-      this[kWrites]++;
     }
   }
 
@@ -283,8 +331,6 @@ export class SiltLevel<KDefault = string, VDefault = string> extends AbstractLev
       await this[kStore].delete(key);
     } catch (error) {
       throw toLevelError(error);
-    } finally {
-      this[kWrites]++;
     }
   }
 
@@ -298,8 +344,6 @@ export class SiltLevel<KDefault = string, VDefault = string> extends AbstractLev
       await this[kStore].batch(siltOperations);
     } catch (error) {
       throw toLevelError(error, this.#argumentCode(operations.map((operation) => operation.key)));
-    } finally {
-      this[kWrites]++;
     }
   }
 
@@ -315,33 +359,26 @@ export class SiltLevel<KDefault = string, VDefault = string> extends AbstractLev
   }
 
   /**
-   * Delete a range: the keys are read from one snapshot taken now, and deleted in batches of at
-   * most 10,000 (not atomic, which abstract-level allows).
+   * Delete a range: the keys are read from one snapshot (the explicit one given, else one taken
+   * now), and deleted in batches of at most 10,000 (not atomic, which abstract-level allows).
    */
   async _clear(options: PrivateRangeOptions): Promise<void> {
     const store = this[kStore];
+    const reader = this[kReader](options);
     const range = toSiltRange(options);
     if (options.limit >= 0) range.limit = options.limit;
     try {
       let chunk: Array<{ type: 'delete'; key: Buffer }> = [];
-      for await (const key of store.keys(range)) {
+      for await (const key of reader.keys(range)) {
         chunk.push({ type: 'delete', key });
         if (chunk.length >= this.#batchChunk) {
-          await this.#deleteChunk(store, chunk);
+          await store.batch(chunk);
           chunk = [];
         }
       }
-      if (chunk.length > 0) await this.#deleteChunk(store, chunk);
+      if (chunk.length > 0) await store.batch(chunk);
     } catch (error) {
       throw toLevelError(error);
-    }
-  }
-
-  async #deleteChunk(store: Store, chunk: Array<{ type: 'delete'; key: Buffer }>): Promise<void> {
-    try {
-      await store.batch(chunk);
-    } finally {
-      this[kWrites]++;
     }
   }
 
@@ -373,125 +410,75 @@ function keyOf(item: Item): Buffer {
 }
 
 /**
- * A position in a silt iterator, with seek. silt's iterators read one snapshot each, taken on
- * their first `next()`, and cannot seek; so:
- * - a cursor calls `next()` once as soon as it creates a silt iterator (pinning its snapshot)
- *   and keeps the result as `buffered`;
- * - `seek(target)` starts a new silt iterator over the narrowed range (O(log n)) when nothing
- *   was written since the cursor's snapshot (`db[kVersion]` unchanged: the new iterator sees the
- *   same data); after writes it skips forward within the current silt iterator (same snapshot,
- *   O(distance)), which is exact for targets ahead of the position. A target behind the
- *   position after writes has no snapshot to go back to: the cursor restarts on the current
- *   data. A core snapshot API (one snapshot, many range iterators) would make every seek exact.
+ * A position in one silt snapshot, with seek. The snapshot is the iterator's own (taken at
+ * creation, released on close) or an explicit one (released by its owner). The silt iterator
+ * over it is opened at the first read; `seek(target)` drops it, and the next read opens a new
+ * one on the same snapshot over the range narrowed to the target (O(log n), exact in either
+ * direction, whatever was written since the snapshot).
  */
 class Cursor {
-  readonly #db: AnySiltLevel;
+  readonly #view: Snapshot;
+  /** True when the snapshot is this cursor's own, to release on close. */
+  readonly #owned: boolean;
   readonly #range: RangeOptions;
-  readonly #reverse: boolean;
   readonly #withValues: boolean;
-  #source: Source;
-  #buffered: Promise<IteratorResult<Item>> | undefined;
-  /** The last key taken out of the source (returned or skipped), not counting `buffered`. */
-  #position: Buffer | undefined;
-  #skipTo: Buffer | undefined;
-  /** `db[kVersion]` when the snapshot of the source was taken. */
-  #version: number;
+  /** The range the next silt iterator reads: `#range`, narrowed by the last seek. */
+  #from: RangeOptions;
+  #source: Source | undefined;
 
   constructor(db: AnySiltLevel, options: PrivateRangeOptions, withValues: boolean) {
-    this.#db = db;
-    this.#range = toSiltRange(options);
-    this.#reverse = options.reverse;
-    this.#withValues = withValues;
-    this.#version = db[kVersion];
-    this.#source = this.#start(this.#range);
-  }
-
-  #start(range: RangeOptions): Source {
-    let source: Source;
+    const explicit = options.snapshot !== undefined && options.snapshot !== null;
+    let view: Snapshot;
     try {
-      const store = this.#db[kStore];
-      source = this.#withValues ? store.entries(range) : store.keys(range);
+      // An explicit snapshot is not read here: it may be closed already, which abstract-level
+      // reports at the first read (LEVEL_SNAPSHOT_NOT_OPEN).
+      view = explicit ? (db[kReader](options) as Snapshot) : db[kStore].snapshot();
     } catch (error) {
       throw toLevelError(error);
     }
-    // The first next() takes the silt iterator's snapshot, synchronously.
-    this.#buffered = (source.next() as Promise<IteratorResult<Item>>);
-    this.#buffered.catch(noop);
-    this.#position = undefined;
-    return source;
-  }
-
-  /** True when `key` comes before `target` in this cursor's direction. */
-  #before(key: Buffer, target: Buffer): boolean {
-    const order = Buffer.compare(key, target);
-    return this.#reverse ? order > 0 : order < 0;
-  }
-
-  #take(): Promise<IteratorResult<Item>> {
-    const buffered = this.#buffered;
-    if (buffered !== undefined) {
-      this.#buffered = undefined;
-      return buffered;
-    }
-    return this.#source.next() as Promise<IteratorResult<Item>>;
+    this.#view = view;
+    this.#owned = !explicit;
+    this.#range = toSiltRange(options);
+    this.#from = this.#range;
+    this.#withValues = withValues;
   }
 
   /** Up to `size` items; fewer only at the end. */
   async nextv(size: number): Promise<Item[]> {
     const items: Item[] = [];
     try {
-      if (this.#skipTo !== undefined) await this.#skip(this.#skipTo);
+      const source = (this.#source ??= this.#withValues ? this.#view.entries(this.#from) : this.#view.keys(this.#from));
       while (items.length < size) {
-        const result = await this.#take();
-        if (result.done === true) {
-          this.#buffered = Promise.resolve(result);
-          break;
-        }
+        const result = (await source.next()) as IteratorResult<Item>;
+        if (result.done === true) break;
         items.push(result.value);
       }
     } catch (error) {
       throw toLevelError(error);
     }
-    const last = items[items.length - 1];
-    if (last !== undefined) this.#position = keyOf(last);
     return items;
   }
 
-  async #skip(target: Buffer): Promise<void> {
-    this.#skipTo = undefined;
-    for (;;) {
-      const result = await this.#take();
-      if (result.done === true || !this.#before(keyOf(result.value), target)) {
-        this.#buffered = Promise.resolve(result);
-        return;
-      }
-      this.#position = keyOf(result.value);
-    }
-  }
-
   seek(target: Buffer): void {
-    const ahead = this.#position === undefined || this.#before(this.#position, target);
-    if (this.#db[kVersion] !== this.#version && ahead) {
-      this.#skipTo = target;
-      return;
-    }
-    // Nothing was written since the snapshot (a new silt iterator sees the same data), or the
-    // target is behind the position after writes (no way back to the snapshot: a new one).
-    this.#skipTo = undefined;
     const range: RangeOptions = { ...this.#range };
-    if (this.#reverse) {
+    // Both bounds stay: silt applies the stricter of gt/gte (lt/lte).
+    if (range.reverse === true) {
       if (range.lte === undefined || Buffer.compare(target, range.lte as Buffer) < 0) range.lte = target;
     } else if (range.gte === undefined || Buffer.compare(target, range.gte as Buffer) > 0) {
       range.gte = target;
     }
+    this.#from = range;
     const old = this.#source;
-    this.#version = this.#db[kVersion];
-    this.#source = this.#start(range);
-    void old.return?.(undefined)?.catch(noop);
+    this.#source = undefined;
+    void old?.return?.(undefined)?.catch(noop);
   }
 
   async close(): Promise<void> {
-    await this.#source.return?.(undefined);
+    try {
+      await this.#source?.return?.(undefined);
+    } finally {
+      if (this.#owned) this.#view.release();
+    }
   }
 }
 
@@ -504,12 +491,14 @@ export class SiltIterator extends AbstractIterator<AnySiltLevel, unknown, unknow
   readonly #values: boolean;
 
   constructor(db: AnySiltLevel, options: PrivateRangeOptions) {
+    // Before super(), which registers the iterator with the database: a bad snapshot option throws here.
+    const cursor = new Cursor(db, options, options.values !== false);
     super(db, options as never);
+    this.#cursor = cursor;
     this.#keys = options.keys !== false;
     this.#values = options.values !== false;
     this.#keyFormat = options.keyEncoding;
     this.#valueFormat = options.valueEncoding;
-    this.#cursor = new Cursor(db, options, this.#values);
   }
 
   async _next(): Promise<[unknown, unknown] | undefined> {
@@ -545,9 +534,10 @@ export class SiltKeyIterator extends AbstractKeyIterator<AnySiltLevel, unknown> 
   readonly #keyFormat: Format;
 
   constructor(db: AnySiltLevel, options: PrivateRangeOptions) {
+    const cursor = new Cursor(db, options, false);
     super(db, options as never);
+    this.#cursor = cursor;
     this.#keyFormat = options.keyEncoding;
-    this.#cursor = new Cursor(db, options, false);
   }
 
   async _next(): Promise<unknown> {
@@ -578,9 +568,10 @@ export class SiltValueIterator extends AbstractValueIterator<AnySiltLevel, unkno
   readonly #valueFormat: Format | undefined;
 
   constructor(db: AnySiltLevel, options: PrivateRangeOptions) {
+    const cursor = new Cursor(db, options, true);
     super(db, options as never);
+    this.#cursor = cursor;
     this.#valueFormat = options.valueEncoding;
-    this.#cursor = new Cursor(db, options, true);
   }
 
   async _next(): Promise<unknown> {

@@ -101,3 +101,22 @@ test('values must be serialized; a Store passed in is not closed; open errors re
   assert.throws(() => new KeyvSilt(42 as unknown as string), TypeError);
   assert.throws(() => withIterator(new Keyv()), TypeError);
 });
+
+test('has() and hasMany() read no value: silt index only, TTL-aware', async (t) => {
+  const store = await open(temporaryDirectory(t));
+  t.after(() => store.close());
+  const adapter = new KeyvSilt(store);
+  const keyv = new Keyv({ store: adapter });
+  await keyv.set('a', 1);
+  await keyv.set('short', 2, 30);
+  const reads = (): never => {
+    throw new Error('has() read a value');
+  };
+  Object.assign(store, { getSync: reads, get: reads, getEntry: reads });
+  assert.equal(await adapter.has('keyv:a'), true);
+  assert.equal(await keyv.has('a'), true);
+  assert.deepEqual(await adapter.hasMany(['keyv:a', 'keyv:nope', 'keyv:short']), [true, false, true]);
+  await sleep(60);
+  assert.equal(await adapter.has('keyv:short'), false);
+  assert.deepEqual(await keyv.hasMany(['a', 'short']), [true, false]);
+});

@@ -61,7 +61,8 @@ tape.onFinish(() => {
   rmSync(root, { recursive: true, force: true });
   const failed = failedTests.size;
   const skipped = skippedTests.size;
-  const summary = { tests: testCount, passed: testCount - failed - skipped, failed, skipped, assertions, failedAssertions, skippedAssertions, failedTests: [...failedTests] };
+  const ran = [...new Set(names.values())];
+  const summary = { tests: testCount, passed: testCount - failed - skipped, failed, skipped, assertions, failedAssertions, skippedAssertions, failedTests: [...failedTests], ran };
   console.log(`# abstract-level suite: ${summary.passed} passed, ${failed} failed, ${skipped} skipped (${assertions} assertions, ${failedAssertions} failed)`);
   console.log(`ABSTRACT-LEVEL-SUMMARY ${JSON.stringify(summary)}`);
 });

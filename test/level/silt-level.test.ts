@@ -1,13 +1,13 @@
 /**
  * SiltLevel beyond abstract-level's shared suite: silt's options pass through, silt's errors map
- * onto LEVEL_* codes, data lands in (and persists in) a silt store, and the snapshot behaviour
- * of iterators and seek() that the adapter implements on top of silt's iterators.
+ * onto LEVEL_* codes, data lands in (and persists in) a silt store, and the snapshots the adapter
+ * maps onto silt's: each iterator's own (seek() included) and explicit ones (db.snapshot()).
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { open } from '../../src/index.js';
-import { LevelError, SiltLevel } from '../../src/level/index.js';
+import { LevelError, SiltLevel, SiltLevelSnapshot } from '../../src/level/index.js';
 import { collect, temporaryDirectory } from '../helpers.js';
 
 function code(error: unknown): string | undefined {
@@ -123,47 +123,148 @@ test('an iterator reads the snapshot of its creation, also for values of overwri
   await db.close();
 });
 
-test('seek() stays on the snapshot: forward seeks after writes, and any seek without writes', async (t) => {
+test('seek() is exact on the iterator\'s snapshot, forwards and backwards, whatever was written since', async (t) => {
   const db = new SiltLevel(join(temporaryDirectory(t), 'db'));
   await db.batch(['a', 'b', 'c', 'd', 'e'].map((key) => ({ type: 'put' as const, key, value: `${key}1` })));
 
-  // No writes since creation: seek anywhere, backwards included.
-  const quiet = db.iterator();
-  assert.deepEqual(await quiet.nextv(3), [['a', 'a1'], ['b', 'b1'], ['c', 'c1']]);
-  quiet.seek('b');
-  assert.deepEqual(await quiet.next(), ['b', 'b1']);
-  quiet.seek('e');
-  assert.deepEqual(await quiet.all(), [['e', 'e1']]);
-
-  // Writes after creation: forward seeks skip within the iterator's own snapshot.
   const forward = db.iterator();
   const reverse = db.keys({ reverse: true });
-  await db.put('c', 'c2');
-  await db.del('d');
-  await db.put('cc', 'new');
-  assert.deepEqual(await forward.next(), ['a', 'a1']);
-  forward.seek('c');
-  assert.deepEqual(await forward.next(), ['c', 'c1']);
-  forward.seek('c0');
-  forward.seek('cz');
-  assert.deepEqual(await forward.all(), [['d', 'd1'], ['e', 'e1']]);
-  reverse.seek('d');
-  assert.deepEqual(await reverse.all(), ['d', 'c', 'b', 'a']);
-
-  // Writes through silt's own API count too.
-  const raw = db.iterator();
-  await db.store?.put('c', 'raw');
-  raw.seek('c');
-  assert.deepEqual(await raw.next(), ['c', 'c2']);
-  await raw.close();
-
-  // Writes after creation and a seek backwards: documented limitation, it restarts on the current data.
-  const back = db.iterator();
-  assert.deepEqual(await back.nextv(2), [['a', 'a1'], ['b', 'b1']]);
+  const values = db.values({ gt: 'a', lt: 'e' });
+  assert.deepEqual(await forward.nextv(3), [['a', 'a1'], ['b', 'b1'], ['c', 'c1']]);
+  assert.deepEqual(await reverse.nextv(2), ['e', 'd']);
   await db.put('b', 'b2');
-  back.seek('a');
-  assert.deepEqual(await back.nextv(2), [['a', 'a1'], ['b', 'b2']]);
-  await back.close();
+  await db.del('d');
+  await db.put('bb', 'new');
+  await db.put('0', 'before all');
+  await db.store?.put('c', 'raw'); // writes through silt's own API too
+
+  // Backwards after writes: still the snapshot of creation.
+  forward.seek('b');
+  assert.deepEqual(await forward.nextv(3), [['b', 'b1'], ['c', 'c1'], ['d', 'd1']]);
+  forward.seek('');
+  assert.deepEqual(await forward.next(), ['a', 'a1']);
+  // Forwards, to a key that is not there, and past the end; then back after the end.
+  forward.seek('c0');
+  assert.deepEqual(await forward.next(), ['d', 'd1']);
+  forward.seek('z');
+  assert.deepEqual(await forward.next(), undefined);
+  forward.seek('bz');
+  assert.deepEqual(await forward.all(), [['c', 'c1'], ['d', 'd1'], ['e', 'e1']]);
+
+  reverse.seek('z');
+  assert.deepEqual(await reverse.nextv(2), ['e', 'd']);
+  reverse.seek('bz');
+  assert.deepEqual(await reverse.all(), ['b', 'a']);
+
+  // Seeks outside the range stay inside it.
+  values.seek('a');
+  assert.deepEqual(await values.next(), 'b1');
+  values.seek('d');
+  assert.deepEqual(await values.all(), ['d1']);
+
+  assert.deepEqual(await db.keys().all(), ['0', 'a', 'b', 'bb', 'c', 'e']);
+  await db.close();
+});
+
+test('an iterator keeps its snapshot readable while open, also across compaction', async (t) => {
+  const db = new SiltLevel(join(temporaryDirectory(t), 'db'), { segmentBytes: 4096, compaction: false });
+  const keys = Array.from({ length: 200 }, (_, index) => `k${String(index).padStart(3, '0')}`);
+  await db.batch(keys.map((key) => ({ type: 'put' as const, key, value: `old-${key}` })));
+  const iterator = db.iterator();
+  const snapshot = db.snapshot();
+  assert.deepEqual(await iterator.next(), ['k000', 'old-k000']);
+  for (const key of keys) await db.put(key, `new-${key}`);
+  const store = db.store;
+  assert.ok(store !== undefined);
+  await store.compact();
+  assert.ok(store.stats().compaction.segmentsCompacted > 0);
+  iterator.seek('k100');
+  assert.deepEqual(await iterator.next(), ['k100', 'old-k100']);
+  iterator.seek('k001');
+  assert.equal((await iterator.all()).length, 199);
+  assert.equal(await db.get('k150', { snapshot }), 'old-k150');
+  assert.equal((await db.values({ snapshot }).all()).filter((value) => value.startsWith('old-')).length, 200);
+  assert.equal(await db.get('k150'), 'new-k150');
+  await snapshot.close();
+  await db.close();
+});
+
+test('explicit snapshots: every read method, sublevels, clear, close', async (t) => {
+  const db = new SiltLevel(join(temporaryDirectory(t), 'db'));
+  assert.equal(db.supports.explicitSnapshots, true);
+  const users = db.sublevel<string, string>('users', { valueEncoding: 'utf8' });
+  await db.batch(['a', 'b', 'c'].map((key) => ({ type: 'put' as const, key, value: `${key}1` })));
+  await users.put('ann', 'admin');
+  const snapshot = db.snapshot();
+  const fromSublevel = users.snapshot();
+  assert.ok(snapshot instanceof SiltLevelSnapshot);
+  assert.equal(snapshot.revision, db.store?.stats().revision);
+  await db.put('a', 'a2');
+  await db.del('b');
+  await db.put('d', 'd2');
+  await users.put('ann', 'guest');
+  await users.put('bob', 'user');
+
+  assert.equal(await db.get('a', { snapshot }), 'a1');
+  assert.equal(db.getSync('b', { snapshot }), 'b1');
+  assert.equal(await db.get('d', { snapshot }), undefined);
+  assert.deepEqual(await db.getMany(['a', 'b', 'd'], { snapshot }), ['a1', 'b1', undefined]);
+  assert.equal(await db.has('b', { snapshot }), true);
+  assert.deepEqual(await db.hasMany(['a', 'b', 'd'], { snapshot }), [true, true, false]);
+  assert.deepEqual(await db.iterator({ snapshot, lt: 'a' }).all(), [['!users!ann', 'admin']]);
+  assert.deepEqual(await db.keys({ snapshot, gte: 'a' }).all(), ['a', 'b', 'c']);
+  assert.deepEqual(await db.values({ snapshot, reverse: true, gte: 'a' }).all(), ['c1', 'b1', 'a1']);
+  // The current data is unaffected.
+  assert.deepEqual(await db.getMany(['a', 'b', 'd']), ['a2', undefined, 'd2']);
+  assert.deepEqual(await db.hasMany(['a', 'b', 'd']), [true, false, true]);
+
+  // Sublevels read the root's snapshot, whichever took it.
+  for (const taken of [snapshot, fromSublevel]) {
+    assert.equal(await users.get('ann', { snapshot: taken }), 'admin');
+    assert.equal(await users.has('bob', { snapshot: taken }), false);
+    assert.deepEqual(await users.iterator({ snapshot: taken }).all(), [['ann', 'admin']]);
+  }
+
+  // seek() on an iterator of an explicit snapshot stays on it.
+  const iterator = db.keys({ snapshot, gte: 'a' });
+  assert.deepEqual(await iterator.nextv(3), ['a', 'b', 'c']);
+  iterator.seek('b');
+  assert.deepEqual(await iterator.all(), ['b', 'c']);
+
+  // clear() deletes only what the snapshot holds.
+  await db.clear({ snapshot, gte: 'a' });
+  assert.deepEqual(await db.keys({ gte: 'a' }).all(), ['d']);
+  assert.deepEqual(await db.keys({ snapshot, gte: 'a' }).all(), ['a', 'b', 'c']);
+
+  // A snapshot of another database is refused.
+  const other = new SiltLevel(join(temporaryDirectory(t), 'other'));
+  await other.open();
+  await assert.rejects(other.get('a', { snapshot }), TypeError);
+  assert.throws(() => other.iterator({ snapshot }), TypeError);
+  await other.close();
+
+  await snapshot.close();
+  await assert.rejects(db.get('a', { snapshot }), (error: unknown) => code(error) === 'LEVEL_SNAPSHOT_NOT_OPEN');
+  await assert.rejects(db.keys({ snapshot }).all(), (error: unknown) => code(error) === 'LEVEL_SNAPSHOT_NOT_OPEN');
+  // db.close() closes the snapshots left open.
+  await db.close();
+  assert.throws(() => fromSublevel.ref(), (error: unknown) => code(error) === 'LEVEL_SNAPSHOT_NOT_OPEN');
+});
+
+test('has() and hasMany() read no value: index only, TTL-aware', async (t) => {
+  const db = new SiltLevel(join(temporaryDirectory(t), 'db'));
+  await db.put('a', 'x');
+  const store = db.store;
+  assert.ok(store !== undefined);
+  await store.put('short', 'y', { ttlMs: 30 });
+  const reads = (): never => {
+    throw new Error('has() read a value');
+  };
+  Object.assign(store, { getSync: reads, get: reads, getEntry: reads });
+  assert.equal(await db.has('a'), true);
+  assert.deepEqual(await db.hasMany(['a', 'nope', 'short']), [true, false, true]);
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  assert.equal(await db.has('short'), false);
   await db.close();
 });
 
