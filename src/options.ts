@@ -51,6 +51,14 @@ export interface OpenOptions {
   checkpoint?: boolean;
   /** Bytes of segment blocks cached in memory for reads (0 disables). Default 32 MiB. */
   cacheBytes?: number;
+  /**
+   * Segment compaction, or `false` for none in the background (`compact()` still works).
+   * - `deadRatio` (default 0.5): a sealed segment whose dead fraction passes this is rewritten.
+   * - `stallRatio` (default 0.8): when dead bytes pass this fraction of all log bytes, writes wait
+   *   for compaction (the time is counted in `stats().compaction.stallMs`).
+   * - `bytesPerSecond` (default 0 = unlimited): the most compaction reads and writes per second.
+   */
+  compaction?: false | { deadRatio?: number; stallRatio?: number; bytesPerSecond?: number };
   /** The file layer; default the real file system. Tests pass fault-injecting or crash-simulating ones. */
   fileSystem?: FileSystem;
 }
@@ -69,6 +77,7 @@ export interface ResolvedOptions {
   maxOpenFiles: number;
   checkpoint: boolean;
   cacheBytes: number;
+  compaction: { enabled: boolean; deadRatio: number; stallRatio: number; bytesPerSecond: number };
 }
 
 export const DEFAULTS: Readonly<ResolvedOptions> = Object.freeze({
@@ -85,6 +94,7 @@ export const DEFAULTS: Readonly<ResolvedOptions> = Object.freeze({
   maxOpenFiles: 64,
   checkpoint: true,
   cacheBytes: 32 * 1024 * 1024,
+  compaction: Object.freeze({ enabled: true, deadRatio: 0.5, stallRatio: 0.8, bytesPerSecond: 0 }),
 });
 
 function invalid(message: string): SiltError {
@@ -118,6 +128,30 @@ function durabilityOption(value: unknown): Durability {
   throw invalid(`durability must be 'sync', 'none' or { intervalMs }, got ${JSON.stringify(value)}`);
 }
 
+function ratio(value: unknown, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > 1) {
+    throw invalid(`${name} must be a number in (0, 1], got ${String(value)}`);
+  }
+  return value;
+}
+
+function compactionOption(value: unknown): ResolvedOptions['compaction'] {
+  const defaults = DEFAULTS.compaction;
+  if (value === undefined) return { ...defaults };
+  if (value === false) return { ...defaults, enabled: false };
+  if (typeof value !== 'object' || value === null) throw invalid('compaction must be false or an object');
+  const given = value as { deadRatio?: unknown; stallRatio?: unknown; bytesPerSecond?: unknown };
+  const deadRatio = ratio(given.deadRatio, 'compaction.deadRatio', defaults.deadRatio);
+  const stallRatio = ratio(given.stallRatio, 'compaction.stallRatio', Math.max(defaults.stallRatio, deadRatio));
+  if (stallRatio < deadRatio) throw invalid('compaction.stallRatio must not be below compaction.deadRatio');
+  const bytesPerSecond = given.bytesPerSecond ?? 0;
+  if (typeof bytesPerSecond !== 'number' || !Number.isFinite(bytesPerSecond) || bytesPerSecond < 0) {
+    throw invalid(`compaction.bytesPerSecond must be a non-negative number, got ${String(bytesPerSecond)}`);
+  }
+  return { enabled: true, deadRatio, stallRatio, bytesPerSecond };
+}
+
 export function resolveOptions(options: OpenOptions | undefined): ResolvedOptions {
   if (options === undefined) options = {};
   if (typeof options !== 'object' || options === null) throw invalid('options must be an object');
@@ -135,5 +169,6 @@ export function resolveOptions(options: OpenOptions | undefined): ResolvedOption
     maxOpenFiles: integerOption(options, 'maxOpenFiles', 1, 100_000),
     checkpoint: booleanOption(options, 'checkpoint'),
     cacheBytes: integerOption(options, 'cacheBytes', 0, 2 ** 40),
+    compaction: compactionOption(options.compaction),
   };
 }

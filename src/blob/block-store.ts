@@ -225,6 +225,13 @@ export class BlockStore {
     return this.verify(hash, file, expectedBytes);
   }
 
+  /** Bytes of the present blocks that `referenceCounts` does not count. */
+  unreferencedBytes(referenceCounts: Map<string, number>): number {
+    let bytes = 0;
+    for (const hex of this.present) if (!referenceCounts.has(hex)) bytes += this.sizes.get(hex) ?? 0;
+    return bytes;
+  }
+
   /** Hex hashes of every present block (for the orphan sweep and verification). */
   presentHashes(): IterableIterator<string> {
     return this.present.values();

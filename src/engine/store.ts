@@ -26,7 +26,9 @@ import { NodeFileSystem } from '../fs/node-file-system.js';
 import type { FileHandle, FileSystem } from '../fs/types.js';
 import { OrderedIndex, type IndexSnapshot, type KeyRange } from '../index/ordered-index.js';
 import {
+  checkEntry,
   BATCH_HEADER_BYTES,
+  type SegmentSummary,
   ENTRY_HEADER_BYTES,
   decodeEntry,
   encodeBatchHeader,
@@ -43,17 +45,19 @@ import {
   sealBatch,
   segmentFileName,
 } from '../log/format.js';
-import { writeHint, type EntryLocation, type HintPosition } from '../log/hint.js';
+import { HINT_FILE_NAME, writeHint, type EntryLocation, type HintPosition } from '../log/hint.js';
 import { ReadCache } from '../log/read-cache.js';
+import { readFully, scanSegment } from '../log/segment-reader.js';
 import { SegmentWriter } from '../log/segment-writer.js';
 import { resolveOptions, type OpenOptions, type ResolvedOptions } from '../options.js';
-import { BlockStore, sha256 } from '../blob/block-store.js';
+import { BLOCK_HEADER_BYTES, BlockStore, sha256 } from '../blob/block-store.js';
 import { verifyStore, type VerifyProgress, type VerifyResult } from '../check/verify.js';
 import { DirectoryLock } from './lock.js';
 import { recover, type RecoveryReport } from './recovery.js';
 import type {
   BatchOperation,
   Bytes,
+  CompactionStats,
   DeleteOptions,
   DeleteResult,
   Entry,
@@ -70,6 +74,8 @@ import type {
 } from './types.js';
 
 const defaultFileSystem = new NodeFileSystem();
+/** Unpins readers (iterators, snapshots) that were dropped without finishing. */
+const readerRegistry = new FinalizationRegistry<() => void>((unpin) => unpin());
 const BUFFER_BYTES_MAX = bufferConstants.MAX_LENGTH;
 /** Blocks of one large write being written at once (each holds a `blockBytes` buffer). */
 const BLOCK_WRITES_IN_FLIGHT = 4;
@@ -91,6 +97,8 @@ interface PendingOperation {
   userBytes: number;
   /** For PUT_REFERENCE: the blocks the value is in. */
   reference?: ValueReference | undefined;
+  /** For a copy made by compaction: where the original entry is. */
+  relocatedFrom?: { segmentId: number; offsetBytes: number; revision: number } | undefined;
 }
 
 /** A write waiting for (or in) a group commit. */
@@ -116,6 +124,10 @@ interface SegmentRecord {
   /** Bytes whose records are in the index (less than `sizeBytes` while a group is being applied). */
   appliedBytes: number;
   sealed: boolean;
+  /** Bytes of the entries the index points at in this segment. */
+  liveBytes: number;
+  /** The footer's summary (key range), for a sealed segment. */
+  summary: SegmentSummary | undefined;
 }
 
 function invalid(message: string): SiltError {
@@ -188,6 +200,26 @@ export class Store {
   private readonly pending = new Map<string, PendingKeyState>();
   private flushing: Promise<void> | undefined;
   private flushScheduled = false;
+  private compacting: Promise<void> | undefined;
+  /** Dead bytes are past `stallRatio`: writes wait for compaction. */
+  private stalled = false;
+  /** Compacted segments waiting for the readers that may use them. */
+  private readonly retired: Array<{ segmentId: number; path: string; sizeBytes: number; summary: SegmentSummary | undefined; epoch: number }> = [];
+  /** Bumped at each retirement; readers pin the epoch they were created in. */
+  private readerEpoch = 0;
+  private readonly readerPins = new Map<number, number>();
+  private readonly compactionCounters: CompactionStats = {
+    runs: 0,
+    segmentsCompacted: 0,
+    segmentsDeleted: 0,
+    bytesRead: 0,
+    bytesWritten: 0,
+    tombstonesKept: 0,
+    tombstonesDropped: 0,
+    stalls: 0,
+    stallMs: 0,
+  };
+  private readonly rollWaiters: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
   /** Bytes written to the active segment since its last fsync. */
   private dirty = false;
   private intervalTimer: NodeJS.Timeout | undefined;
@@ -199,6 +231,9 @@ export class Store {
   private checkpointPosition: { segmentId: number; offsetBytes: number } | undefined;
 
   private liveBytes = 0;
+  /** Size of `index.hint` on disk, and bytes written to checkpoints by this open. */
+  private checkpointBytes = 0;
+  private checkpointBytesWritten = 0;
   private readonly blocks: BlockStore;
   private orphanBlocksRemoved = 0;
   /** Live versions pointing at each block (hex hash); absent = zero. */
@@ -270,14 +305,21 @@ export class Store {
           sizeBytes: segment.sizeBytes,
           appliedBytes: segment.sizeBytes,
           sealed: segment.summary !== undefined,
+          liveBytes: 0,
+          summary: segment.summary,
         });
       }
       store.liveBytes = recovered.liveBytes;
+      for (const [, location] of store.index.range()) {
+        const segment = store.segments.get(location.segmentId);
+        if (segment !== undefined) segment.liveBytes += location.lengthBytes;
+      }
       for (const key of recovered.referenceKeys) {
         const reference = store.index.get(key)?.reference;
         if (reference !== undefined) store.retain(reference);
       }
       const leftovers = await store.blocks.open(options.readOnly, directory);
+      store.checkpointBytes = await fs.stat(`${directory}/${HINT_FILE_NAME}`).then((stat) => stat.sizeBytes, () => 0);
       if (recovered.report.usedCheckpoint && recovered.report.replayedEntries === 0) {
         const last = recovered.activeSegment;
         if (last !== undefined) store.checkpointPosition = { segmentId: last.segmentId, offsetBytes: last.sizeBytes };
@@ -355,6 +397,13 @@ export class Store {
     return location !== undefined && (location.expiresAtMs === undefined || location.expiresAtMs > nowMs);
   }
 
+  /** A segment a reader may use: a live one, or a compacted one kept for the readers that pinned it. */
+  private segmentForRead(segmentId: number): { path: string; sizeBytes: number } {
+    const segment = this.segments.get(segmentId) ?? this.retired.find((retired) => retired.segmentId === segmentId);
+    if (segment === undefined) throw new SiltError(ErrorCode.CORRUPTION, `index points at missing segment ${segmentId}`);
+    return segment;
+  }
+
   private readHandle(segmentId: number): FileHandle {
     if (this.active !== undefined && this.active.segmentId === segmentId) return this.active.handle;
     let handle = this.readHandles.get(segmentId);
@@ -364,8 +413,7 @@ export class Store {
       this.readHandles.set(segmentId, handle);
       return handle;
     }
-    const segment = this.segments.get(segmentId);
-    if (segment === undefined) throw new SiltError(ErrorCode.CORRUPTION, `index points at missing segment ${segmentId}`);
+    const segment = this.segmentForRead(segmentId);
     try {
       handle = this.fs.openSync(segment.path, 'read');
     } catch (error) {
@@ -383,8 +431,7 @@ export class Store {
 
   /** Read and check the entry at `location`; it must hold `key` at the location's revision. */
   private readValue(key: string, location: EntryLocation): Buffer {
-    const segment = this.segments.get(location.segmentId);
-    if (segment === undefined) throw new SiltError(ErrorCode.CORRUPTION, `index points at missing segment ${location.segmentId}`);
+    const segment = this.segmentForRead(location.segmentId);
     let view;
     try {
       view = this.readCache.view(this.readHandle(location.segmentId), location.segmentId, segment.sizeBytes, location.offsetBytes, location.lengthBytes);
@@ -442,10 +489,12 @@ export class Store {
     if (start > sizeBytes) throw invalid(`start ${start} is past the end of a ${sizeBytes}-byte value`);
     const last = Math.min(end, sizeBytes - 1);
     const store = this;
+    // An inline value (at most `valueThreshold` bytes) is read now, so the stream needs no segment later.
+    const inline = reference === undefined && last >= start ? this.readValue(keyString, location).subarray(start, last + 1) : undefined;
     async function* chunks(): AsyncGenerator<Buffer> {
       if (last < start) return;
       if (reference === undefined) {
-        yield store.readValue(keyString, location as EntryLocation).subarray(start, last + 1);
+        yield inline as Buffer;
         return;
       }
       const firstBlock = Math.floor(start / reference.blockBytes);
@@ -539,21 +588,30 @@ export class Store {
     range: KeyRange,
     project: (key: string, location: EntryLocation) => T,
     view: IndexSnapshot<EntryLocation> = this.index.snapshot(),
+    pinned?: () => void,
   ): AsyncGenerator<T> {
     const limit = range.limit;
     delete range.limit;
     const store = this;
+    let unpin: () => void = () => undefined;
     async function* walk(): AsyncGenerator<T> {
-      let count = 0;
-      for (const [key, location] of view.range(range)) {
-        if (limit !== undefined && count >= limit) return;
-        if (!store.isLive(location, Date.now())) continue;
-        store.checkReadable();
-        count++;
-        yield project(key, location);
+      try {
+        let count = 0;
+        for (const [key, location] of view.range(range)) {
+          if (limit !== undefined && count >= limit) return;
+          if (!store.isLive(location, Date.now())) continue;
+          store.checkReadable();
+          count++;
+          yield project(key, location);
+        }
+      } finally {
+        unpin();
       }
     }
-    return walk();
+    const generator = walk();
+    // The segments this iterator may read stay on disk until it finishes, returns or is dropped.
+    unpin = pinned ?? this.pinReaders(generator);
+    return generator;
   }
 
   private entryOf(key: string, location: EntryLocation): Entry {
@@ -594,6 +652,7 @@ export class Store {
     const view = this.index.snapshot();
     const store = this;
     let released = false;
+    const noPin = (): void => undefined;
     const check = (): void => {
       if (released) throw new SiltError(ErrorCode.CLOSED, 'the snapshot was released');
       store.checkReadable();
@@ -604,7 +663,7 @@ export class Store {
       const location = view.get(keyString);
       return store.isLive(location, Date.now()) ? { keyString, location } : undefined;
     };
-    return {
+    const snapshot: Snapshot = {
       revision: this.appliedRevision(),
       getSync: (key) => {
         const found = find(key);
@@ -621,20 +680,24 @@ export class Store {
       has: (key) => find(key) !== undefined,
       entries: (range) => {
         check();
-        return store.iterate(store.toKeyRange(range), (key, location) => store.entryOf(key, location), view);
+        return store.iterate(store.toKeyRange(range), (key, location) => store.entryOf(key, location), view, noPin);
       },
       keys: (range) => {
         check();
-        return store.iterate(store.toKeyRange(range), (key) => Buffer.from(key, 'latin1'), view);
+        return store.iterate(store.toKeyRange(range), (key) => Buffer.from(key, 'latin1'), view, noPin);
       },
       values: (range) => {
         check();
-        return store.iterate(store.toKeyRange(range), (key, location) => store.readValue(key, location), view);
+        return store.iterate(store.toKeyRange(range), (key, location) => store.readValue(key, location), view, noPin);
       },
       release: () => {
         released = true;
+        unpin();
       },
     };
+    // Its segments stay on disk until it is released or dropped.
+    const unpin = this.pinReaders(snapshot);
+    return snapshot;
   }
 
   // ------------------------------------------------------------------------------------------
@@ -687,6 +750,10 @@ export class Store {
     const keyString = this.keyString(key);
     const valueBytes = this.valueBytes(value);
     const ttlMs = checkTtl(options?.ttlMs);
+    if (this.stalled) {
+      await this.stallForCompaction();
+      this.checkWritable();
+    }
     this.checkConditions(keyString, options);
     if (valueBytes.length > this.options.valueThreshold) {
       const reference = await this.writeBlocks([valueBytes], undefined);
@@ -839,6 +906,10 @@ export class Store {
     this.checkWritable();
     const keyString = this.keyString(key);
     const ifRevision = checkRevisionOption(options?.ifRevision, 'ifRevision');
+    if (this.stalled) {
+      await this.stallForCompaction();
+      this.checkWritable();
+    }
     const current = this.currentRevision(keyString);
     if (ifRevision !== undefined && current !== ifRevision) {
       throw new SiltError(ErrorCode.CONFLICT, `condition failed: the key is at revision ${current}`, { currentRevision: current });
@@ -888,6 +959,7 @@ export class Store {
       }
       throw invalid(`batch operation ${position} has unknown type ${String((operation as { type: unknown }).type)}`);
     });
+    if (this.stalled) await this.stallForCompaction();
     // Large values go to blocks first; the batch's one record then points at them.
     for (const operation of prepared) {
       if (operation.value !== undefined && operation.value.length > this.options.valueThreshold) {
@@ -949,19 +1021,40 @@ export class Store {
   }
 
   private startFlushing(): void {
-    if (this.flushing !== undefined || this.queue.length === 0) return;
+    if (this.flushing !== undefined || (this.queue.length === 0 && this.rollWaiters.length === 0)) return;
     this.flushing = this.flushLoop().finally(() => {
       this.flushing = undefined;
       // Writes that arrived while the last group was being written.
-      if (this.queue.length > 0) this.startFlushing();
+      if (this.queue.length > 0 || this.rollWaiters.length > 0) this.startFlushing();
+    });
+  }
+
+  /** Seal the active segment (if it holds any record) between two group commits. */
+  private requestRoll(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.rollWaiters.push({ resolve, reject });
+      this.startFlushing();
     });
   }
 
   private async flushLoop(): Promise<void> {
-    while (this.queue.length > 0) {
+    while (this.queue.length > 0 || this.rollWaiters.length > 0) {
       if (this.failure !== undefined) {
         this.rejectQueued(this.failedError());
+        for (const waiter of this.rollWaiters.splice(0)) waiter.reject(this.failedError());
         return;
+      }
+      if (this.rollWaiters.length > 0) {
+        const waiters = this.rollWaiters.splice(0);
+        try {
+          if ((this.active as SegmentWriter).sizeBytes > SEGMENT_HEADER_BYTES) await this.roll();
+          for (const waiter of waiters) waiter.resolve();
+        } catch (error) {
+          const cause = toIoError(error, 'sealing a segment');
+          this.fail(cause);
+          for (const waiter of waiters) waiter.reject(cause);
+        }
+        continue;
       }
       let bytes = 0;
       let count = 0;
@@ -1018,11 +1111,25 @@ export class Store {
     let writeOffset = offset;
     for (const write of group) {
       for (const operation of write.operations) {
-        active.note(operation.type, operation.keyBytes, write.revision);
+        active.note(operation.type, operation.keyBytes, operation.relocatedFrom?.revision ?? write.revision);
         this.counters.userBytes += operation.userBytes;
         const previous = this.index.get(operation.key);
+        const newOffset = writeOffset + operation.relativeOffsetBytes;
+        if (operation.relocatedFrom !== undefined) {
+          // A copy made by compaction: it replaces the key's location only if the key still
+          // points at the original (guaranteed by the check at enqueue; checked again here).
+          const from = operation.relocatedFrom;
+          if (operation.type !== EntryType.DELETE && previous !== undefined && previous.segmentId === from.segmentId && previous.offsetBytes === from.offsetBytes) {
+            const moved: EntryLocation = { ...previous, segmentId: active.segmentId, offsetBytes: newOffset };
+            this.index.set(operation.key, moved);
+            this.segmentLiveBytes(from.segmentId, -previous.lengthBytes);
+            segmentRecord.liveBytes += previous.lengthBytes;
+          }
+          continue;
+        }
         if (previous !== undefined) {
           this.liveBytes -= previous.lengthBytes;
+          this.segmentLiveBytes(previous.segmentId, -previous.lengthBytes);
           if (previous.reference !== undefined) this.release(previous.reference);
         }
         if (operation.type === EntryType.DELETE) {
@@ -1030,7 +1137,7 @@ export class Store {
         } else {
           const location: EntryLocation = {
             segmentId: active.segmentId,
-            offsetBytes: writeOffset + operation.relativeOffsetBytes,
+            offsetBytes: newOffset,
             lengthBytes: operation.lengthBytes,
             revision: write.revision,
             expiresAtMs: operation.expiresAtMs,
@@ -1041,14 +1148,22 @@ export class Store {
           }
           this.index.set(operation.key, location);
           this.liveBytes += operation.lengthBytes;
+          segmentRecord.liveBytes += operation.lengthBytes;
         }
       }
       this.clearPending(write);
       writeOffset += write.bytes.length;
-      this.lastAppliedRevision = write.revision;
+      // Relocations (revision 0) keep their entries' own revisions and move no counter.
+      if (write.revision > this.lastAppliedRevision) this.lastAppliedRevision = write.revision;
     }
     segmentRecord.appliedBytes = writeOffset;
     for (const write of group) write.resolve();
+    this.maybeScheduleCompaction();
+  }
+
+  /** Bytes of block files no live value references (GC candidates). */
+  private unreferencedBlockBytes(): number {
+    return this.blocks.unreferencedBytes(this.referenceCounts);
   }
 
   /** Count one more live version pointing at each block of `reference`. */
@@ -1084,19 +1199,22 @@ export class Store {
       sizeBytes: writer.sizeBytes,
       appliedBytes: writer.sizeBytes,
       sealed: false,
+      liveBytes: 0,
+      summary: undefined,
     });
   }
 
   /** Seal the active segment and start the next; schedules a checkpoint covering the sealed ones. */
   private async roll(): Promise<SegmentWriter> {
     const old = this.active as SegmentWriter;
-    await old.seal();
+    const summary = await old.seal();
     this.dirty = false;
     this.counters.fsyncs++;
     const sealed = this.segments.get(old.segmentId) as SegmentRecord;
     sealed.sizeBytes = old.sizeBytes;
     sealed.appliedBytes = old.sizeBytes;
     sealed.sealed = true;
+    sealed.summary = summary;
     // The sealed segment's handle becomes a read handle; the file is complete.
     this.readHandles.set(old.segmentId, old.handle);
     const next = await SegmentWriter.create(this.fs, this.directory, old.segmentId + 1, this.revision);
@@ -1124,6 +1242,8 @@ export class Store {
         const started = performance.now();
         try {
           const written = await writeHint(this.fs, this.directory, next, view.range());
+          this.checkpointBytes = written.sizeBytes;
+          this.checkpointBytesWritten += written.sizeBytes;
           this.checkpointPosition = { segmentId: next.segmentId, offsetBytes: next.offsetBytes };
           this.checkpointCounters.written++;
           this.checkpointCounters.lastEntryCount = written.entryCount;
@@ -1160,6 +1280,15 @@ export class Store {
     }
   }
 
+  /** Resolves once no background work (compaction, checkpoint, interval fsync) is running. */
+  async idle(): Promise<void> {
+    while (this.compacting !== undefined || this.checkpointRunning !== undefined || this.intervalSync !== undefined) {
+      await this.compacting?.catch(() => undefined);
+      await this.checkpointRunning;
+      await this.intervalSync;
+    }
+  }
+
   /** Wait for queued writes, then make everything acknowledged so far durable (any mode). */
   async flush(): Promise<void> {
     this.checkReadable();
@@ -1185,6 +1314,254 @@ export class Store {
       await this.flushing;
       if (this.flushing === undefined && this.queue.length === 0) await Promise.resolve();
     }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Compaction: rewriting segments whose records are mostly dead
+
+  private segmentLiveBytes(segmentId: number, delta: number): void {
+    const segment = this.segments.get(segmentId);
+    if (segment !== undefined) segment.liveBytes += delta;
+  }
+
+  private deadBytesOf(segment: SegmentRecord): number {
+    return Math.max(0, segment.sizeBytes - SEGMENT_HEADER_BYTES - segment.liveBytes);
+  }
+
+  /** Sealed segments whose dead fraction is at least `ratio` (all with any dead bytes when 0), most dead first. */
+  private pickSegments(ratio: number): SegmentRecord[] {
+    return [...this.segments.values()]
+      .filter((segment) => segment.sealed && this.deadBytesOf(segment) > 0 && this.deadBytesOf(segment) >= ratio * segment.sizeBytes)
+      .sort((left, right) => this.deadBytesOf(right) / right.sizeBytes - this.deadBytesOf(left) / left.sizeBytes);
+  }
+
+  /** Dead bytes over all log bytes. */
+  private deadFraction(): number {
+    let total = 0;
+    let dead = 0;
+    for (const segment of this.segments.values()) {
+      total += segment.sizeBytes;
+      dead += this.deadBytesOf(segment);
+    }
+    return total === 0 ? 0 : dead / total;
+  }
+
+  /**
+   * Whether a segment older than `segmentId` (one still on disk, retired or not) may hold a
+   * record for `key`: then a tombstone for the key in `segmentId` must be kept, or the older
+   * record would come back at the next replay (badger#2286).
+   */
+  private olderSegmentMayHold(segmentId: number, key: Buffer): boolean {
+    const older = [...this.segments.values()].filter((segment) => segment.segmentId < segmentId).map((segment) => segment.summary);
+    for (const retired of this.retired) if (retired.segmentId < segmentId) older.push(retired.summary);
+    for (const summary of older) {
+      if (summary === undefined) return true;
+      if (summary.entryCount === 0 || summary.minKey === undefined || summary.maxKey === undefined) continue;
+      if (Buffer.compare(key, summary.minKey) >= 0 && Buffer.compare(key, summary.maxKey) <= 0) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Rewrite now: seal the active segment if it holds dead records, then compact every sealed
+   * segment with dead bytes. Resolves when the space is given back (files deleted once no reader
+   * needs them).
+   */
+  async compact(): Promise<CompactionStats> {
+    this.checkWritable();
+    await this.compacting;
+    const run = this.runCompaction(0, true);
+    this.compacting = run.finally(() => {
+      if (this.compacting === run) this.compacting = undefined;
+    });
+    await run;
+    return { ...this.compactionCounters };
+  }
+
+  private maybeScheduleCompaction(): void {
+    if (!this.options.compaction.enabled || this.state !== 'open' || this.failure !== undefined) return;
+    this.stalled = this.deadFraction() > this.options.compaction.stallRatio && this.pickSegments(0).length > 0;
+    if (this.compacting !== undefined) return;
+    const active = this.segments.get((this.active as SegmentWriter).segmentId) as SegmentRecord;
+    const activeIsDead = active.sizeBytes >= this.options.segmentBytes / 2 && this.deadBytesOf(active) >= this.options.compaction.deadRatio * active.sizeBytes;
+    if (!activeIsDead && this.pickSegments(this.options.compaction.deadRatio).length === 0) return;
+    const run = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.runCompaction(this.options.compaction.deadRatio, activeIsDead));
+    this.compacting = run
+      .catch((error: unknown) => {
+        // A background failure stops the store from taking writes and says why (no retry loop).
+        this.fail(toIoError(error, 'background compaction'));
+      })
+      .finally(() => {
+        this.compacting = undefined;
+      });
+  }
+
+  /**
+   * Writes wait here while dead bytes are past `stallRatio` and compaction can reclaim them,
+   * instead of growing the disk without bound. Below that threshold the write path never waits.
+   */
+  private async stallForCompaction(): Promise<void> {
+    const started = performance.now();
+    this.compactionCounters.stalls++;
+    while (this.stalled && this.state === 'open' && this.failure === undefined) {
+      if (this.compacting === undefined) this.maybeScheduleCompaction();
+      if (this.compacting === undefined) break;
+      await this.compacting;
+      this.stalled = this.deadFraction() > this.options.compaction.stallRatio && this.pickSegments(0).length > 0;
+    }
+    this.compactionCounters.stallMs += performance.now() - started;
+  }
+
+  private async runCompaction(ratio: number, sealActive: boolean): Promise<void> {
+    this.compactionCounters.runs++;
+    if (sealActive) {
+      const active = this.segments.get((this.active as SegmentWriter).segmentId) as SegmentRecord;
+      if (this.deadBytesOf(active) > 0) await this.requestRoll();
+    }
+    for (const segment of this.pickSegments(ratio)) {
+      if (this.state !== 'open' || this.failure !== undefined) break;
+      await this.compactSegment(segment);
+    }
+    await this.deleteRetired();
+  }
+
+  private async compactSegment(segment: SegmentRecord): Promise<void> {
+    const handle = await this.fs.open(segment.path, 'read');
+    let bytes: Buffer;
+    try {
+      bytes = Buffer.allocUnsafe(segment.sizeBytes);
+      await readFully(handle, bytes, 0);
+    } finally {
+      await handle.close();
+    }
+    this.compactionCounters.bytesRead += bytes.length;
+    await this.throttle(bytes.length);
+    // Decide and queue the copies without yielding: a write queued after this point lands after
+    // the copies in the log, and one queued before made its key's original dead (not copied).
+    const nowMs = Date.now();
+    const parts: Buffer[] = [];
+    const operations: PendingOperation[] = [];
+    let copiedBytes = 0;
+    scanSegment(bytes, SEGMENT_HEADER_BYTES, (entry) => {
+      const key = entry.key.toString('latin1');
+      if (this.pending.has(key)) return;
+      const location = this.index.get(key);
+      if (entry.type === EntryType.DELETE) {
+        if (location !== undefined || !this.olderSegmentMayHold(segment.segmentId, entry.key)) {
+          this.compactionCounters.tombstonesDropped++;
+          return;
+        }
+        this.compactionCounters.tombstonesKept++;
+      } else {
+        if (location === undefined || location.segmentId !== segment.segmentId || location.offsetBytes !== entry.offsetBytes) return;
+        if (location.expiresAtMs !== undefined && location.expiresAtMs <= nowMs) {
+          // Expired: drop it from the index instead of copying it.
+          this.index.delete(key);
+          this.liveBytes -= location.lengthBytes;
+          segment.liveBytes -= location.lengthBytes;
+          if (location.reference !== undefined) this.release(location.reference);
+          return;
+        }
+      }
+      operations.push({
+        key,
+        keyBytes: Buffer.from(entry.key),
+        type: entry.type,
+        relativeOffsetBytes: copiedBytes,
+        lengthBytes: entry.lengthBytes,
+        expiresAtMs: entry.expiresAtMs,
+        userBytes: 0,
+        relocatedFrom: { segmentId: segment.segmentId, offsetBytes: entry.offsetBytes, revision: entry.revision },
+      });
+      // The entry's bytes are copied as they are: same CRC, same revision.
+      parts.push(bytes.subarray(entry.offsetBytes, entry.offsetBytes + entry.lengthBytes));
+      copiedBytes += entry.lengthBytes;
+    });
+    if (operations.length > 0) {
+      await this.enqueueRelocation(Buffer.concat(parts, copiedBytes), operations);
+      this.compactionCounters.bytesWritten += copiedBytes;
+      await this.throttle(copiedBytes);
+    }
+    // The copies are durable before the original can go (in every durability mode).
+    await this.flush();
+    if (segment.liveBytes !== 0) return;
+    // A checkpoint that no longer names the segment is durable before the segment is deleted.
+    if (this.options.checkpoint && !(await this.checkpointNow())) return;
+    this.segments.delete(segment.segmentId);
+    this.retired.push({ segmentId: segment.segmentId, path: segment.path, sizeBytes: segment.sizeBytes, summary: segment.summary, epoch: this.readerEpoch });
+    this.readerEpoch++;
+    this.compactionCounters.segmentsCompacted++;
+  }
+
+  private enqueueRelocation(bytes: Buffer, operations: PendingOperation[]): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ revision: 0, bytes, operations, resolve, reject });
+      this.startFlushing();
+    });
+  }
+
+  private async throttle(bytes: number): Promise<void> {
+    const rate = this.options.compaction.bytesPerSecond;
+    if (rate === 0 || this.state !== 'open') return;
+    await new Promise((resolve) => setTimeout(resolve, (bytes / rate) * 1000));
+  }
+
+  /** Write a checkpoint of the index as it is now and wait for it; false if it failed. */
+  private async checkpointNow(): Promise<boolean> {
+    const active = this.active as SegmentWriter;
+    const record = this.segments.get(active.segmentId) as SegmentRecord;
+    const failuresBefore = this.checkpointCounters.failures;
+    await this.checkpointRunning;
+    this.scheduleCheckpoint({ segmentId: active.segmentId, offsetBytes: record.appliedBytes, maxRevision: this.lastAppliedRevision }, this.index.snapshot());
+    await this.checkpointRunning;
+    return this.checkpointCounters.failures === failuresBefore;
+  }
+
+  /** Delete retired segment files that no reader (iterator, snapshot) may still read. */
+  private async deleteRetired(): Promise<void> {
+    let deleted = false;
+    for (const retired of [...this.retired]) {
+      let pinned = false;
+      for (const [epoch, count] of this.readerPins) if (epoch <= retired.epoch && count > 0) pinned = true;
+      if (pinned) continue;
+      this.retired.splice(this.retired.indexOf(retired), 1);
+      const handle = this.readHandles.get(retired.segmentId);
+      this.readHandles.delete(retired.segmentId);
+      await handle?.close().catch(() => undefined);
+      this.readCache.dropSegment(retired.segmentId);
+      await this.fs.unlink(retired.path).catch((error: unknown) => {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      });
+      this.compactionCounters.segmentsDeleted++;
+      deleted = true;
+    }
+    if (deleted) await this.fs.syncDirectory(this.directory);
+  }
+
+  /** Pin the segments a reader created now may read; returns the unpin function (idempotent). */
+  private pinReaders(holder: object): () => void {
+    const epoch = this.readerEpoch;
+    this.readerPins.set(epoch, (this.readerPins.get(epoch) ?? 0) + 1);
+    let released = false;
+    const token = {};
+    const unpin = () => {
+      if (released) return;
+      released = true;
+      readerRegistry.unregister(token);
+      const count = (this.readerPins.get(epoch) ?? 1) - 1;
+      if (count > 0) this.readerPins.set(epoch, count);
+      else this.readerPins.delete(epoch);
+      if (this.retired.length > 0 && this.state === 'open' && this.compacting === undefined) {
+        this.compacting = this.deleteRetired()
+          .catch((error: unknown) => this.fail(toIoError(error, 'deleting a compacted segment')))
+          .finally(() => {
+            this.compacting = undefined;
+          });
+      }
+    };
+    // A reader dropped without being finished or released still unpins, when it is collected.
+    readerRegistry.register(holder, unpin, token);
+    return unpin;
   }
 
   // ------------------------------------------------------------------------------------------
@@ -1219,6 +1596,11 @@ export class Store {
   stats(): StoreStats {
     let segmentBytes = 0;
     for (const segment of this.segments.values()) segmentBytes += segment.sizeBytes;
+    let retiredBytes = 0;
+    for (const retired of this.retired) retiredBytes += retired.sizeBytes;
+    const blockFileBytes = this.blocks.storedBytes + this.blocks.blockCount * BLOCK_HEADER_BYTES;
+    const diskBytes = segmentBytes + retiredBytes + blockFileBytes + this.checkpointBytes;
+    const liveTotal = this.liveBytes + this.blocks.storedBytes - this.unreferencedBlockBytes();
     return {
       state: this.state,
       failure: this.failure?.message,
@@ -1226,9 +1608,21 @@ export class Store {
       durability: this.options.durability,
       keys: this.index.size,
       revision: this.revision,
-      segments: { count: this.segments.size, activeSegmentId: this.active?.segmentId, bytes: segmentBytes },
+      segments: {
+        count: this.segments.size,
+        activeSegmentId: this.active?.segmentId,
+        bytes: segmentBytes,
+        deadBytes: segmentBytes - this.liveBytes,
+        retired: this.retired.length,
+        list: [...this.segments.values()]
+          .sort((left, right) => left.segmentId - right.segmentId)
+          .map((segment) => ({ segmentId: segment.segmentId, sizeBytes: segment.sizeBytes, liveBytes: segment.liveBytes, deadBytes: this.deadBytesOf(segment), sealed: segment.sealed })),
+      },
       liveBytes: this.liveBytes,
-      diskBytes: segmentBytes,
+      diskBytes,
+      spaceAmplification: liveTotal === 0 ? 0 : diskBytes / liveTotal,
+      writeAmplification: this.counters.userBytes === 0 ? 0 : (this.counters.logBytes + this.blocks.blockBytesWritten + this.checkpointBytesWritten) / this.counters.userBytes,
+      compaction: { ...this.compactionCounters, deadFraction: this.deadFraction() },
       recovery: { ...this.recoveryReport },
       writes: { ...this.counters },
       checkpoints: { ...this.checkpointCounters },
@@ -1258,6 +1652,8 @@ export class Store {
     if (this.intervalTimer !== undefined) clearInterval(this.intervalTimer);
     let closeError: unknown;
     if (!this.options.readOnly) {
+      // Background compaction sees 'closing' and stops after the segment it is on.
+      await this.compacting?.catch(() => undefined);
       await this.drain();
       await this.intervalSync;
       if (this.failure === undefined && !wasFailed && this.active !== undefined) {

@@ -100,6 +100,21 @@ export interface Snapshot {
   release(): void;
 }
 
+export interface CompactionStats {
+  runs: number;
+  segmentsCompacted: number;
+  /** Compacted segment files deleted (after the readers that could use them finished). */
+  segmentsDeleted: number;
+  bytesRead: number;
+  /** Bytes of live entries copied forward. */
+  bytesWritten: number;
+  tombstonesKept: number;
+  tombstonesDropped: number;
+  /** Writes that waited for compaction (dead bytes past `stallRatio`), and the time they waited. */
+  stalls: number;
+  stallMs: number;
+}
+
 export type StoreState = 'open' | 'failed' | 'closing' | 'closed';
 
 export interface StoreStats {
@@ -111,11 +126,25 @@ export interface StoreStats {
   keys: number;
   /** The store-wide revision counter: the last revision handed out. */
   revision: number;
-  segments: { count: number; activeSegmentId: number | undefined; bytes: number };
+  segments: {
+    count: number;
+    activeSegmentId: number | undefined;
+    bytes: number;
+    /** Bytes of segments not holding live entries (overwritten, deleted, tombstones, headers). */
+    deadBytes: number;
+    /** Compacted segments whose files wait for readers that may still use them. */
+    retired: number;
+    list: Array<{ segmentId: number; sizeBytes: number; liveBytes: number; deadBytes: number; sealed: boolean }>;
+  };
   /** Bytes of the log entries that hold the live keys. */
   liveBytes: number;
-  /** Bytes of every file the store owns in its directory. */
+  /** Bytes of the files the store owns: segments (and compacted ones not yet deleted), blocks, checkpoint. */
   diskBytes: number;
+  /** diskBytes per live byte (live log entries plus referenced block data). */
+  spaceAmplification: number;
+  /** Bytes written to files (log, blocks, checkpoints) per byte of keys and values written by the user. */
+  writeAmplification: number;
+  compaction: CompactionStats & { deadFraction: number };
   recovery: RecoveryReport;
   writes: {
     puts: number;

@@ -1,0 +1,208 @@
+/**
+ * Segment compaction: space given back (and matching du), tombstones that cannot resurrect keys,
+ * writes racing compaction, readers holding compacted segments, knobs, and power loss during it.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { CrashFileSystem } from '../../src/fs/crash-file-system.js';
+import { open, type Store } from '../../src/index.js';
+import { collect, temporaryDirectory } from '../helpers.js';
+
+const value = (round: number, size = 1000) => Buffer.alloc(size, round % 251);
+
+async function overwrite(db: Store, keys: number, rounds: number, size = 1000): Promise<void> {
+  for (let round = 0; round < rounds; round++) {
+    for (let start = 0; start < keys; start += 50) {
+      await db.batch(Array.from({ length: Math.min(50, keys - start) }, (_, index) => ({ type: 'put' as const, key: `key-${start + index}`, value: value(round, size) })));
+    }
+  }
+}
+
+test('compact() gives the space back, and stats() space amplification matches du', async (t) => {
+  const directory = temporaryDirectory(t);
+  const db = await open(directory, { segmentBytes: 32 * 1024, compaction: false });
+  await overwrite(db, 300, 8);
+  const before = db.stats();
+  assert.ok(before.spaceAmplification > 4, `expected garbage before compacting, got ${before.spaceAmplification}`);
+  await db.compact();
+  const after = db.stats();
+  assert.ok(after.spaceAmplification < 1.15, `space amplification ${after.spaceAmplification} after compact`);
+  assert.ok(after.compaction.segmentsDeleted > 0);
+  const du = Number(execFileSync('du', ['-sb', directory], { encoding: 'utf8' }).split('\t')[0]);
+  // du also counts LOCK and the directories themselves (a few KiB).
+  assert.ok(Math.abs(du - after.diskBytes) / du < 0.03, `du ${du} vs diskBytes ${after.diskBytes}`);
+  assert.ok((await db.verify()).ok);
+  for (let index = 0; index < 300; index += 37) assert.ok((await db.get(`key-${index}`))?.equals(value(7)));
+  await db.close();
+  const reopened = await open(directory);
+  assert.equal(reopened.stats().keys, 300);
+  assert.ok((await reopened.get('key-299'))?.equals(value(7)));
+  assert.ok((await reopened.verify()).ok);
+  await reopened.close();
+});
+
+test('after deleting everything, compact() leaves the directory near empty', async (t) => {
+  const directory = temporaryDirectory(t);
+  const db = await open(directory, { segmentBytes: 16 * 1024, compaction: false });
+  await overwrite(db, 200, 3);
+  for (let index = 0; index < 200; index++) await db.delete(`key-${index}`);
+  await db.compact();
+  await db.compact();
+  const stats = db.stats();
+  assert.equal(stats.keys, 0);
+  assert.ok(stats.diskBytes < 8 * 1024, `diskBytes ${stats.diskBytes} after deleting everything`);
+  assert.ok(readdirSync(directory).filter((name) => name.endsWith('.log')).length <= 2);
+  await db.close();
+  const reopened = await open(directory);
+  assert.equal(reopened.stats().keys, 0);
+  await reopened.close();
+});
+
+test('badger#2286: a deleted key never comes back, whatever the order of compaction and crashes', async () => {
+  const fileSystem = new CrashFileSystem();
+  const db = await open('/db', { fileSystem, segmentBytes: 4096, compaction: false });
+  // Segment 1: the victim's value among live filler (little garbage, compacted late or never).
+  await db.put('victim', 'old value');
+  for (let index = 0; index < 30; index++) await db.put(`filler-${index}`, 'x'.repeat(100));
+  // Later segments: the tombstone among much garbage (compacted first).
+  await db.delete('victim');
+  for (let round = 0; round < 6; round++) for (let index = 0; index < 10; index++) await db.put(`churn-${index}`, `${round}${'y'.repeat(150)}`);
+  const crashes: CrashFileSystem[] = [];
+  fileSystem.onSync = () => crashes.push(fileSystem.crash({ unsynced: 'drop' }));
+  await db.compact();
+  // Now garbage in segment 1 too, so that it is compacted and the tombstone may finally go.
+  for (let index = 0; index < 30; index++) await db.delete(`filler-${index}`);
+  await db.compact();
+  await db.compact();
+  fileSystem.onSync = undefined;
+  assert.equal(await db.get('victim'), undefined);
+  assert.ok(db.stats().compaction.tombstonesKept > 0, 'the tombstone had to be kept while segment 1 held the key');
+  await db.close();
+  crashes.push(fileSystem.crash({ unsynced: 'drop' }));
+  for (const [position, crashed] of crashes.entries()) {
+    const reopened = await open('/db', { fileSystem: crashed });
+    assert.equal(await reopened.get('victim'), undefined, `crash state ${position}: the deleted key came back`);
+    assert.ok((await reopened.verify()).ok, `crash state ${position}: verify`);
+    // Compacting again after the crash must not bring it back either.
+    await reopened.compact();
+    assert.equal(await reopened.get('victim'), undefined, `crash state ${position}: back after compacting again`);
+    await reopened.close();
+    const again = await open('/db', { fileSystem: crashed });
+    assert.equal(await again.get('victim'), undefined, `crash state ${position}: back after reopening`);
+    await again.close();
+  }
+  console.log(`# resurrection race: ${crashes.length} crash states`);
+});
+
+test('a write to a key while its segment is being compacted is never lost', async (t) => {
+  const directory = temporaryDirectory(t);
+  const db = await open(directory, { segmentBytes: 8192, compaction: false });
+  await overwrite(db, 100, 4, 200);
+  const compaction = db.compact();
+  // Writes racing the compaction: to keys whose records are being copied.
+  const racing = [];
+  for (let index = 0; index < 100; index += 3) racing.push(db.put(`key-${index}`, `racing-${index}`));
+  for (let index = 1; index < 100; index += 9) racing.push(db.delete(`key-${index}`));
+  await Promise.all([compaction, ...racing]);
+  const check = async (store: Store) => {
+    for (let index = 0; index < 100; index++) {
+      const actual = (await store.get(`key-${index}`))?.toString();
+      if (index % 3 === 0) assert.equal(actual, `racing-${index}`, `key-${index}`);
+      else if (index % 9 === 1) assert.equal(actual, undefined, `key-${index}`);
+      else assert.equal(actual, value(3, 200).toString(), `key-${index}`);
+    }
+  };
+  await check(db);
+  await db.close();
+  const reopened = await open(directory);
+  await check(reopened);
+  assert.ok((await reopened.verify()).ok);
+  await reopened.close();
+});
+
+test('a compacted segment file stays until the iterators and snapshots that may read it are done', async (t) => {
+  const directory = temporaryDirectory(t);
+  const db = await open(directory, { segmentBytes: 8192, compaction: false });
+  await overwrite(db, 60, 1, 300);
+  const firstSegment = join(directory, '0000000000000001.log');
+  const iterator = db.entries();
+  const snapshot = db.snapshot();
+  await overwrite(db, 60, 1, 301);
+  await db.compact();
+  assert.ok(existsSync(firstSegment), 'deleted while an iterator could still read it');
+  assert.ok(db.stats().segments.retired > 0);
+  const seen = await collect({ [Symbol.asyncIterator]: () => iterator });
+  assert.equal(seen.length, 60);
+  assert.ok(seen.every((entry) => entry.value.equals(value(0, 300))));
+  assert.ok(snapshot.getSync('key-5')?.equals(value(0, 300)));
+  assert.ok(existsSync(firstSegment), 'deleted while a snapshot could still read it');
+  snapshot.release();
+  await db.compact();
+  assert.ok(!existsSync(firstSegment), 'not deleted once no reader needs it');
+  assert.equal(db.stats().segments.retired, 0);
+  await db.close();
+});
+
+test('compaction knobs: deadRatio is honoured, compaction: false and readOnly start no background compaction', async (t) => {
+  // Background compaction with a low deadRatio runs on its own.
+  const eager = await open(temporaryDirectory(t), { segmentBytes: 8192, compaction: { deadRatio: 0.3 } });
+  await overwrite(eager, 100, 4, 200);
+  await eager.idle();
+  assert.ok(eager.stats().compaction.segmentsCompacted > 0, 'deadRatio 0.3 should have compacted');
+  await eager.close();
+  // A ratio no segment reaches: nothing is compacted in the background.
+  const lazy = await open(temporaryDirectory(t), { segmentBytes: 8192, compaction: { deadRatio: 1 } });
+  await overwrite(lazy, 100, 4, 200);
+  await lazy.idle();
+  assert.equal(lazy.stats().compaction.segmentsCompacted, 0);
+  await lazy.close();
+  const directory = temporaryDirectory(t);
+  const off = await open(directory, { segmentBytes: 8192, compaction: false });
+  await overwrite(off, 100, 4, 200);
+  assert.equal(off.stats().compaction.runs, 0);
+  await off.close();
+  const reader = await open(directory, { readOnly: true });
+  await collect(reader.keys());
+  assert.equal(reader.stats().compaction.runs, 0);
+  await assert.rejects(reader.compact(), (error) => (error as { code?: string }).code === 'READ_ONLY');
+  await reader.close();
+});
+
+test('writes stall when dead bytes pass stallRatio and compaction is behind, and the stall is counted', async (t) => {
+  const db = await open(temporaryDirectory(t), { segmentBytes: 4096, compaction: { deadRatio: 0.9, stallRatio: 0.9 } });
+  await overwrite(db, 20, 40, 400);
+  const stats = db.stats();
+  assert.ok(stats.compaction.stalls > 0, 'expected stalls');
+  assert.ok(stats.compaction.deadFraction <= 0.95, `dead fraction ${stats.compaction.deadFraction} grew without bound`);
+  await db.close();
+});
+
+test('power loss at every fsync point during compaction keeps every key', async () => {
+  const fileSystem = new CrashFileSystem();
+  const db = await open('/db', { fileSystem, segmentBytes: 4096, compaction: false });
+  await overwrite(db, 40, 5, 150);
+  for (let index = 0; index < 40; index += 4) await db.delete(`key-${index}`);
+  const expected = new Map<string, string>();
+  for await (const entry of db.entries()) expected.set(entry.key.toString(), entry.value.toString('hex'));
+  const crashes: CrashFileSystem[] = [];
+  fileSystem.onSync = () => {
+    crashes.push(fileSystem.crash({ unsynced: 'drop' }));
+    crashes.push(fileSystem.crash({ unsynced: 'tear', seed: crashes.length }));
+  };
+  await db.compact();
+  fileSystem.onSync = undefined;
+  await db.close();
+  assert.ok(crashes.length > 10);
+  for (const [position, crashed] of crashes.entries()) {
+    const reopened = await open('/db', { fileSystem: crashed });
+    const state = new Map<string, string>();
+    for await (const entry of reopened.entries()) state.set(entry.key.toString(), entry.value.toString('hex'));
+    assert.deepEqual(state, expected, `crash state ${position}`);
+    assert.ok((await reopened.verify()).ok, `crash state ${position}: verify`);
+    await reopened.close();
+  }
+  console.log(`# compaction crash states tried: ${crashes.length}`);
+});
