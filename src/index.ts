@@ -1,7 +1,7 @@
 /**
  * silt's public API. Everything a user imports comes from here; nothing else is API.
  */
-export { open, Store } from './engine/store.js';
+export { open, Store, type GcResult } from './engine/store.js';
 export type {
   BatchOperation,
   Bytes,
@@ -15,6 +15,7 @@ export type {
   ReadStreamOptions,
   Snapshot,
   ValueStat,
+  CompactionStats,
   StoreState,
   StoreStats,
   WriteResult,

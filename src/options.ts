@@ -59,6 +59,16 @@ export interface OpenOptions {
    * - `bytesPerSecond` (default 0 = unlimited): the most compaction reads and writes per second.
    */
   compaction?: false | { deadRatio?: number; stallRatio?: number; bytesPerSecond?: number };
+  /**
+   * Two-phase garbage collection of blocks no live value references, or `false` for none in the
+   * background (`gc()` still works).
+   * - `minAgeMs` (default 60,000): a block is deleted only after it has been on the persisted
+   *   delayed list this long (and is still unreferenced, not being rewritten, and not readable by
+   *   any open iterator, stream or snapshot).
+   * - `batch` (default 1,000): the most list entries one GC pass deletes or takes off the list.
+   * - `intervalMs` (default 10,000): how often the background pass runs while blocks wait.
+   */
+  gc?: false | { minAgeMs?: number; batch?: number; intervalMs?: number };
   /** The file layer; default the real file system. Tests pass fault-injecting or crash-simulating ones. */
   fileSystem?: FileSystem;
 }
@@ -78,6 +88,7 @@ export interface ResolvedOptions {
   checkpoint: boolean;
   cacheBytes: number;
   compaction: { enabled: boolean; deadRatio: number; stallRatio: number; bytesPerSecond: number };
+  gc: { enabled: boolean; minAgeMs: number; batch: number; intervalMs: number };
 }
 
 export const DEFAULTS: Readonly<ResolvedOptions> = Object.freeze({
@@ -95,6 +106,7 @@ export const DEFAULTS: Readonly<ResolvedOptions> = Object.freeze({
   checkpoint: true,
   cacheBytes: 32 * 1024 * 1024,
   compaction: Object.freeze({ enabled: true, deadRatio: 0.5, stallRatio: 0.8, bytesPerSecond: 0 }),
+  gc: Object.freeze({ enabled: true, minAgeMs: 60_000, batch: 1000, intervalMs: 10_000 }),
 });
 
 function invalid(message: string): SiltError {
@@ -152,6 +164,22 @@ function compactionOption(value: unknown): ResolvedOptions['compaction'] {
   return { enabled: true, deadRatio, stallRatio, bytesPerSecond };
 }
 
+function gcOption(value: unknown): ResolvedOptions['gc'] {
+  const defaults = DEFAULTS.gc;
+  if (value === undefined) return { ...defaults };
+  if (value === false) return { ...defaults, enabled: false };
+  if (typeof value !== 'object' || value === null) throw invalid('gc must be false or an object');
+  const given = value as { minAgeMs?: unknown; batch?: unknown; intervalMs?: unknown };
+  const integer = (field: 'minAgeMs' | 'batch' | 'intervalMs', minimum: number, maximum: number): number => {
+    const number = given[field] ?? defaults[field];
+    if (typeof number !== 'number' || !Number.isSafeInteger(number) || number < minimum || number > maximum) {
+      throw invalid(`gc.${field} must be an integer from ${minimum} to ${maximum}, got ${String(number)}`);
+    }
+    return number;
+  };
+  return { enabled: true, minAgeMs: integer('minAgeMs', 0, 2 ** 31), batch: integer('batch', 1, 10_000_000), intervalMs: integer('intervalMs', 1, 2 ** 31 - 1) };
+}
+
 export function resolveOptions(options: OpenOptions | undefined): ResolvedOptions {
   if (options === undefined) options = {};
   if (typeof options !== 'object' || options === null) throw invalid('options must be an object');
@@ -170,5 +198,6 @@ export function resolveOptions(options: OpenOptions | undefined): ResolvedOption
     checkpoint: booleanOption(options, 'checkpoint'),
     cacheBytes: integerOption(options, 'cacheBytes', 0, 2 ** 40),
     compaction: compactionOption(options.compaction),
+    gc: gcOption(options.gc),
   };
 }

@@ -9,8 +9,9 @@
  * - Writers of the same content share one write: the first writer's promise is reused (per-content
  *   lock), so two writers never race on one file and a writer never sees a half-written block.
  * - Reference counts are kept by the store (one per live version pointing at a block); a block
- *   whose count drops to zero becomes a GC candidate and is NOT deleted here (two-phase GC is
- *   later work). Unreferenced blocks are removed only by the orphan sweep at open.
+ *   whose count drops to zero becomes a GC candidate. Only the store's two-phase GC deletes
+ *   blocks (`remove`), and a deletion and a write of the same content are ordered by the
+ *   per-content lock: the write waits for the deletion, then stores the content again.
  * - A read that does not hash to the block's name is CORRUPTION, never bytes.
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -49,6 +50,8 @@ export class BlockStore {
   private readonly present = new Set<string>();
   /** Writes in flight, by hex hash: the per-content lock. */
   private readonly writing = new Map<string, Promise<void>>();
+  /** Deletions in flight, by hex hash: a write of the same content waits for them. */
+  private readonly deleting = new Map<string, Promise<void>>();
   private directoryDirty = false;
   /** Bytes of block data in the files present. */
   storedBytes = 0;
@@ -103,8 +106,14 @@ export class BlockStore {
     }
   }
 
-  has(hash: Buffer): boolean {
-    return this.present.has(hash.toString('hex'));
+  /** Is the block (a hash, or its hex) present? */
+  has(hash: Buffer | string): boolean {
+    return this.present.has(typeof hash === 'string' ? hash : hash.toString('hex'));
+  }
+
+  /** Data bytes of a present block (0 when unknown). */
+  sizeOf(hex: string): number {
+    return this.sizes.get(hex) ?? 0;
   }
 
   get blockCount(): number {
@@ -117,6 +126,9 @@ export class BlockStore {
    */
   async write(hash: Buffer, data: Uint8Array): Promise<void> {
     const hex = hash.toString('hex');
+    // Content being deleted by GC is written afresh once the deletion is done (per-content lock).
+    const deleting = this.deleting.get(hex);
+    if (deleting !== undefined) await deleting.catch(() => undefined);
     if (this.present.has(hex)) return;
     const inFlight = this.writing.get(hex);
     if (inFlight !== undefined) return inFlight;
@@ -237,18 +249,47 @@ export class BlockStore {
     return this.present.values();
   }
 
-  /** Delete a block file (orphan sweep). Deleting one already gone is not an error. */
-  async remove(hex: string): Promise<void> {
-    if (this.writing.has(hex)) return;
-    try {
-      await this.fs.unlink(`${this.directory}/${hex}${BLOCK_SUFFIX}`);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw toIoError(error, `deleting block ${hex}`);
+  /** True while a write of this content is in flight. */
+  isWriting(hex: string): boolean {
+    return this.writing.has(hex);
+  }
+
+  /**
+   * Delete a block file (garbage collection). Deleting one already gone is not an error. From the
+   * call on (synchronously), the block counts as absent: a write of the same content waits for
+   * the deletion and then stores it again, so a caller that checked the block unreferenced in
+   * the same synchronous step can never delete content a new write relies on. Returns false
+   * (and does nothing) while a write of the content is in flight.
+   */
+  remove(hex: string): Promise<boolean> {
+    if (this.writing.has(hex)) return Promise.resolve(false);
+    const wasPresent = this.present.delete(hex);
+    const size = this.sizes.get(hex);
+    if (wasPresent) {
+      this.storedBytes -= size ?? 0;
+      this.sizes.delete(hex);
     }
-    this.present.delete(hex);
-    this.storedBytes -= this.sizes.get(hex) ?? 0;
-    this.sizes.delete(hex);
+    const deletion = this.fs.unlink(`${this.directory}/${hex}${BLOCK_SUFFIX}`).then(
+      () => undefined,
+      (error: unknown) => {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+        // Not deleted after all: it is still there (and still unreferenced) for the next pass.
+        if (wasPresent && !this.present.has(hex)) {
+          this.present.add(hex);
+          if (size !== undefined) {
+            this.sizes.set(hex, size);
+            this.storedBytes += size;
+          }
+        }
+        throw toIoError(error, `deleting block ${hex}`);
+      },
+    );
+    const tracked = deletion.finally(() => {
+      if (this.deleting.get(hex) === tracked) this.deleting.delete(hex);
+    });
+    this.deleting.set(hex, tracked);
     this.directoryDirty = true;
+    return tracked.then(() => true);
   }
 
   /** Delete a leftover temporary file of a write that never finished. */

@@ -10,11 +10,15 @@
  * - the checkpoint: decodes, and every entry it holds is what the log says at its position;
  * - every block file against its hash; reference counts against the references recomputed from the
  *   replayed log; every referenced block present;
+ * - the GC delayed list (`gc.list`): every record's CRC; a torn last record is only reported on
+ *   a read-only open (a writable open cuts it); listed blocks that are missing are not a problem
+ *   (a deletion whose remove record was lost), nor listed ones referenced again (revived);
  * - files in the directory that nothing owns, and block files nothing references.
  *
  * Invariants: read-only (safe on a `readOnly` open); reports problems, never repairs.
  */
 import type { BlockStore } from '../blob/block-store.js';
+import { decodeDelayedList, DELAYED_LIST_FILE_NAME, DELAYED_RECORD_BYTES } from '../blob/delayed-list.js';
 import type { FileSystem } from '../fs/types.js';
 import type { IndexSnapshot } from '../index/ordered-index.js';
 import {
@@ -35,7 +39,7 @@ import { readFully, scanSegment } from '../log/segment-reader.js';
 import { emptySummary, noteEntry } from '../log/segment-writer.js';
 
 export interface VerifyProblem {
-  /** What kind of problem: a stable word, e.g. 'segment', 'footer', 'index', 'checkpoint', 'block', 'refcount', 'file'. */
+  /** What kind of problem: a stable word, e.g. 'segment', 'footer', 'index', 'checkpoint', 'block', 'refcount', 'gc-list', 'file'. */
   kind: string;
   /** Where: a file path, with an offset or key when known. */
   where: string;
@@ -54,8 +58,10 @@ export interface VerifyResult {
     blockBytes: number;
     checkpointEntries: number;
   };
-  /** Block files no live value references: GC candidates until the next open's sweep. */
+  /** Block files no live value references: GC candidates (listed, or about to be). */
   unreferencedBlocks: number;
+  /** Of those, the ones on the persisted delayed list. */
+  delayedBlocks: number;
 }
 
 export interface VerifyProgress {
@@ -75,11 +81,13 @@ export interface VerifyInput {
   /** Live versions per block (hex), at the same instant. */
   referenceCounts: Map<string, number>;
   blocks: BlockStore;
+  /** Compacted segments whose files wait for open readers (not checked, but not strangers). */
+  retiredSegmentIds?: number[];
   nowMs: number;
   onProgress?: ((progress: VerifyProgress) => void) | undefined;
 }
 
-const OWNED_FILES = new Set([HINT_FILE_NAME, HINT_TEMPORARY_FILE_NAME, 'LOCK', 'blocks']);
+const OWNED_FILES = new Set([HINT_FILE_NAME, HINT_TEMPORARY_FILE_NAME, 'LOCK', 'blocks', DELAYED_LIST_FILE_NAME, `${DELAYED_LIST_FILE_NAME}.tmp`]);
 
 function sameSummary(left: SegmentSummary, right: SegmentSummary): string | undefined {
   for (const field of ['entryCount', 'putCount', 'deleteCount', 'minRevision', 'maxRevision'] as const) {
@@ -267,6 +275,19 @@ export async function verifyStore(input: VerifyInput): Promise<VerifyResult> {
     input.onProgress?.({ phase: 'blocks', doneBytes: blockBytesDone, totalBytes: input.blocks.storedBytes });
   }
 
+  // The delayed list.
+  let delayedBlocks = 0;
+  try {
+    const file = await fs.readFile(`${directory}/${DELAYED_LIST_FILE_NAME}`);
+    const decoded = decodeDelayedList(file);
+    // Damage in the last record is a torn append (cut at the next writable open): harmless.
+    const damagedBeforeTail = decoded.validBytes === 0 ? file.length > 0 : file.length - decoded.validBytes > DELAYED_RECORD_BYTES;
+    if (decoded.problem !== undefined && damagedBeforeTail) problem('gc-list', `${directory}/${DELAYED_LIST_FILE_NAME}`, decoded.problem);
+    for (const hex of decoded.entries.keys()) if (present.has(hex) && !recounted.has(hex)) delayedBlocks++;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') problem('gc-list', `${directory}/${DELAYED_LIST_FILE_NAME}`, `unreadable: ${(error as Error).message}`);
+  }
+
   // Files nothing owns.
   try {
     for (const name of await fs.readdir(directory)) {
@@ -274,7 +295,8 @@ export async function verifyStore(input: VerifyInput): Promise<VerifyResult> {
       if (name.startsWith('LOCK.stale-')) continue;
       problem('file', `${directory}/${name}`, 'not a file silt owns');
     }
-    const segmentIds = new Set(segments.map((segment) => segment.segmentId));
+    // Compacted segments kept for readers still open are known too.
+    const segmentIds = new Set([...segments.map((segment) => segment.segmentId), ...(input.retiredSegmentIds ?? [])]);
     for (const name of await fs.readdir(directory)) {
       const id = parseSegmentFileName(name);
       if (id !== undefined && !segmentIds.has(id)) problem('file', `${directory}/${name}`, 'a segment the store does not know');
@@ -282,5 +304,5 @@ export async function verifyStore(input: VerifyInput): Promise<VerifyResult> {
   } catch (error) {
     problem('file', directory, `unreadable: ${(error as Error).message}`);
   }
-  return { ok: problems.length === 0, problems, checked, unreferencedBlocks };
+  return { ok: problems.length === 0, problems, checked, unreferencedBlocks, delayedBlocks };
 }

@@ -19,6 +19,7 @@
  *              └──────────── close() ──────────────┴──► 'closing' ──► 'closed'
  */
 import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { constants as bufferConstants } from 'node:buffer';
 import { addAbortSignal, Readable } from 'node:stream';
 import { ErrorCode, SiltError, toIoError } from '../errors.js';
@@ -27,6 +28,7 @@ import type { FileHandle, FileSystem } from '../fs/types.js';
 import { OrderedIndex, type IndexSnapshot, type KeyRange } from '../index/ordered-index.js';
 import {
   checkEntry,
+  checkPutEntry,
   BATCH_HEADER_BYTES,
   type SegmentSummary,
   ENTRY_HEADER_BYTES,
@@ -46,11 +48,12 @@ import {
   segmentFileName,
 } from '../log/format.js';
 import { HINT_FILE_NAME, writeHint, type EntryLocation, type HintPosition } from '../log/hint.js';
-import { ReadCache } from '../log/read-cache.js';
+import { type CachedBlock, ReadCache } from '../log/read-cache.js';
 import { readFully, scanSegment } from '../log/segment-reader.js';
 import { SegmentWriter } from '../log/segment-writer.js';
 import { resolveOptions, type OpenOptions, type ResolvedOptions } from '../options.js';
 import { BLOCK_HEADER_BYTES, BlockStore, sha256 } from '../blob/block-store.js';
+import { DelayedList } from '../blob/delayed-list.js';
 import { verifyStore, type VerifyProgress, type VerifyResult } from '../check/verify.js';
 import { DirectoryLock } from './lock.js';
 import { recover, type RecoveryReport } from './recovery.js';
@@ -76,6 +79,29 @@ import type {
 const defaultFileSystem = new NodeFileSystem();
 /** Unpins readers (iterators, snapshots) that were dropped without finishing. */
 const readerRegistry = new FinalizationRegistry<() => void>((unpin) => unpin());
+
+/** One operation of a batch, validated and encoded, before its record is written. */
+interface PreparedBatchOperation {
+  type: KeyEntryType;
+  key: Buffer;
+  value: Buffer | undefined;
+  expiresAtMs: number | undefined;
+  reference: ValueReference | undefined;
+  userBytes: number;
+}
+
+/** What one garbage-collection pass did. */
+export interface GcResult {
+  /** Blocks put on the delayed list (phase 1). */
+  listed: number;
+  /** Blocks deleted (phase 2), and their bytes. */
+  deleted: number;
+  bytesDeleted: number;
+  /** Listed blocks written again meanwhile, taken off the list. */
+  revived: number;
+  /** Listed blocks left for later: too young, pinned by a reader, or being rewritten. */
+  waiting: number;
+}
 const BUFFER_BYTES_MAX = bufferConstants.MAX_LENGTH;
 /** Blocks of one large write being written at once (each holds a `blockBytes` buffer). */
 const BLOCK_WRITES_IN_FLIGHT = 4;
@@ -164,11 +190,109 @@ function latin1(bytes: Uint8Array): string {
   return latin1Slice.call(bytes, 0, bytes.length);
 }
 
-/** Whether `bytes` are the bytes of the latin1 string `key` (no allocation). */
-function sameKey(bytes: Buffer, key: string): boolean {
-  if (bytes.length !== key.length) return false;
-  for (let index = 0; index < key.length; index++) if (bytes[index] !== key.charCodeAt(index)) return false;
+/**
+ * Whether `bytes[at .. at + key.length]` are the key's bytes (`key` is a latin1 string, one char
+ * per byte, or the bytes themselves); no allocation. The caller checks the stored key's length.
+ */
+function keyAtMatches(bytes: Buffer, at: number, key: string | Uint8Array): boolean {
+  const length = key.length;
+  if (at + length > bytes.length) return false;
+  if (typeof key === 'string') {
+    for (let index = 0; index < length; index++) if (bytes[at + index] !== key.charCodeAt(index)) return false;
+  } else {
+    for (let index = 0; index < length; index++) if (bytes[at + index] !== key[index]) return false;
+  }
   return true;
+}
+
+const ITERATION_DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined }) as IteratorReturnResult<undefined>;
+
+/**
+ * The async iterator behind `entries`, `keys` and `values` (of the store and of snapshots): it
+ * walks an index range (a snapshot) and projects each live entry. Reads are synchronous, so each
+ * `next()` does its work at once and returns a settled promise: measured 45 ns per entry of
+ * overhead against 115 ns for an async generator, whose every `yield` costs extra microtask turns.
+ * Like a generator it is done for good after it ends, throws, or `return()` is called, and it
+ * unpins its readers then (or, if dropped unfinished, when it is collected).
+ */
+class RangeReader<T> implements AsyncIterableIterator<T> {
+  /** Set by the store once the reader is registered. */
+  unpin: () => void = () => undefined;
+  private source: Iterator<[string, EntryLocation]> | undefined;
+  private remaining: number;
+
+  constructor(
+    source: Iterator<[string, EntryLocation]>,
+    limit: number,
+    private readonly project: (key: string, location: EntryLocation) => T,
+    private readonly checkReadable: () => void,
+  ) {
+    this.source = source;
+    this.remaining = limit;
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    const source = this.source;
+    if (source === undefined) return Promise.resolve(ITERATION_DONE);
+    try {
+      for (;;) {
+        if (this.remaining <= 0) return this.finish(undefined);
+        const step = source.next();
+        if (step.done === true) return this.finish(undefined);
+        const location = step.value[1];
+        // Date.now() only for entries with an expiry.
+        if (location.expiresAtMs !== undefined && location.expiresAtMs <= Date.now()) continue;
+        this.checkReadable();
+        this.remaining--;
+        return Promise.resolve({ done: false, value: this.project(step.value[0], location) });
+      }
+    } catch (error) {
+      this.stop();
+      return Promise.reject(error);
+    }
+  }
+
+  return(value?: unknown): Promise<IteratorResult<T>> {
+    return this.finish(value);
+  }
+
+  throw(error?: unknown): Promise<IteratorResult<T>> {
+    this.stop();
+    return Promise.reject(error);
+  }
+
+  private finish(value: unknown): Promise<IteratorResult<T>> {
+    this.stop();
+    return Promise.resolve(value === undefined ? ITERATION_DONE : ({ done: true, value } as unknown as IteratorResult<T>));
+  }
+
+  private stop(): void {
+    if (this.source === undefined) return;
+    const source = this.source;
+    this.source = undefined;
+    source.return?.();
+    this.unpin();
+  }
+}
+
+/** A new buffer holding the bytes of a `lookupKey` key. */
+function keyBuffer(key: string | Uint8Array): Buffer {
+  return typeof key === 'string' ? Buffer.from(key, 'latin1') : Buffer.from(key);
+}
+
+/** A copy of `bytes[start .. end]` in a new buffer (from Node's pool when small, as `Buffer.from`). */
+function copyOut(bytes: Buffer, start: number, end: number): Buffer {
+  const length = end - start;
+  const copy = Buffer.allocUnsafe(length);
+  // Up to about 32 bytes a loop beats the native copy's call overhead (measured: 16 bytes 30 ns
+  // against 80; 100 bytes 170 ns against 90).
+  if (length <= 32) for (let index = 0; index < length; index++) copy[index] = bytes[start + index] as number;
+  else bytes.copy(copy, 0, start, end);
+  return copy;
 }
 
 /** The smallest string greater than every string starting with `prefix`, or undefined if none. */
@@ -179,8 +303,12 @@ function prefixUpperBound(prefix: string): string | undefined {
   return prefix.slice(0, end - 1) + String.fromCharCode(prefix.charCodeAt(end - 1) + 1);
 }
 
-/** An open store. Create it with `open()`. */
-export class Store {
+/**
+ * An open store. Create it with `open()`. It emits `'error'` (with the SiltError) when background
+ * work (compaction, GC, checkpoint, interval fsync) fails and the store stops taking writes; the
+ * event is only emitted when someone listens, so an unobserved failure never throws.
+ */
+export class Store extends EventEmitter {
   readonly directory: string;
   private readonly options: ResolvedOptions;
   private readonly fs: FileSystem;
@@ -236,6 +364,17 @@ export class Store {
   private checkpointBytesWritten = 0;
   private readonly blocks: BlockStore;
   private orphanBlocksRemoved = 0;
+  /** Phase 1 of block GC: the persisted list of unreferenced blocks and when they were listed. */
+  private delayed: DelayedList | undefined;
+  /** Blocks whose last reference went away and that are not listed yet, with the reader epoch then. */
+  private readonly candidates = new Map<string, number>();
+  /** Reader epoch at which each listed block lost its last reference (absent: listed at open, no reader). */
+  private readonly listedEpochs = new Map<string, number>();
+  /** Blocks a write in flight has stored or found, until its record is applied or it fails. */
+  private readonly holds = new Map<string, number>();
+  private gcRunning: Promise<GcResult> | undefined;
+  private gcTimer: NodeJS.Timeout | undefined;
+  private readonly gcCounters = { runs: 0, listed: 0, deleted: 0, bytesDeleted: 0, revived: 0, skippedPinned: 0 };
   /** Live versions pointing at each block (hex hash); absent = zero. */
   private readonly referenceCounts = new Map<string, number>();
   /** Bytes of the live values held in blocks, counting each value (not each block) once. */
@@ -252,6 +391,7 @@ export class Store {
     revision: number,
     report: RecoveryReport,
   ) {
+    super();
     this.directory = directory;
     this.options = options;
     this.fs = fs;
@@ -324,11 +464,14 @@ export class Store {
         const last = recovered.activeSegment;
         if (last !== undefined) store.checkpointPosition = { segmentId: last.segmentId, offsetBytes: last.sizeBytes };
       }
+      store.delayed = await DelayedList.open(fs, directory, options.readOnly);
       if (!options.readOnly) {
         await store.startWriting(recovered.activeSegment);
+        await store.blocks.measure();
         await store.sweepOrphanBlocks(leftovers);
+      } else {
+        await store.blocks.measure();
       }
-      await store.blocks.measure();
       return store;
     } catch (error) {
       await lock?.release();
@@ -337,19 +480,29 @@ export class Store {
   }
 
   /**
-   * Remove block files no live key references (left by aborted or crashed writes, and blocks
-   * whose last reference went away before the last close). Runs at open, before any write or
-   * reader exists, and only after the recovered log is durable, so the records that dropped the
-   * references cannot come back after a power loss.
+   * The orphan sweep at open. Temporary files of block writes that never finished are deleted at
+   * once. Block files no live key references (left by aborted or crashed writes, and blocks whose
+   * last reference went away before the last close) go on the delayed list, keeping the time they
+   * were listed if they already were, and the first GC pass (run here unless `gc: false`) deletes
+   * those that have waited `gc.minAgeMs`. This runs before any write or reader exists, and only
+   * after the recovered log is durable, so the records that dropped the references cannot come
+   * back after a power loss.
    */
   private async sweepOrphanBlocks(leftovers: string[]): Promise<void> {
     const orphans = [...this.blocks.presentHashes()].filter((hex) => !this.referenceCounts.has(hex));
-    if (orphans.length === 0 && leftovers.length === 0) return;
+    if (orphans.length === 0 && leftovers.length === 0 && (this.delayed as DelayedList).entries.size === 0) return;
     await (this.active as SegmentWriter).datasync();
     for (const name of leftovers) await this.blocks.removeLeftover(name);
-    for (const hex of orphans) await this.blocks.remove(hex);
+    const delayed = this.delayed as DelayedList;
+    this.gcCounters.listed += await delayed.add(orphans, Date.now());
+    await delayed.sync();
     await this.blocks.syncDirectory();
-    this.orphanBlocksRemoved = orphans.length;
+    // Readers created from now on (epoch 1 and up) cannot see blocks listed at open.
+    this.readerEpoch = Math.max(this.readerEpoch, 1);
+    if (this.options.gc.enabled) {
+      const result = await this.collectGarbage();
+      this.orphanBlocksRemoved = result.deleted;
+    }
   }
 
   private async startWriting(activeSegment: { segmentId: number; path: string; sizeBytes: number; baseRevision: number } | undefined): Promise<void> {
@@ -387,6 +540,26 @@ export class Store {
       throw new SiltError(ErrorCode.TOO_LARGE, `key of ${keyString.length} bytes exceeds maxKeySize ${this.options.maxKeySize}`);
     }
     return keyString;
+  }
+
+  /**
+   * A key to look up, validated as `keyString` does: bytes stay bytes (the index finds them with
+   * `getBytes`, sparing the get path a latin1 string, which measured as costly as the lookup).
+   */
+  private lookupKey(key: unknown): string | Uint8Array {
+    if (!(key instanceof Uint8Array)) return this.keyString(key);
+    if (key.length === 0) throw invalid('key must not be empty');
+    if (key.length > this.options.maxKeySize) {
+      throw new SiltError(ErrorCode.TOO_LARGE, `key of ${key.length} bytes exceeds maxKeySize ${this.options.maxKeySize}`);
+    }
+    return key;
+  }
+
+  /** The location of a `lookupKey` key in `view`, if it is there and live (not expired). */
+  private findLive(key: string | Uint8Array, view: OrderedIndex<EntryLocation> | IndexSnapshot<EntryLocation>): EntryLocation | undefined {
+    const location = typeof key === 'string' ? view.get(key) : view.getBytes(key);
+    // Date.now() only for keys with an expiry: it is a measurable part of a get.
+    return location !== undefined && (location.expiresAtMs === undefined || location.expiresAtMs > Date.now()) ? location : undefined;
   }
 
   private checkReadable(): void {
@@ -429,30 +602,64 @@ export class Store {
     return handle;
   }
 
-  /** Read and check the entry at `location`; it must hold `key` at the location's revision. */
-  private readValue(key: string, location: EntryLocation): Buffer {
+  /** The bytes at `location`, through the read cache (see `ReadCache.view`). */
+  private readView(location: EntryLocation): { bytes: Buffer; start: number; block: CachedBlock | undefined } {
     const segment = this.segmentForRead(location.segmentId);
-    let view;
     try {
-      view = this.readCache.view(this.readHandle(location.segmentId), location.segmentId, segment.sizeBytes, location.offsetBytes, location.lengthBytes);
+      return this.readCache.view(this.readHandle(location.segmentId), location.segmentId, segment.sizeBytes, location.offsetBytes, location.lengthBytes);
     } catch (error) {
       throw toIoError(error, `reading segment ${location.segmentId}`);
     }
+  }
+
+  private corruptAt(location: EntryLocation, reason: string): SiltError {
+    return new SiltError(ErrorCode.CORRUPTION, `segment ${segmentFileName(location.segmentId)} offset ${location.offsetBytes}: ${reason}`);
+  }
+
+  /**
+   * Check the inline PUT at `location`, read as `view`: it must hold `key` (a `lookupKey` key) at
+   * the location's revision and pass its CRC. Returns where its key starts in `view.bytes` (the
+   * value follows the key to the entry's end).
+   */
+  private checkPut(key: string | Uint8Array, location: EntryLocation, view: { bytes: Buffer; start: number; block: CachedBlock | undefined }): number {
+    const bytes = view.bytes;
+    const start = view.start;
+    const block = view.block;
+    // CRC once per entry per cached block: a cached block's bytes never change (it lies wholly
+    // below the written size, appends only go past it, nothing writes into it, and no caller gets
+    // a view of it: values are copied out), so an entry whose CRC passed in this very block object
+    // needs no second check. A block evicted and read again is a new object with no marks.
+    const checked = block !== undefined && block.isChecked(start);
+    const keyAt = checkPutEntry(bytes, start, location.lengthBytes, location.revision, key.length, checked);
+    if (typeof keyAt === 'string') throw this.corruptAt(location, keyAt);
+    if (block !== undefined && !checked) block.markChecked(start);
+    if (!keyAtMatches(bytes, keyAt, key)) throw this.corruptAt(location, 'entry does not hold the key the index expects');
+    return keyAt;
+  }
+
+  /** Read and check the entry at `location`; it must hold `key` at the location's revision. */
+  private readValue(key: string | Uint8Array, location: EntryLocation): Buffer {
+    if (location.reference !== undefined) return this.readReferenceValue(key, location);
+    const view = this.readView(location);
+    const valueAt = this.checkPut(key, location, view) + key.length;
+    const end = view.start + location.lengthBytes;
+    // A view into the cache must not escape: the caller could change the cached bytes.
+    return view.block === undefined ? view.bytes.subarray(valueAt, end) : copyOut(view.bytes, valueAt, end);
+  }
+
+  /** `readValue` of a PUT_REFERENCE: check the entry, then read the value from its blocks. */
+  private readReferenceValue(key: string | Uint8Array, location: EntryLocation): Buffer {
+    const view = this.readView(location);
     const end = view.start + location.lengthBytes;
     const decoded = end <= view.bytes.length ? decodeEntry(view.bytes, view.start, end) : 'entry runs past the end of the file';
-    const corrupt = (reason: string) =>
-      new SiltError(ErrorCode.CORRUPTION, `segment ${segmentFileName(location.segmentId)} offset ${location.offsetBytes}: ${reason}`);
-    if (typeof decoded === 'string') throw corrupt(decoded);
-    const expectedType = location.reference === undefined ? EntryType.PUT : EntryType.PUT_REFERENCE;
-    if (decoded.type !== expectedType || decoded.value === undefined || decoded.lengthBytes !== location.lengthBytes) {
-      throw corrupt(`expected a put entry of ${location.lengthBytes} bytes`);
+    if (typeof decoded === 'string') throw this.corruptAt(location, decoded);
+    if (decoded.type !== EntryType.PUT_REFERENCE || decoded.value === undefined || decoded.lengthBytes !== location.lengthBytes) {
+      throw this.corruptAt(location, `expected a put entry of ${location.lengthBytes} bytes`);
     }
-    if (decoded.revision !== location.revision || !sameKey(decoded.key, key)) {
-      throw corrupt('entry does not hold the key the index expects');
+    if (decoded.revision !== location.revision || decoded.key.length !== key.length || !keyAtMatches(decoded.key, 0, key)) {
+      throw this.corruptAt(location, 'entry does not hold the key the index expects');
     }
-    if (location.reference !== undefined) return this.readReferenceSync(location.reference);
-    // A view into the cache must not escape: the caller could change the cached bytes.
-    return view.shared ? Buffer.from(decoded.value) : decoded.value;
+    return this.readReferenceSync(location.reference as ValueReference);
   }
 
   /** The whole value held in blocks, each block verified against its hash. */
@@ -508,6 +715,8 @@ export class Store {
     }
     const stream = Readable.from(chunks(), { objectMode: false });
     if (signal !== undefined) addAbortSignal(signal, stream);
+    // The blocks of the value as of now stay on disk until the stream ends or is destroyed.
+    if (reference !== undefined) stream.once('close', this.pinReaders(stream));
     return stream;
   }
 
@@ -528,9 +737,9 @@ export class Store {
   /** The value of `key`, or undefined when absent or expired. Verified; synchronous. */
   getSync(key: Bytes): Buffer | undefined {
     this.checkReadable();
-    const keyString = this.keyString(key);
-    const location = this.index.get(keyString);
-    return this.isLive(location, Date.now()) ? this.readValue(keyString, location) : undefined;
+    const lookup = this.lookupKey(key);
+    const location = this.findLive(lookup, this.index);
+    return location === undefined ? undefined : this.readValue(lookup, location);
   }
 
   /** The value of `key`, or undefined when absent or expired. */
@@ -541,10 +750,10 @@ export class Store {
   /** The key's value and revision, or undefined. */
   async getEntry(key: Bytes): Promise<Entry | undefined> {
     this.checkReadable();
-    const keyString = this.keyString(key);
-    const location = this.index.get(keyString);
-    if (!this.isLive(location, Date.now())) return undefined;
-    return { key: Buffer.from(keyString, 'latin1'), value: this.readValue(keyString, location), revision: location.revision };
+    const lookup = this.lookupKey(key);
+    const location = this.findLive(lookup, this.index);
+    if (location === undefined) return undefined;
+    return { key: keyBuffer(lookup), value: this.readValue(lookup, location), revision: location.revision };
   }
 
   private toKeyRange(range: RangeOptions | undefined): KeyRange {
@@ -588,34 +797,26 @@ export class Store {
     range: KeyRange,
     project: (key: string, location: EntryLocation) => T,
     view: IndexSnapshot<EntryLocation> = this.index.snapshot(),
-    pinned?: () => void,
-  ): AsyncGenerator<T> {
+    pinEpoch: number = this.readerEpoch,
+  ): AsyncIterableIterator<T> {
     const limit = range.limit;
     delete range.limit;
-    const store = this;
-    let unpin: () => void = () => undefined;
-    async function* walk(): AsyncGenerator<T> {
-      try {
-        let count = 0;
-        for (const [key, location] of view.range(range)) {
-          if (limit !== undefined && count >= limit) return;
-          if (!store.isLive(location, Date.now())) continue;
-          store.checkReadable();
-          count++;
-          yield project(key, location);
-        }
-      } finally {
-        unpin();
-      }
-    }
-    const generator = walk();
+    const reader = new RangeReader(view.range(range), limit ?? Infinity, project, () => this.checkReadable());
     // The segments this iterator may read stay on disk until it finishes, returns or is dropped.
-    unpin = pinned ?? this.pinReaders(generator);
-    return generator;
+    reader.unpin = this.pinReaders(reader, pinEpoch);
+    return reader;
   }
 
-  private entryOf(key: string, location: EntryLocation): Entry {
-    return { key: Buffer.from(key, 'latin1'), value: this.readValue(key, location), revision: location.revision };
+  private entryOf(key: string | Uint8Array, location: EntryLocation): Entry {
+    if (location.reference !== undefined) return { key: keyBuffer(key), value: this.readReferenceValue(key, location), revision: location.revision };
+    const view = this.readView(location);
+    const bytes = view.bytes;
+    const keyAt = this.checkPut(key, location, view);
+    const valueAt = keyAt + key.length;
+    const end = view.start + location.lengthBytes;
+    // The key's bytes come from the entry (checked equal to `key`); views of the cache must not escape.
+    if (view.block === undefined) return { key: bytes.subarray(keyAt, valueAt), value: bytes.subarray(valueAt, end), revision: location.revision };
+    return { key: copyOut(bytes, keyAt, valueAt), value: copyOut(bytes, valueAt, end), revision: location.revision };
   }
 
   /** Entries in key order (bytewise), as of the call; see `RangeOptions`. */
@@ -639,7 +840,7 @@ export class Store {
   /** Whether `key` is present (and not expired); reads no value. */
   has(key: Bytes): boolean {
     this.checkReadable();
-    return this.isLive(this.index.get(this.keyString(key)), Date.now());
+    return this.findLive(this.lookupKey(key), this.index) !== undefined;
   }
 
   /**
@@ -652,16 +853,18 @@ export class Store {
     const view = this.index.snapshot();
     const store = this;
     let released = false;
-    const noPin = (): void => undefined;
+    // Each iterator pins what the snapshot could read, on its own: it stays readable even when
+    // the snapshot is released before the iterator is finished.
+    const epoch = this.readerEpoch;
     const check = (): void => {
       if (released) throw new SiltError(ErrorCode.CLOSED, 'the snapshot was released');
       store.checkReadable();
     };
-    const find = (key: Bytes): { keyString: string; location: EntryLocation } | undefined => {
+    const find = (key: Bytes): { keyString: string | Uint8Array; location: EntryLocation } | undefined => {
       check();
-      const keyString = store.keyString(key);
-      const location = view.get(keyString);
-      return store.isLive(location, Date.now()) ? { keyString, location } : undefined;
+      const keyString = store.lookupKey(key);
+      const location = store.findLive(keyString, view);
+      return location === undefined ? undefined : { keyString, location };
     };
     const snapshot: Snapshot = {
       revision: this.appliedRevision(),
@@ -680,15 +883,15 @@ export class Store {
       has: (key) => find(key) !== undefined,
       entries: (range) => {
         check();
-        return store.iterate(store.toKeyRange(range), (key, location) => store.entryOf(key, location), view, noPin);
+        return store.iterate(store.toKeyRange(range), (key, location) => store.entryOf(key, location), view, epoch);
       },
       keys: (range) => {
         check();
-        return store.iterate(store.toKeyRange(range), (key) => Buffer.from(key, 'latin1'), view, noPin);
+        return store.iterate(store.toKeyRange(range), (key) => Buffer.from(key, 'latin1'), view, epoch);
       },
       values: (range) => {
         check();
-        return store.iterate(store.toKeyRange(range), (key, location) => store.readValue(key, location), view, noPin);
+        return store.iterate(store.toKeyRange(range), (key, location) => store.readValue(key, location), view, epoch);
       },
       release: () => {
         released = true;
@@ -757,10 +960,14 @@ export class Store {
     this.checkConditions(keyString, options);
     if (valueBytes.length > this.options.valueThreshold) {
       const reference = await this.writeBlocks([valueBytes], undefined);
-      // The blocks took time: the store may have closed and the key changed meanwhile.
-      this.checkWritable();
-      this.checkConditions(keyString, options);
-      return { revision: await this.commitPut(keyString, undefined, reference, ttlMs) };
+      try {
+        // The blocks took time: the store may have closed and the key changed meanwhile.
+        this.checkWritable();
+        this.checkConditions(keyString, options);
+        return { revision: await this.commitPut(keyString, undefined, reference, ttlMs) };
+      } finally {
+        this.unholdReference(reference);
+      }
     }
     return { revision: await this.commitPut(keyString, valueBytes, undefined, ttlMs) };
   }
@@ -797,6 +1004,10 @@ export class Store {
     if (source === null || typeof source !== 'object' || (!(Symbol.asyncIterator in source) && !(Symbol.iterator in source))) {
       throw invalid('source must be a Readable or an (async) iterable of Uint8Array chunks');
     }
+    if (this.stalled) {
+      await this.stallForCompaction();
+      this.checkWritable();
+    }
     this.checkConditions(keyString, options);
     signal?.throwIfAborted();
     const onAbort = () => (source as { destroy?: (error: unknown) => void }).destroy?.(signal?.reason);
@@ -832,9 +1043,13 @@ export class Store {
       } else {
         const rest = { [Symbol.asyncIterator]: () => iterator as AsyncIterator<Uint8Array> };
         const reference = await this.writeBlocks(concatIterables(head, rest), signal);
-        this.checkWritable();
-        this.checkConditions(keyString, options);
-        revision = await this.commitPut(keyString, undefined, reference, ttlMs);
+        try {
+          this.checkWritable();
+          this.checkConditions(keyString, options);
+          revision = await this.commitPut(keyString, undefined, reference, ttlMs);
+        } finally {
+          this.unholdReference(reference);
+        }
         sizeBytes = reference.sizeBytes;
         digest = reference.digest;
       }
@@ -865,6 +1080,8 @@ export class Store {
       const data = block.subarray(0, filled);
       const hash = sha256(data);
       hashes.push(hash);
+      // From here until the record is applied (or the write fails), GC leaves the block alone.
+      this.hold(hash.toString('hex'));
       const write = this.blocks.write(hash, data);
       inFlight.push(write);
       // Each block has its own buffer until its write settles; wait when too many are in flight.
@@ -891,13 +1108,14 @@ export class Store {
       }
       if (filled > 0) await flushBlock();
       await Promise.all(inFlight);
+      signal?.throwIfAborted();
+      // Every block's name is durable before the record that points at it is written.
+      await this.blocks.syncDirectory();
     } catch (error) {
       await Promise.allSettled(inFlight);
+      for (const hash of hashes) this.unhold(hash.toString('hex'));
       throw error;
     }
-    signal?.throwIfAborted();
-    // Every block's name is durable before the record that points at it is written.
-    await this.blocks.syncDirectory();
     return { sizeBytes, blockBytes, digest: digest.digest(), blockHashes: Buffer.concat(hashes) };
   }
 
@@ -917,7 +1135,9 @@ export class Store {
     // Absent and nothing queued for the key: there is nothing to make durable. Absent only
     // because of a queued delete: write a tombstone too, so that this delete is acknowledged only
     // once that earlier delete is durable.
-    if (current === 0 && !this.pending.has(keyString)) return { revision: this.revision, existed: false };
+    // The revision reported is the last applied one, not the last handed out: a revision given to
+    // a write still in flight is not acknowledged, and a crash may lose it.
+    if (current === 0 && !this.pending.has(keyString)) return { revision: this.appliedRevision(), existed: false };
     const revision = ++this.revision;
     const keyBytes = Buffer.from(keyString, 'latin1');
     const length = entryLength(keyBytes, undefined, false);
@@ -937,7 +1157,7 @@ export class Store {
     if (operations.length > this.options.batchOperationsMax) {
       throw new SiltError(ErrorCode.TOO_LARGE, `batch of ${operations.length} operations exceeds batchOperationsMax ${this.options.batchOperationsMax}`);
     }
-    if (operations.length === 0) return { revision: this.revision };
+    if (operations.length === 0) return { revision: this.appliedRevision() };
     const nowMs = Date.now();
     const prepared = operations.map((operation, position) => {
       if (typeof operation !== 'object' || operation === null) throw invalid(`batch operation ${position} must be an object`);
@@ -960,6 +1180,14 @@ export class Store {
       throw invalid(`batch operation ${position} has unknown type ${String((operation as { type: unknown }).type)}`);
     });
     if (this.stalled) await this.stallForCompaction();
+    try {
+      return await this.commitBatch(prepared);
+    } finally {
+      for (const operation of prepared) this.unholdReference(operation.reference);
+    }
+  }
+
+  private async commitBatch(prepared: PreparedBatchOperation[]): Promise<WriteResult> {
     // Large values go to blocks first; the batch's one record then points at them.
     for (const operation of prepared) {
       if (operation.value !== undefined && operation.value.length > this.options.valueThreshold) {
@@ -1172,24 +1400,68 @@ export class Store {
     const count = referenceBlockCount(reference);
     for (let index = 0; index < count; index++) {
       const hex = referenceBlockHash(reference, index).toString('hex');
-      this.referenceCounts.set(hex, (this.referenceCounts.get(hex) ?? 0) + 1);
+      const before = this.referenceCounts.get(hex) ?? 0;
+      this.referenceCounts.set(hex, before + 1);
+      // Referenced again: no longer a candidate (a listed one leaves the list at the next GC pass).
+      if (before === 0) this.candidates.delete(hex);
     }
   }
 
   /**
-   * Count one live version less for each block of `reference`. A block reaching zero is only
-   * forgotten here: it stays on disk (a GC candidate) until the orphan sweep at the next open,
-   * because a snapshot or a reader may still use it.
+   * Count one live version less for each block of `reference`. A block reaching zero becomes a GC
+   * candidate: the next GC pass lists it once the record that dropped the reference is durable,
+   * and deletes it `gc.minAgeMs` later, when no reader created before this moment is still open.
    */
   private release(reference: ValueReference): void {
     this.logicalBlockBytes -= reference.sizeBytes;
     const count = referenceBlockCount(reference);
+    let dropped = false;
     for (let index = 0; index < count; index++) {
       const hex = referenceBlockHash(reference, index).toString('hex');
       const remaining = (this.referenceCounts.get(hex) ?? 0) - 1;
-      if (remaining > 0) this.referenceCounts.set(hex, remaining);
-      else this.referenceCounts.delete(hex);
+      if (remaining > 0) {
+        this.referenceCounts.set(hex, remaining);
+      } else {
+        this.referenceCounts.delete(hex);
+        this.candidates.set(hex, this.readerEpoch);
+        dropped = true;
+      }
     }
+    // Readers created from now on cannot see the dropped blocks; older ones pin them.
+    if (dropped) {
+      this.readerEpoch++;
+      this.scheduleGc();
+    }
+  }
+
+  /** A write in flight relies on this block: GC leaves it alone until `unhold`. */
+  private hold(hex: string): void {
+    this.holds.set(hex, (this.holds.get(hex) ?? 0) + 1);
+  }
+
+  /** Drop the holds of a write on `reference`'s blocks (after its record is applied, or it failed). */
+  private unholdReference(reference: ValueReference | undefined): void {
+    if (reference === undefined) return;
+    const count = referenceBlockCount(reference);
+    for (let index = 0; index < count; index++) this.unhold(referenceBlockHash(reference, index).toString('hex'));
+  }
+
+  private unhold(hex: string): void {
+    const remaining = (this.holds.get(hex) ?? 1) - 1;
+    if (remaining > 0) {
+      this.holds.set(hex, remaining);
+      return;
+    }
+    this.holds.delete(hex);
+    // Stored for a write that did not commit (aborted, failed, lost a race): garbage.
+    if (!this.referenceCounts.has(hex) && !this.delayedHas(hex) && this.blocks.has(hex)) {
+      this.candidates.set(hex, this.readerEpoch);
+      this.scheduleGc();
+    }
+  }
+
+  private delayedHas(hex: string): boolean {
+    return this.delayed?.entries.has(hex) ?? false;
   }
 
   private addSegmentRecord(writer: SegmentWriter): void {
@@ -1277,21 +1549,166 @@ export class Store {
     if (this.failure === undefined) {
       this.failure = error;
       if (this.state === 'open') this.state = 'failed';
+      // Reported once, to whoever listens; no listener is not a crash (reads keep working).
+      if (this.listenerCount('error') > 0) this.emit('error', this.failedError());
     }
   }
 
-  /** Resolves once no background work (compaction, checkpoint, interval fsync) is running. */
+  /** Resolves once no background work (compaction, GC, checkpoint, interval fsync) is running. */
   async idle(): Promise<void> {
-    while (this.compacting !== undefined || this.checkpointRunning !== undefined || this.intervalSync !== undefined) {
+    while (this.compacting !== undefined || this.checkpointRunning !== undefined || this.intervalSync !== undefined || this.gcRunning !== undefined) {
       await this.compacting?.catch(() => undefined);
       await this.checkpointRunning;
       await this.intervalSync;
+      await this.gcRunning?.catch(() => undefined);
     }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Block garbage collection, in two phases
+
+  /**
+   * Run a GC pass now (waiting for one in progress first): list the blocks whose last reference
+   * went away (phase 1), then delete up to `gc.batch` listed blocks that have waited
+   * `gc.minAgeMs` and are still unreferenced (phase 2). Works with `gc: false`.
+   */
+  async gc(): Promise<GcResult> {
+    this.checkWritable();
+    await this.gcRunning?.catch(() => undefined);
+    this.checkWritable();
+    return this.startGc();
+  }
+
+  private startGc(): Promise<GcResult> {
+    const run = this.collectGarbage();
+    const tracked = run.finally(() => {
+      if (this.gcRunning === tracked) this.gcRunning = undefined;
+      this.scheduleGc();
+    });
+    this.gcRunning = tracked;
+    return tracked;
+  }
+
+  /** Arm the background GC timer while blocks wait to be listed or deleted. */
+  private scheduleGc(): void {
+    if (!this.options.gc.enabled || this.options.readOnly || this.state !== 'open' || this.failure !== undefined) return;
+    if (this.gcTimer !== undefined || this.gcRunning !== undefined) return;
+    if (this.candidates.size === 0 && (this.delayed?.entries.size ?? 0) === 0) return;
+    this.gcTimer = setTimeout(() => {
+      this.gcTimer = undefined;
+      if (this.state !== 'open' || this.failure !== undefined || this.gcRunning !== undefined) return;
+      // A background failure stops the store from taking writes and says why (no retry loop).
+      this.startGc().catch((error: unknown) => this.fail(toIoError(error, 'block garbage collection')));
+    }, this.options.gc.intervalMs);
+    this.gcTimer.unref();
+  }
+
+  /** True when an open reader may still read what was dropped at reader epoch `epoch`. */
+  private pinnedAt(epoch: number): boolean {
+    for (const [pinEpoch, count] of this.readerPins) if (pinEpoch <= epoch && count > 0) return true;
+    return false;
+  }
+
+  private async collectGarbage(): Promise<GcResult> {
+    const delayed = this.delayed as DelayedList;
+    const result: GcResult = { listed: 0, deleted: 0, bytesDeleted: 0, revived: 0, waiting: 0 };
+    this.gcCounters.runs++;
+    // Phase 1. The records that dropped the references are made durable first: a block is
+    // listed only when no crash can bring back a record pointing at it.
+    const ready = (): string[] => {
+      const hexes: string[] = [];
+      for (const [hex] of this.candidates) {
+        if (this.referenceCounts.has(hex) || !this.blocks.has(hex)) this.candidates.delete(hex);
+        else if (!this.holds.has(hex)) hexes.push(hex);
+      }
+      return hexes;
+    };
+    if (ready().length > 0) {
+      await this.syncLog();
+      const now = Date.now();
+      const hexes = ready();
+      for (const hex of hexes) {
+        this.listedEpochs.set(hex, this.candidates.get(hex) as number);
+        this.candidates.delete(hex);
+      }
+      // Listed before, written again, dropped again: it waits its full age from now.
+      await delayed.remove(hexes.filter((hex) => delayed.entries.has(hex)), now);
+      result.listed = await delayed.add(hexes, now);
+      await delayed.sync();
+    }
+    // Phase 2, reading the list in listing order and stopping at the batch limit or at the first
+    // block too young: the checks and the start of each deletion happen in one synchronous step,
+    // so no write can start relying on a block between its check and its deletion.
+    const now = Date.now();
+    const removed: string[] = [];
+    const deletions: Array<Promise<boolean>> = [];
+    const deleting: string[] = [];
+    let examined = 0;
+    for (const [hex, listedAtMs] of delayed.entries) {
+      if (examined >= this.options.gc.batch) break;
+      examined++;
+      if (this.referenceCounts.has(hex)) {
+        // Written again since it was listed: revived.
+        removed.push(hex);
+        this.listedEpochs.delete(hex);
+        result.revived++;
+        continue;
+      }
+      if (now - listedAtMs < this.options.gc.minAgeMs) break;
+      const epoch = this.listedEpochs.get(hex);
+      if (this.holds.has(hex) || this.blocks.isWriting(hex) || (epoch !== undefined && this.pinnedAt(epoch))) {
+        if (epoch !== undefined && this.pinnedAt(epoch)) this.gcCounters.skippedPinned++;
+        result.waiting++;
+        continue;
+      }
+      if (!this.blocks.has(hex)) {
+        // Already gone (deleted before a crash that lost the list's remove record): idempotent.
+        removed.push(hex);
+        this.listedEpochs.delete(hex);
+        continue;
+      }
+      const bytes = this.blocks.sizeOf(hex);
+      deleting.push(hex);
+      deletions.push(
+        this.blocks.remove(hex).then((done) => {
+          if (done) {
+            result.deleted++;
+            result.bytesDeleted += bytes;
+          }
+          return done;
+        }),
+      );
+    }
+    const settled = await Promise.allSettled(deletions);
+    let failure: unknown;
+    settled.forEach((outcome, position) => {
+      const hex = deleting[position] as string;
+      if (outcome.status === 'fulfilled' && outcome.value) {
+        removed.push(hex);
+        this.listedEpochs.delete(hex);
+      } else if (outcome.status === 'rejected') {
+        failure ??= outcome.reason;
+      }
+    });
+    await delayed.remove(removed, now);
+    await delayed.sync();
+    result.waiting += Math.max(0, delayed.entries.size - examined - result.waiting);
+    this.gcCounters.listed += result.listed;
+    this.gcCounters.deleted += result.deleted;
+    this.gcCounters.bytesDeleted += result.bytesDeleted;
+    this.gcCounters.revived += result.revived;
+    if (failure !== undefined) throw failure;
+    return result;
   }
 
   /** Wait for queued writes, then make everything acknowledged so far durable (any mode). */
   async flush(): Promise<void> {
     this.checkReadable();
+    await this.syncLog();
+  }
+
+  /** `flush()` for background work, which may still run while the store is closing. */
+  private async syncLog(): Promise<void> {
     if (this.options.readOnly) return;
     await this.drain();
     if (this.failure !== undefined) throw this.failedError();
@@ -1369,11 +1786,17 @@ export class Store {
    */
   async compact(): Promise<CompactionStats> {
     this.checkWritable();
-    await this.compacting;
+    // One compaction at a time: wait until none runs (another caller may start one meanwhile).
+    while (this.compacting !== undefined) await this.compacting.catch(() => undefined);
+    this.checkWritable();
     const run = this.runCompaction(0, true);
-    this.compacting = run.finally(() => {
-      if (this.compacting === run) this.compacting = undefined;
-    });
+    const tracked: Promise<void> = run
+      .catch(() => undefined)
+      .finally(() => {
+        if (this.compacting === tracked) this.compacting = undefined;
+        this.maybeScheduleCompaction();
+      });
+    this.compacting = tracked;
     await run;
     return { ...this.compactionCounters };
   }
@@ -1454,8 +1877,10 @@ export class Store {
         this.compactionCounters.tombstonesKept++;
       } else {
         if (location === undefined || location.segmentId !== segment.segmentId || location.offsetBytes !== entry.offsetBytes) return;
-        if (location.expiresAtMs !== undefined && location.expiresAtMs <= nowMs) {
-          // Expired: drop it from the index instead of copying it.
+        if (location.expiresAtMs !== undefined && location.expiresAtMs <= nowMs && !this.olderSegmentMayHold(segment.segmentId, entry.key)) {
+          // Expired, and no older version of the key can come back at replay: drop it from the
+          // index instead of copying it. (Otherwise it is copied: as the key's newest record, it
+          // hides the older ones, like a tombstone.)
           this.index.delete(key);
           this.liveBytes -= location.lengthBytes;
           segment.liveBytes -= location.lengthBytes;
@@ -1483,7 +1908,7 @@ export class Store {
       await this.throttle(copiedBytes);
     }
     // The copies are durable before the original can go (in every durability mode).
-    await this.flush();
+    await this.syncLog();
     if (segment.liveBytes !== 0) return;
     // A checkpoint that no longer names the segment is durable before the segment is deleted.
     if (this.options.checkpoint && !(await this.checkpointNow())) return;
@@ -1506,15 +1931,25 @@ export class Store {
     await new Promise((resolve) => setTimeout(resolve, (bytes / rate) * 1000));
   }
 
-  /** Write a checkpoint of the index as it is now and wait for it; false if it failed. */
+  /**
+   * Write a checkpoint of the index as it is now and wait for it; false if it failed or could not
+   * be taken. The checkpoint covers only durable records: it is taken in the same synchronous step
+   * as a check that nothing was applied since the last fsync (in 'none' and interval modes writes
+   * are applied before they are fsynced), retrying a few times under a steady write load.
+   */
   private async checkpointNow(): Promise<boolean> {
-    const active = this.active as SegmentWriter;
-    const record = this.segments.get(active.segmentId) as SegmentRecord;
     const failuresBefore = this.checkpointCounters.failures;
-    await this.checkpointRunning;
-    this.scheduleCheckpoint({ segmentId: active.segmentId, offsetBytes: record.appliedBytes, maxRevision: this.lastAppliedRevision }, this.index.snapshot());
-    await this.checkpointRunning;
-    return this.checkpointCounters.failures === failuresBefore;
+    for (let attempt = 0; attempt < 8; attempt++) {
+      await this.checkpointRunning;
+      await this.syncLog();
+      if (this.dirty || this.checkpointRunning !== undefined) continue;
+      const active = this.active as SegmentWriter;
+      const record = this.segments.get(active.segmentId) as SegmentRecord;
+      this.scheduleCheckpoint({ segmentId: active.segmentId, offsetBytes: record.appliedBytes, maxRevision: this.lastAppliedRevision }, this.index.snapshot());
+      await this.checkpointRunning;
+      return this.checkpointCounters.failures === failuresBefore;
+    }
+    return false;
   }
 
   /** Delete retired segment files that no reader (iterator, snapshot) may still read. */
@@ -1538,9 +1973,11 @@ export class Store {
     if (deleted) await this.fs.syncDirectory(this.directory);
   }
 
-  /** Pin the segments a reader created now may read; returns the unpin function (idempotent). */
-  private pinReaders(holder: object): () => void {
-    const epoch = this.readerEpoch;
+  /**
+   * Pin the segments and blocks a reader may read: those retired or dropped after `epoch` (by
+   * default, now). Returns the unpin function (idempotent).
+   */
+  private pinReaders(holder: object, epoch = this.readerEpoch): () => void {
     this.readerPins.set(epoch, (this.readerPins.get(epoch) ?? 0) + 1);
     let released = false;
     const token = {};
@@ -1588,6 +2025,7 @@ export class Store {
       snapshot,
       referenceCounts,
       blocks: this.blocks,
+      retiredSegmentIds: this.retired.map((retired) => retired.segmentId),
       nowMs: Date.now(),
       onProgress: options?.onProgress,
     });
@@ -1599,7 +2037,8 @@ export class Store {
     let retiredBytes = 0;
     for (const retired of this.retired) retiredBytes += retired.sizeBytes;
     const blockFileBytes = this.blocks.storedBytes + this.blocks.blockCount * BLOCK_HEADER_BYTES;
-    const diskBytes = segmentBytes + retiredBytes + blockFileBytes + this.checkpointBytes;
+    const delayedListBytes = this.delayed?.fileBytes ?? 0;
+    const diskBytes = segmentBytes + retiredBytes + blockFileBytes + this.checkpointBytes + delayedListBytes;
     const liveTotal = this.liveBytes + this.blocks.storedBytes - this.unreferencedBlockBytes();
     return {
       state: this.state,
@@ -1621,7 +2060,10 @@ export class Store {
       liveBytes: this.liveBytes,
       diskBytes,
       spaceAmplification: liveTotal === 0 ? 0 : diskBytes / liveTotal,
-      writeAmplification: this.counters.userBytes === 0 ? 0 : (this.counters.logBytes + this.blocks.blockBytesWritten + this.checkpointBytesWritten) / this.counters.userBytes,
+      writeAmplification:
+        this.counters.userBytes === 0
+          ? 0
+          : (this.counters.logBytes + this.blocks.blockBytesWritten + this.checkpointBytesWritten + (this.delayed?.bytesWritten ?? 0)) / this.counters.userBytes,
       compaction: { ...this.compactionCounters, deadFraction: this.deadFraction() },
       recovery: { ...this.recoveryReport },
       writes: { ...this.counters },
@@ -1634,10 +2076,12 @@ export class Store {
         dedupRatio: this.blocks.storedBytes === 0 ? 1 : this.logicalBlockBytes / this.blocks.storedBytes,
         referenced: this.referenceCounts.size,
         candidates: Math.max(0, this.blocks.blockCount - this.referenceCounts.size),
+        delayed: this.delayed?.entries.size ?? 0,
         written: this.blocks.blockWrites,
         bytesWritten: this.blocks.blockBytesWritten,
         orphansRemovedAtOpen: this.orphanBlocksRemoved,
       },
+      gc: { ...this.gcCounters, delayedListBytes },
     };
   }
 
@@ -1650,10 +2094,13 @@ export class Store {
     const wasFailed = this.failure !== undefined;
     this.state = 'closing';
     if (this.intervalTimer !== undefined) clearInterval(this.intervalTimer);
+    if (this.gcTimer !== undefined) clearTimeout(this.gcTimer);
+    this.gcTimer = undefined;
     let closeError: unknown;
     if (!this.options.readOnly) {
       // Background compaction sees 'closing' and stops after the segment it is on.
       await this.compacting?.catch(() => undefined);
+      await this.gcRunning?.catch(() => undefined);
       await this.drain();
       await this.intervalSync;
       if (this.failure === undefined && !wasFailed && this.active !== undefined) {
@@ -1679,6 +2126,7 @@ export class Store {
     for (const handle of this.readHandles.values()) await handle.close().catch(() => undefined);
     this.readHandles.clear();
     if (this.active !== undefined) await this.active.handle.close().catch(() => undefined);
+    await this.delayed?.close();
     await this.lock?.release();
     this.state = 'closed';
     if (closeError !== undefined) throw closeError;

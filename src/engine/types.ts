@@ -57,7 +57,7 @@ export interface WriteResult {
 }
 
 export interface DeleteResult {
-  /** The revision of the delete, or the store's current revision when the key was absent. */
+  /** The revision of the delete, or, when the key was absent, the last revision applied (acknowledged in 'sync' mode). */
   revision: number;
   existed: boolean;
 }
@@ -173,11 +173,28 @@ export interface StoreStats {
     dedupRatio: number;
     /** Blocks some live value points at. */
     referenced: number;
-    /** Blocks present that no live value points at (kept until the next open's sweep). */
+    /** Blocks present that no live value points at (listed, or waiting to be listed, by GC). */
     candidates: number;
     /** Block files written by this open, and their bytes. */
+    /** Blocks on the persisted delayed list (phase 1 of GC), waiting for `gc.minAgeMs`. */
+    delayed: number;
     written: number;
     bytesWritten: number;
+    /** Blocks deleted by the GC pass at open (orphans and listed blocks old enough). */
     orphansRemovedAtOpen: number;
+  };
+  /** Two-phase block garbage collection, since open. */
+  gc: {
+    runs: number;
+    /** Blocks put on the delayed list. */
+    listed: number;
+    /** Blocks deleted, and their bytes. */
+    deleted: number;
+    bytesDeleted: number;
+    /** Listed blocks written again and taken off the list. */
+    revived: number;
+    /** Times a listed block was kept because an open reader may still read it. */
+    skippedPinned: number;
+    delayedListBytes: number;
   };
 }

@@ -220,6 +220,31 @@ export function decodeCheckedEntry(buffer: Buffer, offset: number, length: numbe
   return { type, revision, expiresAtMs, key, value, offsetBytes: offset, lengthBytes: length };
 }
 
+/**
+ * The get path's check of the PUT entry of exactly `length` bytes at `offset` (standalone or inside
+ * a batch: inner entries carry their own CRC), allocating nothing but the CRC's view: its length
+ * field, its CRC (skipped iff `crcChecked`, which the caller may pass only when these very bytes
+ * already passed this check and cannot have changed since), type PUT, known flags, and that it is
+ * at `revision` with a key of `keyLength` bytes that fits. Returns the offset of the key (the
+ * value runs from the key's end to the entry's end), or the reason the entry is not that put.
+ * PUT_REFERENCE entries go through `decodeEntry`.
+ */
+export function checkPutEntry(buffer: Buffer, offset: number, length: number, revision: number, keyLength: number, crcChecked: boolean): number | string {
+  if (length < ENTRY_HEADER_BYTES) return `length ${length} below header size`;
+  if (offset + length > buffer.length) return 'entry runs past the end of the file';
+  const recorded = buffer.readUInt32LE(offset + 4);
+  if (recorded !== length) return `entry length ${recorded} differs from the index's ${length}`;
+  if (!crcChecked && checksum(buffer.subarray(offset + 4, offset + length)) !== buffer.readUInt32LE(offset)) return 'checksum mismatch';
+  const type = buffer[offset + 8] as number;
+  if (type !== EntryType.PUT) return `expected a put entry, found type ${type}`;
+  const flags = buffer[offset + 9] as number;
+  if ((flags & ~KNOWN_FLAGS) !== 0) return `unknown flags ${flags}`;
+  if (buffer.readUInt16LE(offset + 10) !== keyLength || readUint64(buffer, offset + 12) !== revision) return 'entry does not hold the key the index expects';
+  const keyAt = offset + ENTRY_HEADER_BYTES + (flags & EntryFlag.EXPIRES ? EXPIRY_FIELD_BYTES : 0);
+  if (keyAt + keyLength > offset + length) return 'key runs past the entry';
+  return keyAt;
+}
+
 /** Check and decode a standalone PUT/DELETE entry (the read path); a reason string on failure. */
 export function decodeEntry(buffer: Buffer, offset = 0, end = buffer.length): DecodedEntry | string {
   const check = checkEntry(buffer, offset, end);

@@ -7,6 +7,10 @@
  *   is only cached when it lies wholly below the segment's written size, so later appends (which
  *   only ever write past the end) never change a cached block.
  * - Callers get copies (or views of fresh buffers), never views into cached blocks.
+ * - A block may remember which entries in it passed their CRC check (`isChecked`/`markChecked`):
+ *   its bytes never change while it is cached, so an entry checked once in it stays checked. The
+ *   marks live and die with the block (a re-read block starts with none); they cost 256 bytes per
+ *   block that has been read from, outside `capacityBytes`.
  * - Eviction is SIEVE (one "visited" bit per block and a hand that sweeps from the oldest):
  *   scan-resistant and cheaper than LRU on hits (a hit sets one bit, no reordering).
  * - The cache never exceeds `capacityBytes`; a capacity of 0 disables it.
@@ -19,12 +23,35 @@ const BLOCK_SHIFT = 13;
 // Offsets are below 2^32, so `offset >>> BLOCK_SHIFT` is exact; block starts are computed by
 // multiplication, since `<<` would wrap past 2^31.
 
-class CachedBlock {
+/**
+ * Marks are per 32-byte granule of the block: the granule of an entry's first byte holds that
+ * byte's position in the granule plus one (0: none). Distinct valid entries start at least
+ * ENTRY_HEADER_BYTES (20) apart, so two rarely share a granule; when they do, the later mark
+ * replaces the earlier, which only costs that entry another CRC check. A mark names an exact
+ * start, so it never vouches for any other offset.
+ */
+const CHECK_GRANULE_SHIFT = 5;
+const CHECK_GRANULE_MASK = (1 << CHECK_GRANULE_SHIFT) - 1;
+
+export class CachedBlock {
   visited = false;
+  private checked: Uint8Array | undefined;
   constructor(
     readonly key: number,
     readonly bytes: Buffer,
   ) {}
+
+  /** Whether the entry starting at `start` (in this block) passed its CRC check while cached. */
+  isChecked(start: number): boolean {
+    const checked = this.checked;
+    return checked !== undefined && checked[start >>> CHECK_GRANULE_SHIFT] === (start & CHECK_GRANULE_MASK) + 1;
+  }
+
+  /** Record that the entry starting at `start` passed its CRC check in this block's bytes. */
+  markChecked(start: number): void {
+    const checked = (this.checked ??= new Uint8Array(READ_CACHE_BLOCK_BYTES >>> CHECK_GRANULE_SHIFT));
+    checked[start >>> CHECK_GRANULE_SHIFT] = (start & CHECK_GRANULE_MASK) + 1;
+  }
 }
 
 export class ReadCache {
@@ -46,11 +73,12 @@ export class ReadCache {
 
   /**
    * The `length` bytes at `offset` of segment `segmentId` (of which `fileSizeBytes` are written),
-   * as a view: `bytes[start .. start + length]`. When `shared` is true the view is into a cached
-   * block, which the caller must not modify or keep (copy what it returns). Fewer bytes are
-   * available only if the file is shorter than asked (`bytes.length - start < length`).
+   * as a view: `bytes[start .. start + length]`. When `block` is set the view is into that cached
+   * block's bytes, which the caller must not modify or keep (copy what it returns); otherwise
+   * `bytes` is a fresh buffer the caller owns. Fewer bytes are available only if the file is
+   * shorter than asked (`bytes.length - start < length`).
    */
-  view(handle: FileHandle, segmentId: number, fileSizeBytes: number, offset: number, length: number): { bytes: Buffer; start: number; shared: boolean } {
+  view(handle: FileHandle, segmentId: number, fileSizeBytes: number, offset: number, length: number): { bytes: Buffer; start: number; block: CachedBlock | undefined } {
     const firstBlock = offset >>> BLOCK_SHIFT;
     const lastBlock = (offset + length - 1) >>> BLOCK_SHIFT;
     // Large reads, and reads reaching into the unfinished last block, go straight to the file.
@@ -58,25 +86,26 @@ export class ReadCache {
       this.misses++;
       const result = Buffer.allocUnsafe(length);
       const read = readFullySync(handle, result, offset);
-      return { bytes: read === length ? result : result.subarray(0, read), start: 0, shared: false };
+      return { bytes: read === length ? result : result.subarray(0, read), start: 0, block: undefined };
     }
     if (firstBlock === lastBlock) {
-      return { bytes: this.block(handle, segmentId, firstBlock), start: offset - firstBlock * READ_CACHE_BLOCK_BYTES, shared: true };
+      const block = this.block(handle, segmentId, firstBlock);
+      return { bytes: block.bytes, start: offset - firstBlock * READ_CACHE_BLOCK_BYTES, block };
     }
     const result = Buffer.allocUnsafe(length);
     const split = lastBlock * READ_CACHE_BLOCK_BYTES;
-    const head = this.block(handle, segmentId, firstBlock).copy(result, 0, offset - firstBlock * READ_CACHE_BLOCK_BYTES);
-    this.block(handle, segmentId, lastBlock).copy(result, head, 0, offset + length - split);
-    return { bytes: result, start: 0, shared: false };
+    const head = this.block(handle, segmentId, firstBlock).bytes.copy(result, 0, offset - firstBlock * READ_CACHE_BLOCK_BYTES);
+    this.block(handle, segmentId, lastBlock).bytes.copy(result, head, 0, offset + length - split);
+    return { bytes: result, start: 0, block: undefined };
   }
 
-  private block(handle: FileHandle, segmentId: number, block: number): Buffer {
+  private block(handle: FileHandle, segmentId: number, block: number): CachedBlock {
     const key = segmentId * 0x8_0000 + block;
     const cached = this.blocks.get(key);
     if (cached !== undefined) {
       this.hits++;
       cached.visited = true;
-      return cached.bytes;
+      return cached;
     }
     this.misses++;
     const bytes = Buffer.allocUnsafe(READ_CACHE_BLOCK_BYTES);
@@ -85,7 +114,7 @@ export class ReadCache {
     const entry = new CachedBlock(key, bytes);
     this.blocks.set(key, entry);
     this.queue.push(entry);
-    return bytes;
+    return entry;
   }
 
   private evict(): void {

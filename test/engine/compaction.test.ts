@@ -206,3 +206,62 @@ test('power loss at every fsync point during compaction keeps every key', async 
   }
   console.log(`# compaction crash states tried: ${crashes.length}`);
 });
+
+test('an expired entry dropped by compaction never lets an older value of its key come back', async (t) => {
+  const directory = temporaryDirectory(t);
+  const db = await open(directory, { segmentBytes: 4096, compaction: { deadRatio: 0.5 }, checkpoint: false });
+  // The old value sits among keys that never change: its segment is never worth compacting.
+  await db.put('k', 'old value');
+  for (let index = 0; index < 40; index++) await db.put(`stable-${index}`, Buffer.alloc(100, index));
+  await db.put('k', 'short-lived', { ttlMs: 1 });
+  const started = Date.now();
+  // Waiting for the clock: expiry is the thing under test.
+  while (Date.now() - started < 5) await new Promise((resolve) => setTimeout(resolve, 2));
+  // Hot keys make the segment with the expired entry mostly dead: background compaction takes it.
+  await overwrite(db, 10, 20, 100);
+  await db.idle();
+  assert.ok(db.stats().compaction.segmentsCompacted > 0);
+  assert.equal(await db.get('k'), undefined);
+  assert.ok((await db.verify()).ok);
+  await db.close();
+  // Replaying the whole log (no checkpoint) must not find 'old value' as the newest record.
+  const reopened = await open(directory, { checkpoint: false, compaction: false });
+  assert.equal(await reopened.get('k'), undefined);
+  assert.ok((await reopened.verify()).ok);
+  await reopened.close();
+});
+
+test('two compact() calls at once run one after the other; idle() resolves after compact()', async (t) => {
+  const directory = temporaryDirectory(t);
+  const db = await open(directory, { segmentBytes: 8192, compaction: false });
+  await overwrite(db, 100, 6, 200);
+  await Promise.all([db.compact(), db.compact(), db.compact()]);
+  const stats = db.stats().compaction;
+  assert.ok(stats.segmentsDeleted <= stats.segmentsCompacted, `${stats.segmentsDeleted} deleted, ${stats.segmentsCompacted} compacted`);
+  await db.idle();
+  assert.ok((await db.verify()).ok);
+  await db.close();
+  const reopened = await open(directory);
+  assert.ok((await reopened.verify()).ok);
+  assert.ok((await reopened.get('key-99'))?.equals(value(5, 200)));
+  await reopened.close();
+});
+
+test('a snapshot iterator outlives its released snapshot across compaction; verify() knows the kept files', async (t) => {
+  const directory = temporaryDirectory(t);
+  const db = await open(directory, { segmentBytes: 4096, compaction: false });
+  await overwrite(db, 30, 1, 100);
+  const snapshot = db.snapshot();
+  const iterator = snapshot.entries();
+  snapshot.release();
+  assert.throws(() => snapshot.entries(), (error: { code?: string }) => error.code === 'CLOSED');
+  await overwrite(db, 30, 4, 100);
+  await db.compact();
+  assert.ok(db.stats().segments.retired > 0, 'the iterator should keep compacted files');
+  const result = await db.verify();
+  assert.ok(result.ok, JSON.stringify(result.problems.slice(0, 3)));
+  const entries = await collect(iterator);
+  assert.equal(entries.length, 30);
+  for (const entry of entries) assert.ok(entry.value.equals(value(0, 100)), entry.key.toString());
+  await db.close();
+});
