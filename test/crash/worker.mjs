@@ -1,4 +1,5 @@
-// The crash loop's worker: runs the seeded workload in 'sync' mode from a given step and appends
+// The crash loop's worker: runs the seeded workload in 'sync' mode from a given step (with
+// compaction and GC started alongside some steps) and appends
 // every event to a journal file with synchronous writes, so a SIGKILL loses none of them:
 //   I <step> <index>                 operation issued (before the call)
 //   A <step> <index> <revision>      acknowledged
@@ -6,7 +7,7 @@
 //   S <step>                         step done (every operation of it settled)
 // Usage: node worker.mjs <dist/index.js> <dir> <journal> <seed> <first step>
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { STORE_OPTIONS, stepOperations, valueBytes } from './workload.mjs';
+import { STORE_OPTIONS, stepMaintenance, stepOperations, valueBytes } from './workload.mjs';
 
 const [distribution, directory, journalPath, seedText, firstStepText] = process.argv.slice(2);
 const { open } = await import(distribution);
@@ -33,13 +34,22 @@ for (let step = Number(firstStepText); ; step++) {
       );
     } else {
       log(`I ${step} ${index}`);
-      if (operation.type === 'put') promise = db.put(operation.key, bytes(operation.value));
+      if (operation.type === 'put' && operation.stream) {
+        const value = bytes(operation.value);
+        // In chunks that do not line up with blocks.
+        const chunks = [];
+        for (let offset = 0; offset < value.length; offset += 3000) chunks.push(value.subarray(offset, offset + 3000));
+        promise = db.putStream(operation.key, chunks);
+      } else if (operation.type === 'put') promise = db.put(operation.key, bytes(operation.value));
       else if (operation.type === 'delete') promise = db.delete(operation.key);
       else promise = db.batch(operation.operations.map((inner) => (inner.type === 'put' ? { type: 'put', key: inner.key, value: bytes(inner.value) } : inner)));
       promise = promise.then((result) => log(`A ${step} ${index} ${result.revision}`));
     }
     settled.push(promise);
   }
+  const maintenance = stepMaintenance(seed, step);
+  if (maintenance === 'compact') settled.push(db.compact());
+  else if (maintenance === 'gc') settled.push(db.gc());
   await Promise.all(settled);
   log(`S ${step}`);
 }

@@ -3,7 +3,15 @@
 // worker continues exactly where the parent says.
 import { createHash } from 'node:crypto';
 
-export const STORE_OPTIONS = { segmentBytes: 16 * 1024, valueThreshold: 4096, blockBytes: 8192 };
+// Small segments and a low dead ratio so background compaction runs often; GC deletes at once
+// (minAgeMs 0) and runs in the background every 20 ms, so kills land inside both.
+export const STORE_OPTIONS = {
+  segmentBytes: 16 * 1024,
+  valueThreshold: 4096,
+  blockBytes: 8192,
+  compaction: { deadRatio: 0.3 },
+  gc: { minAgeMs: 0, intervalMs: 20 },
+};
 
 function random(seed) {
   let state = seed >>> 0;
@@ -52,7 +60,7 @@ export function stepOperations(seed, step) {
   for (let index = 0; index < count; index++) {
     const roll = next();
     if (roll < 0.4) operations.push({ type: 'put', key: freshKey('k', 40), value: valueSpec(next, step, index, false) });
-    else if (roll < 0.55) operations.push({ type: 'put', key: freshKey('big', 8), value: valueSpec(next, step, index, true) });
+    else if (roll < 0.55) operations.push({ type: 'put', key: freshKey('big', 8), value: valueSpec(next, step, index, true), stream: next() < 0.5 });
     else if (roll < 0.7) operations.push({ type: 'delete', key: freshKey(next() < 0.7 ? 'k' : 'big', next() < 0.7 ? 40 : 8) });
     else if (roll < 0.85) {
       const inner = [];
@@ -65,4 +73,12 @@ export function stepOperations(seed, step) {
     }
   }
   return operations;
+}
+
+/** Maintenance started alongside a step's writes (not journaled: it changes no value). */
+export function stepMaintenance(seed, step) {
+  const roll = random(seed * 7_919 + step)();
+  if (roll < 0.06) return 'compact';
+  if (roll < 0.12) return 'gc';
+  return undefined;
 }
