@@ -229,7 +229,8 @@ export class BlockStore {
         const read = readFullySync(handle, file, 0);
         file = file.subarray(0, read);
       } finally {
-        void handle.close();
+        // Closed before returning: a loop of synchronous reads must not pile up descriptors.
+        handle.closeSync();
       }
     } catch (error) {
       throw this.missing(hash, error);

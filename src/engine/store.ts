@@ -372,6 +372,8 @@ export class Store extends EventEmitter {
   private readonly listedEpochs = new Map<string, number>();
   /** Blocks a write in flight has stored or found, until its record is applied or it fails. */
   private readonly holds = new Map<string, number>();
+  /** Per key, the settling of the last write that must finish before later writes to it start. */
+  private readonly keyTails = new Map<string, Promise<void>>();
   private gcRunning: Promise<GcResult> | undefined;
   private gcTimer: NodeJS.Timeout | undefined;
   private readonly gcCounters = { runs: 0, listed: 0, deleted: 0, bytesDeleted: 0, revived: 0, skippedPinned: 0 };
@@ -593,13 +595,23 @@ export class Store extends EventEmitter {
       throw toIoError(error, `opening ${segment.path}`);
     }
     this.readHandles.set(segmentId, handle);
+    this.evictReadHandles();
+    return handle;
+  }
+
+  /** Close the least recently used read handles beyond `maxOpenFiles`. */
+  private evictReadHandles(): void {
     while (this.readHandles.size > this.options.maxOpenFiles) {
       const [oldestId, oldest] = this.readHandles.entries().next().value as [number, FileHandle];
       this.readHandles.delete(oldestId);
-      // Reads are synchronous, so no read is using the evicted handle now.
-      void oldest.close().catch(() => undefined);
+      // Reads are synchronous, so no read is using the evicted handle now; closed at once, so
+      // a loop of synchronous reads never holds more than maxOpenFiles.
+      try {
+        oldest.closeSync();
+      } catch {
+        // A failed close of a read-only descriptor loses nothing.
+      }
     }
-    return handle;
   }
 
   /** The bytes at `location`, through the read cache (see `ReadCache.view`). */
@@ -953,6 +965,14 @@ export class Store extends EventEmitter {
     const keyString = this.keyString(key);
     const valueBytes = this.valueBytes(value);
     const ttlMs = checkTtl(options?.ttlMs);
+    if (valueBytes.length > this.options.valueThreshold || this.keyTails.has(keyString)) {
+      return this.inKeyOrder([keyString], () => this.putInOrder(keyString, valueBytes, options, ttlMs));
+    }
+    return this.putInOrder(keyString, valueBytes, options, ttlMs);
+  }
+
+  private async putInOrder(keyString: string, valueBytes: Buffer, options: PutOptions | undefined, ttlMs: number | undefined): Promise<WriteResult> {
+    this.checkWritable();
     if (this.stalled) {
       await this.stallForCompaction();
       this.checkWritable();
@@ -998,6 +1018,11 @@ export class Store extends EventEmitter {
   async putStream(key: Bytes, source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options?: PutStreamOptions): Promise<PutStreamResult> {
     this.checkWritable();
     const keyString = this.keyString(key);
+    return this.inKeyOrder([keyString], () => this.putStreamInOrder(keyString, source, options));
+  }
+
+  private async putStreamInOrder(keyString: string, source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: PutStreamOptions | undefined): Promise<PutStreamResult> {
+    this.checkWritable();
     const ttlMs = checkTtl(options?.ttlMs);
     const signal = options?.signal;
     if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid('signal must be an AbortSignal');
@@ -1124,6 +1149,12 @@ export class Store extends EventEmitter {
     this.checkWritable();
     const keyString = this.keyString(key);
     const ifRevision = checkRevisionOption(options?.ifRevision, 'ifRevision');
+    if (this.keyTails.has(keyString)) return this.inKeyOrder([keyString], () => this.deleteInOrder(keyString, ifRevision));
+    return this.deleteInOrder(keyString, ifRevision);
+  }
+
+  private async deleteInOrder(keyString: string, ifRevision: number | undefined): Promise<DeleteResult> {
+    this.checkWritable();
     if (this.stalled) {
       await this.stallForCompaction();
       this.checkWritable();
@@ -1179,12 +1210,46 @@ export class Store extends EventEmitter {
       }
       throw invalid(`batch operation ${position} has unknown type ${String((operation as { type: unknown }).type)}`);
     });
+    const large = prepared.some((operation) => operation.value !== undefined && operation.value.length > this.options.valueThreshold);
+    const keys = prepared.map((operation) => operation.key.toString('latin1'));
+    if (large || (this.keyTails.size > 0 && keys.some((key) => this.keyTails.has(key)))) {
+      return this.inKeyOrder(keys, () => this.batchInOrder(prepared));
+    }
+    return this.batchInOrder(prepared);
+  }
+
+  private async batchInOrder(prepared: PreparedBatchOperation[]): Promise<WriteResult> {
+    this.checkWritable();
     if (this.stalled) await this.stallForCompaction();
     try {
       return await this.commitBatch(prepared);
     } finally {
       for (const operation of prepared) this.unholdReference(operation.reference);
     }
+  }
+
+  /**
+   * Keep writes to a key in call order when one of them takes time before it gets its revision
+   * (a large value's blocks are written first): `run` starts once the earlier writes to these
+   * keys have settled, and later writes to them wait for this one. Writes to other keys, and
+   * writes to keys with nothing in flight, are not held up.
+   */
+  private inKeyOrder<T>(keys: string[], run: () => Promise<T>): Promise<T> {
+    const earlier = new Set<Promise<void>>();
+    for (const key of keys) {
+      const tail = this.keyTails.get(key);
+      if (tail !== undefined) earlier.add(tail);
+    }
+    const result = earlier.size === 0 ? run() : Promise.all(earlier).then(run);
+    const tail: Promise<void> = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    for (const key of keys) this.keyTails.set(key, tail);
+    void tail.then(() => {
+      for (const key of keys) if (this.keyTails.get(key) === tail) this.keyTails.delete(key);
+    });
+    return result;
   }
 
   private async commitBatch(prepared: PreparedBatchOperation[]): Promise<WriteResult> {
@@ -1489,6 +1554,7 @@ export class Store extends EventEmitter {
     sealed.summary = summary;
     // The sealed segment's handle becomes a read handle; the file is complete.
     this.readHandles.set(old.segmentId, old.handle);
+    this.evictReadHandles();
     const next = await SegmentWriter.create(this.fs, this.directory, old.segmentId + 1, this.revision);
     this.active = next;
     this.addSegmentRecord(next);
@@ -1520,9 +1586,12 @@ export class Store extends EventEmitter {
           this.checkpointCounters.written++;
           this.checkpointCounters.lastEntryCount = written.entryCount;
           this.checkpointCounters.lastDurationMs = performance.now() - started;
-        } catch {
-          // A checkpoint is an optimisation: open replays the log without it. Count the failure.
+        } catch (error) {
+          // Open can replay the log without a checkpoint, so nothing is lost; but a file that cannot
+          // be written is a disk in trouble: the store stops taking writes and says why (degraded
+          // mode), rather than retrying at every roll.
           this.checkpointCounters.failures++;
+          this.fail(toIoError(error, 'writing the index checkpoint'));
         }
       }
     })().finally(() => {
@@ -1580,7 +1649,12 @@ export class Store extends EventEmitter {
   }
 
   private startGc(): Promise<GcResult> {
-    const run = this.collectGarbage();
+    const run = this.collectGarbage().catch((error: unknown) => {
+      // A failed pass is reported and stops writes (degraded mode); it is not retried.
+      const failure = toIoError(error, 'block garbage collection');
+      this.fail(failure);
+      throw failure;
+    });
     const tracked = run.finally(() => {
       if (this.gcRunning === tracked) this.gcRunning = undefined;
       this.scheduleGc();
@@ -1598,7 +1672,7 @@ export class Store extends EventEmitter {
       this.gcTimer = undefined;
       if (this.state !== 'open' || this.failure !== undefined || this.gcRunning !== undefined) return;
       // A background failure stops the store from taking writes and says why (no retry loop).
-      this.startGc().catch((error: unknown) => this.fail(toIoError(error, 'block garbage collection')));
+      this.startGc().catch(() => undefined);
     }, this.options.gc.intervalMs);
     this.gcTimer.unref();
   }
@@ -1797,7 +1871,14 @@ export class Store extends EventEmitter {
         this.maybeScheduleCompaction();
       });
     this.compacting = tracked;
-    await run;
+    try {
+      await run;
+    } catch (error) {
+      // Like a background failure: reported, and the store stops taking writes (degraded mode).
+      const failure = toIoError(error, 'compaction');
+      this.fail(failure);
+      throw failure;
+    }
     return { ...this.compactionCounters };
   }
 

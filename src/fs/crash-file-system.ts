@@ -216,6 +216,10 @@ class CrashFileHandle implements FileHandle {
   }
 
   async close(): Promise<void> {
+    this.closeSync();
+  }
+
+  closeSync(): void {
     this.checkOpen('close');
     this.closed = true;
   }

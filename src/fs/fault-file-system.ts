@@ -119,6 +119,20 @@ class FaultFileHandle implements FileHandle {
     }
     return this.inner.close();
   }
+
+  closeSync(): void {
+    try {
+      this.check('close', this.path);
+    } catch (error) {
+      try {
+        this.inner.closeSync();
+      } catch {
+        // The injected error is the one reported.
+      }
+      throw error;
+    }
+    this.inner.closeSync();
+  }
 }
 
 /** Wraps a file system (and every handle it opens), counting calls by kind and failing those the rules name. */

@@ -83,6 +83,10 @@ class NodeFileHandle implements FileHandle {
     return stats.size;
   }
 
+  closeSync(): void {
+    fs.closeSync(this.descriptor);
+  }
+
   close(): Promise<void> {
     return callbackToPromise<void>((done) => fs.close(this.descriptor, done));
   }

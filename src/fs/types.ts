@@ -48,6 +48,8 @@ export interface FileHandle {
   /** Current size of the file. */
   size(): Promise<number>;
   close(): Promise<void>;
+  /** Synchronous `close`, for the synchronous read path (a descriptor is released before it returns). */
+  closeSync(): void;
 }
 
 /** The operations the engine needs from a file system. */
