@@ -65,7 +65,7 @@ export interface VerifyResult {
 }
 
 export interface VerifyProgress {
-  phase: 'segments' | 'checkpoint' | 'blocks';
+  phase: 'segments' | 'blocks';
   doneBytes: number;
   totalBytes: number;
 }
