@@ -70,8 +70,6 @@ export interface IndexSnapshot<V> {
   readonly size: number;
   /** The value of `key` at the moment of the snapshot, or `undefined`. */
   get(key: string): V | undefined;
-  /** `get` of the binary string of `key`'s bytes, without making that string. */
-  getBytes(key: Uint8Array): V | undefined;
   /** Entries of the snapshot in key order (or reverse), within the bounds of `options`. */
   range(options?: KeyRange): IterableIterator<[string, V]>;
 }
@@ -269,66 +267,6 @@ function lookup<V>(root: TreeNode<V>, height: number, key: string): V | undefine
   return position < keys.length && leaf.prefixes[position] === prefix && keys[position] === key ? leaf.values[position] : undefined;
 }
 
-/** `keyPrefix` of the binary string whose char codes are `bytes`. */
-function bytesPrefix(bytes: Uint8Array): number {
-  const length = bytes.length < PREFIX_LENGTH ? bytes.length : PREFIX_LENGTH;
-  let prefix = 0;
-  let index = 0;
-  for (; index < length; index++) prefix = prefix * PREFIX_BASE + (bytes[index] as number) + 1;
-  for (; index < PREFIX_LENGTH; index++) prefix *= PREFIX_BASE;
-  return prefix;
-}
-
-/** Order of the key string `key` against the binary string of `bytes`: negative, 0 or positive. */
-function compareToBytes(key: string, bytes: Uint8Array): number {
-  const keyLength = key.length;
-  const bytesLength = bytes.length;
-  const length = keyLength < bytesLength ? keyLength : bytesLength;
-  for (let index = 0; index < length; index++) {
-    const difference = key.charCodeAt(index) - (bytes[index] as number);
-    if (difference !== 0) return difference;
-  }
-  return keyLength - bytesLength;
-}
-
-/**
- * `lookup` by the key's bytes: the same descent, with `bytesPrefix` for `keyPrefix` and
- * `compareToBytes` for string comparison. It spares the get path making a string of the key
- * (a native call and an allocation that measured as much as the rest of a lookup).
- */
-function lookupBytes<V>(root: TreeNode<V>, height: number, key: Uint8Array): V | undefined {
-  const prefix = bytesPrefix(key);
-  let node = root;
-  for (let depth = 0; depth < height; depth++) {
-    const branch = node as BranchNode<V>;
-    const keys = branch.keys;
-    const prefixes = branch.prefixes;
-    // upperBound: the first separator > key.
-    let low = 0;
-    let high = keys.length;
-    while (low < high) {
-      const middle = (low + high) >>> 1;
-      const middlePrefix = prefixes[middle] as number;
-      if (middlePrefix < prefix || (middlePrefix === prefix && compareToBytes(keys[middle] as string, key) <= 0)) low = middle + 1;
-      else high = middle;
-    }
-    node = branch.children[low] as TreeNode<V>;
-  }
-  const leaf = node as LeafNode<V>;
-  const keys = leaf.keys;
-  const prefixes = leaf.prefixes;
-  // lowerBound: the first key >= key.
-  let low = 0;
-  let high = keys.length;
-  while (low < high) {
-    const middle = (low + high) >>> 1;
-    const middlePrefix = prefixes[middle] as number;
-    if (middlePrefix < prefix || (middlePrefix === prefix && compareToBytes(keys[middle] as string, key) < 0)) low = middle + 1;
-    else high = middle;
-  }
-  return low < keys.length && prefixes[low] === prefix && compareToBytes(keys[low] as string, key) === 0 ? leaf.values[low] : undefined;
-}
-
 function edgeEntry<V>(root: TreeNode<V>, height: number, fromEnd: boolean): [string, V] | undefined {
   let node = root;
   for (let depth = 0; depth < height; depth++) {
@@ -517,10 +455,6 @@ class TreeSnapshot<V> implements IndexSnapshot<V> {
     return lookup(this.root, this.height, key);
   }
 
-  getBytes(key: Uint8Array): V | undefined {
-    return lookupBytes(this.root, this.height, key);
-  }
-
   range(options?: KeyRange): IterableIterator<[string, V]> {
     return new RangeIterator(this.root, this.height, options);
   }
@@ -651,11 +585,6 @@ export class OrderedIndex<V> {
   /** The value stored under `key`, or `undefined`. */
   get(key: string): V | undefined {
     return lookup(this.root, this.height, key);
-  }
-
-  /** `get` of the binary string of `key`'s bytes (the same result), without making that string. */
-  getBytes(key: Uint8Array): V | undefined {
-    return lookupBytes(this.root, this.height, key);
   }
 
   /**
