@@ -73,9 +73,9 @@ export interface OpenOptions {
    * Objects (`writeAt`, `append`, `truncate`): values made of fixed-size chunks of slices.
    * - `chunkBytes` (default 16 MiB): the chunk size of objects created from now on (an object
    *   keeps the one it was created with). doc/format.md says why.
-   * - `compactAt` (default 16): a chunk with more slices than this is compacted in the background
+   * - `compactAt` (default 64; measured, see README.md): a chunk with more slices than this is compacted in the background
    *   (light first, then heavy if still past it).
-   * - `syncCompactAt` (default 64, at least `compactAt`): a write to a chunk holding this many
+   * - `syncCompactAt` (default 256, at least `compactAt`): a write to a chunk holding this many
    *   slices compacts that chunk first, so reads never face more slices than this per chunk.
    * - `compaction` (default true): `false` turns background slice compaction off (`syncCompactAt`
    *   and `db.compactObject()` still apply).
@@ -120,7 +120,7 @@ export const DEFAULTS: Readonly<ResolvedOptions> = Object.freeze({
   cacheBytes: 32 * 1024 * 1024,
   compaction: Object.freeze({ enabled: true, deadRatio: 0.5, stallRatio: 0.8, bytesPerSecond: 0 }),
   gc: Object.freeze({ enabled: true, minAgeMs: 60_000, batch: 1000, intervalMs: 10_000 }),
-  objects: Object.freeze({ chunkBytes: 16 * 1024 * 1024, compactAt: 16, syncCompactAt: 64, compaction: true }),
+  objects: Object.freeze({ chunkBytes: 16 * 1024 * 1024, compactAt: 64, syncCompactAt: 256, compaction: true }),
 });
 
 function invalid(message: string): SiltError {

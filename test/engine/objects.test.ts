@@ -397,6 +397,9 @@ test('bad input: SiltError with a clear code, nothing written', async (t) => {
   assert.ok(result.revision > revision);
   await db.close();
   await assert.rejects(db.writeAt('k', 0, 'x'), (error: unknown) => code(error) === 'CLOSED');
+  for (const objects of [{ chunkBytes: 100 }, { compactAt: 0 }, { compactAt: 10, syncCompactAt: 5 }, { compaction: 'yes' }, { chunkBytes: 2 ** 31 }]) {
+    await assert.rejects(open(directory, { objects: objects as never }), (error: unknown) => code(error) === 'INVALID_ARGUMENT', JSON.stringify(objects));
+  }
   const readOnly = await open(directory, { readOnly: true });
   await assert.rejects(readOnly.append('k', 'x'), (error: unknown) => code(error) === 'READ_ONLY');
   assert.deepEqual(await readOnly.get('k'), Buffer.concat([bytes(1, 2000), Buffer.from('ok')]));
