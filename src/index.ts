@@ -5,6 +5,11 @@ export { open, Store, type GcResult } from './engine/store.js';
 export type {
   BatchOperation,
   Bytes,
+  ObjectChunkStats,
+  ObjectCompactionResult,
+  ObjectOptions,
+  ObjectStats,
+  ObjectWriteResult,
   DeleteOptions,
   DeleteResult,
   Entry,

@@ -69,6 +69,18 @@ export interface OpenOptions {
    * - `intervalMs` (default 10,000): how often the background pass runs while blocks wait.
    */
   gc?: false | { minAgeMs?: number; batch?: number; intervalMs?: number };
+  /**
+   * Objects (`writeAt`, `append`, `truncate`): values made of fixed-size chunks of slices.
+   * - `chunkBytes` (default 16 MiB): the chunk size of objects created from now on (an object
+   *   keeps the one it was created with). doc/format.md says why.
+   * - `compactAt` (default 64; measured, see README.md): a chunk with more slices than this is compacted in the background
+   *   (light first, then heavy if still past it).
+   * - `syncCompactAt` (default 256, at least `compactAt`): a write to a chunk holding this many
+   *   slices compacts that chunk first, so reads never face more slices than this per chunk.
+   * - `compaction` (default true): `false` turns background slice compaction off (`syncCompactAt`
+   *   and `db.compactObject()` still apply).
+   */
+  objects?: { chunkBytes?: number; compactAt?: number; syncCompactAt?: number; compaction?: boolean };
   /** The file layer; default the real file system. Tests pass fault-injecting or crash-simulating ones. */
   fileSystem?: FileSystem;
 }
@@ -89,6 +101,7 @@ export interface ResolvedOptions {
   cacheBytes: number;
   compaction: { enabled: boolean; deadRatio: number; stallRatio: number; bytesPerSecond: number };
   gc: { enabled: boolean; minAgeMs: number; batch: number; intervalMs: number };
+  objects: { chunkBytes: number; compactAt: number; syncCompactAt: number; compaction: boolean };
 }
 
 export const DEFAULTS: Readonly<ResolvedOptions> = Object.freeze({
@@ -107,6 +120,7 @@ export const DEFAULTS: Readonly<ResolvedOptions> = Object.freeze({
   cacheBytes: 32 * 1024 * 1024,
   compaction: Object.freeze({ enabled: true, deadRatio: 0.5, stallRatio: 0.8, bytesPerSecond: 0 }),
   gc: Object.freeze({ enabled: true, minAgeMs: 60_000, batch: 1000, intervalMs: 10_000 }),
+  objects: Object.freeze({ chunkBytes: 16 * 1024 * 1024, compactAt: 64, syncCompactAt: 256, compaction: true }),
 });
 
 function invalid(message: string): SiltError {
@@ -180,6 +194,27 @@ function gcOption(value: unknown): ResolvedOptions['gc'] {
   return { enabled: true, minAgeMs: integer('minAgeMs', 0, 2 ** 31), batch: integer('batch', 1, 10_000_000), intervalMs: integer('intervalMs', 1, 2 ** 31 - 1) };
 }
 
+function objectsOption(value: unknown): ResolvedOptions['objects'] {
+  const defaults = DEFAULTS.objects;
+  if (value === undefined) return { ...defaults };
+  if (typeof value !== 'object' || value === null) throw invalid('objects must be an object');
+  const given = value as { chunkBytes?: unknown; compactAt?: unknown; syncCompactAt?: unknown; compaction?: unknown };
+  const integer = (field: 'chunkBytes' | 'compactAt' | 'syncCompactAt', fallback: number, minimum: number, maximum: number): number => {
+    const number = given[field] ?? fallback;
+    if (typeof number !== 'number' || !Number.isSafeInteger(number) || number < minimum || number > maximum) {
+      throw invalid(`objects.${field} must be an integer from ${minimum} to ${maximum}, got ${String(number)}`);
+    }
+    return number;
+  };
+  const chunkBytes = integer('chunkBytes', defaults.chunkBytes, 4096, 1 << 30);
+  const compactAt = integer('compactAt', defaults.compactAt, 1, 1_000_000);
+  const syncCompactAt = integer('syncCompactAt', Math.max(defaults.syncCompactAt, compactAt), 2, 1_000_000);
+  if (syncCompactAt < compactAt) throw invalid('objects.syncCompactAt must not be below objects.compactAt');
+  const compaction = given.compaction ?? true;
+  if (typeof compaction !== 'boolean') throw invalid(`objects.compaction must be a boolean, got ${String(compaction)}`);
+  return { chunkBytes, compactAt, syncCompactAt, compaction };
+}
+
 export function resolveOptions(options: OpenOptions | undefined): ResolvedOptions {
   if (options === undefined) options = {};
   if (typeof options !== 'object' || options === null) throw invalid('options must be an object');
@@ -199,5 +234,6 @@ export function resolveOptions(options: OpenOptions | undefined): ResolvedOption
     cacheBytes: integerOption(options, 'cacheBytes', 0, 2 ** 40),
     compaction: compactionOption(options.compaction),
     gc: gcOption(options.gc),
+    objects: objectsOption(options.objects),
   };
 }

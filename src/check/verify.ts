@@ -36,6 +36,7 @@ import {
 } from '../log/format.js';
 import { decodeHint, HINT_FILE_NAME, HINT_TEMPORARY_FILE_NAME, type EntryLocation } from '../log/hint.js';
 import { readFully, scanSegment } from '../log/segment-reader.js';
+import { decodeManifest, forEachManifestBlock, type ObjectManifest } from '../log/object.js';
 import { emptySummary, noteEntry } from '../log/segment-writer.js';
 
 export interface VerifyProblem {
@@ -193,6 +194,7 @@ export async function verifyStore(input: VerifyInput): Promise<VerifyResult> {
         expiresAtMs: entry.expiresAtMs,
       };
       if (entry.type === EntryType.PUT_REFERENCE) location.reference = decodeReference(entry.value as Buffer) as ValueReference;
+      if (entry.type === EntryType.PUT_OBJECT) location.object = decodeManifest(entry.value as Buffer) as ObjectManifest;
       replayed.set(key, location);
     });
     if (hintOffset !== undefined) compareCheckpoint();
@@ -233,6 +235,13 @@ export async function verifyStore(input: VerifyInput): Promise<VerifyResult> {
   // Reference counts from scratch, then every block.
   const recounted = new Map<string, number>();
   for (const location of replayed.values()) {
+    // Every block of every slice of an object counts once per slice referencing it.
+    if (location.object !== undefined && live(location)) {
+      forEachManifestBlock(location.object, (hash) => {
+        const hex = hash.toString('hex');
+        recounted.set(hex, (recounted.get(hex) ?? 0) + 1);
+      });
+    }
     if (location.reference === undefined || !live(location)) continue;
     const count = referenceBlockCount(location.reference);
     for (let index = 0; index < count; index++) {
@@ -250,6 +259,7 @@ export async function verifyStore(input: VerifyInput): Promise<VerifyResult> {
   const present = new Set(input.blocks.presentHashes());
   const blockLengths = new Map<string, number>();
   for (const location of replayed.values()) {
+    if (location.object !== undefined) forEachManifestBlock(location.object, (hash, length) => blockLengths.set(hash.toString('hex'), length));
     if (location.reference === undefined) continue;
     const count = referenceBlockCount(location.reference);
     for (let index = 0; index < count; index++) {

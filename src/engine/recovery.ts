@@ -25,6 +25,7 @@ import {
 } from '../log/format.js';
 import type { ValueReference } from '../log/format.js';
 import { decodeHint, HINT_FILE_NAME, type EntryLocation } from '../log/hint.js';
+import { decodeManifest, type ObjectManifest } from '../log/object.js';
 import { readFully, readSegmentInfo, scanSegment } from '../log/segment-reader.js';
 import { OrderedIndex } from '../index/ordered-index.js';
 
@@ -61,7 +62,7 @@ export interface RecoveryResult {
   maxRevision: number;
   /** Sum of the lengths of the entries the index points at. */
   liveBytes: number;
-  /** Keys whose live values are held in the block store. */
+  /** Keys whose live values are held in the block store (value references and objects). */
   referenceKeys: Set<string>;
   report: RecoveryReport;
 }
@@ -162,8 +163,10 @@ export async function recover(fs: FileSystem, directory: string, readOnly: boole
     for (const segmentId of hint.segmentIds) {
       if (!segmentIdSet.has(segmentId)) return `points into missing segment ${segmentId}`;
     }
-    // Values held in blocks: read their records to learn the blocks (for reference counts).
-    for (const position of hint.referencePositions) {
+    // Values held in blocks (references and objects): read their records to learn the blocks
+    // (for reference counts) and, for objects, the manifest reads need.
+    const positions = [...hint.referencePositions.map((position) => ({ position, type: EntryType.PUT_REFERENCE })), ...hint.objectPositions.map((position) => ({ position, type: EntryType.PUT_OBJECT }))];
+    for (const { position, type } of positions) {
       const location = hint.locations[position] as EntryLocation;
       const segment = segments.find((candidate) => candidate.segmentId === location.segmentId) as RecoveredSegment;
       const bytes = Buffer.alloc(location.lengthBytes);
@@ -174,10 +177,11 @@ export async function recover(fs: FileSystem, directory: string, readOnly: boole
         await handle.close();
       }
       const entry = decodeEntry(bytes);
-      if (typeof entry === 'string' || entry.type !== EntryType.PUT_REFERENCE || entry.revision !== location.revision) {
-        throw corruption(`segment ${segment.path} offset ${location.offsetBytes}: ${typeof entry === 'string' ? entry : 'not the reference the checkpoint names'}`);
+      if (typeof entry === 'string' || entry.type !== type || entry.revision !== location.revision) {
+        throw corruption(`segment ${segment.path} offset ${location.offsetBytes}: ${typeof entry === 'string' ? entry : 'not the record the checkpoint names'}`);
       }
-      location.reference = decodeReference(entry.value as Buffer) as ValueReference;
+      if (type === EntryType.PUT_OBJECT) location.object = decodeManifest(entry.value as Buffer) as ObjectManifest;
+      else location.reference = decodeReference(entry.value as Buffer) as ValueReference;
       referenceKeys.add(hint.keys[position] as string);
     }
     try {
@@ -230,6 +234,9 @@ export async function recover(fs: FileSystem, directory: string, readOnly: boole
           };
           if (entry.type === EntryType.PUT_REFERENCE) {
             location.reference = decodeReference(entry.value as Buffer) as ValueReference;
+            referenceKeys.add(key);
+          } else if (entry.type === EntryType.PUT_OBJECT) {
+            location.object = decodeManifest(entry.value as Buffer) as ObjectManifest;
             referenceKeys.add(key);
           }
           const replaced = index.set(key, location);

@@ -47,6 +47,23 @@ import {
   sealBatch,
   segmentFileName,
 } from '../log/format.js';
+import {
+  chunkFragmentation,
+  chunkLength,
+  dropCoveredSlices,
+  encodeManifest,
+  findChunk,
+  forEachManifestBlock,
+  resolveChunk,
+  sliceBlockHash,
+  sliceBlockLength,
+  startsWithSlices,
+  truncateManifest,
+  withChunk,
+  type ChunkFragmentation,
+  type ObjectManifest,
+  type Slice,
+} from '../log/object.js';
 import { HINT_FILE_NAME, writeHint, type EntryLocation, type HintPosition } from '../log/hint.js';
 import { type CacheView, isChecked, markChecked, ReadCache } from '../log/read-cache.js';
 import { readFully, scanSegment } from '../log/segment-reader.js';
@@ -58,6 +75,10 @@ import { verifyStore, type VerifyProgress, type VerifyResult } from '../check/ve
 import { DirectoryLock } from './lock.js';
 import { recover, type RecoveryReport } from './recovery.js';
 import type {
+  ObjectCompactionResult,
+  ObjectOptions,
+  ObjectStats,
+  ObjectWriteResult,
   BatchOperation,
   Bytes,
   CompactionStats,
@@ -123,6 +144,13 @@ interface PendingOperation {
   userBytes: number;
   /** For PUT_REFERENCE: the blocks the value is in. */
   reference?: ValueReference | undefined;
+  /** For PUT_OBJECT: the object's manifest. */
+  object?: ObjectManifest | undefined;
+  /**
+   * For a slice compaction's PUT_OBJECT: it keeps the key's revision and replaces the manifest only
+   * if the key is still at this revision (guaranteed by the check at enqueue; checked again here).
+   */
+  replacesRevision?: number | undefined;
   /** For a copy made by compaction: where the original entry is. */
   relocatedFrom?: { segmentId: number; offsetBytes: number; revision: number } | undefined;
 }
@@ -386,6 +414,10 @@ export class Store extends EventEmitter {
   private readonly keyTails = new Map<string, Promise<void>>();
   private gcRunning: Promise<GcResult> | undefined;
   private gcTimer: NodeJS.Timeout | undefined;
+  /** Background slice compaction: chunks waiting (per key), and the run in progress. */
+  private readonly objectQueue = new Map<string, Set<number>>();
+  private objectCompacting: Promise<void> | undefined;
+  private readonly objectCounters = { writes: 0, lightCompactions: 0, heavyCompactions: 0, syncCompactions: 0, bytesRewritten: 0, conflicts: 0, givenUp: 0 };
   private readonly gcCounters = { runs: 0, listed: 0, deleted: 0, bytesDeleted: 0, revived: 0, skippedPinned: 0 };
   /** Live versions pointing at each block (hex hash); absent = zero. */
   private readonly referenceCounts = new Map<string, number>();
@@ -467,8 +499,9 @@ export class Store extends EventEmitter {
         if (segment !== undefined) segment.liveBytes += location.lengthBytes;
       }
       for (const key of recovered.referenceKeys) {
-        const reference = store.index.get(key)?.reference;
-        if (reference !== undefined) store.retain(reference);
+        const location = store.index.get(key);
+        const held = location?.reference ?? location?.object;
+        if (held !== undefined) store.retain(held);
       }
       const leftovers = await store.blocks.open(options.readOnly, directory);
       store.checkpointBytes = await fs.stat(`${directory}/${HINT_FILE_NAME}`).then((stat) => stat.sizeBytes, () => 0);
@@ -650,7 +683,7 @@ export class Store extends EventEmitter {
 
   /** Read and check the entry at `location`; it must hold `key` at the location's revision. */
   private readValue(key: string, location: EntryLocation): Buffer {
-    if (location.reference !== undefined) return this.readReferenceValue(key, location);
+    if (location.reference !== undefined || location.object !== undefined) return this.readReferenceValue(key, location);
     const view = this.readView(location);
     const valueAt = this.checkPut(key, location, view) + key.length;
     const end = view.start + location.lengthBytes;
@@ -658,18 +691,20 @@ export class Store extends EventEmitter {
     return view.markAt < 0 ? view.bytes.subarray(valueAt, end) : copyOut(view.bytes, valueAt, end);
   }
 
-  /** `readValue` of a PUT_REFERENCE: check the entry, then read the value from its blocks. */
+  /** `readValue` of a PUT_REFERENCE or PUT_OBJECT: check the entry, then read the value from its blocks. */
   private readReferenceValue(key: string, location: EntryLocation): Buffer {
     const view = this.readView(location);
     const end = view.start + location.lengthBytes;
     const decoded = end <= view.bytes.length ? decodeEntry(view.bytes, view.start, end) : 'entry runs past the end of the file';
     if (typeof decoded === 'string') throw this.corruptAt(location, decoded);
-    if (decoded.type !== EntryType.PUT_REFERENCE || decoded.value === undefined || decoded.lengthBytes !== location.lengthBytes) {
+    const expectedType = location.object !== undefined ? EntryType.PUT_OBJECT : EntryType.PUT_REFERENCE;
+    if (decoded.type !== expectedType || decoded.value === undefined || decoded.lengthBytes !== location.lengthBytes) {
       throw this.corruptAt(location, `expected a put entry of ${location.lengthBytes} bytes`);
     }
     if (decoded.revision !== location.revision || decoded.key.length !== key.length || !keyAtMatches(decoded.key, 0, key)) {
       throw this.corruptAt(location, 'entry does not hold the key the index expects');
     }
+    if (location.object !== undefined) return this.readObjectSync(location.object, 0, location.object.sizeBytes);
     return this.readReferenceSync(location.reference as ValueReference);
   }
 
@@ -703,14 +738,19 @@ export class Store extends EventEmitter {
     const location = this.index.get(keyString);
     if (!this.isLive(location, Date.now())) throw new SiltError(ErrorCode.NOT_FOUND, 'key not found');
     const reference = location.reference;
-    const sizeBytes = reference?.sizeBytes ?? (location.lengthBytes - ENTRY_HEADER_BYTES - keyString.length - (location.expiresAtMs === undefined ? 0 : 8));
+    const object = location.object;
+    const sizeBytes = this.valueSize(keyString, location);
     if (start > sizeBytes) throw invalid(`start ${start} is past the end of a ${sizeBytes}-byte value`);
     const last = Math.min(end, sizeBytes - 1);
     const store = this;
     // An inline value (at most `valueThreshold` bytes) is read now, so the stream needs no segment later.
-    const inline = reference === undefined && last >= start ? this.readValue(keyString, location).subarray(start, last + 1) : undefined;
+    const inline = reference === undefined && object === undefined && last >= start ? this.readValue(keyString, location).subarray(start, last + 1) : undefined;
     async function* chunks(): AsyncGenerator<Buffer> {
       if (last < start) return;
+      if (object !== undefined) {
+        yield* store.objectChunks(object, start, last + 1);
+        return;
+      }
       if (reference === undefined) {
         yield inline as Buffer;
         return;
@@ -727,7 +767,7 @@ export class Store extends EventEmitter {
     const stream = Readable.from(chunks(), { objectMode: false });
     if (signal !== undefined) addAbortSignal(signal, stream);
     // The blocks of the value as of now stay on disk until the stream ends or is destroyed.
-    if (reference !== undefined) stream.once('close', this.pinReaders(stream));
+    if (reference !== undefined || object !== undefined) stream.once('close', this.pinReaders(stream));
     return stream;
   }
 
@@ -737,6 +777,20 @@ export class Store extends EventEmitter {
     const keyString = this.keyString(key);
     const location = this.index.get(keyString);
     if (!this.isLive(location, Date.now())) return undefined;
+    if (location.object !== undefined) {
+      const object = location.object;
+      // The blocks of this version stay on disk while the digest is computed.
+      const unpin = this.pinReaders(object);
+      try {
+        const digest = createHash('sha256');
+        for await (const piece of this.objectChunks(object, 0, object.sizeBytes)) digest.update(piece);
+        const distinct = new Set<string>();
+        forEachManifestBlock(object, (hash) => distinct.add(hash.toString('hex')));
+        return { size: object.sizeBytes, revision: location.revision, digest: digest.digest('hex'), blocks: distinct.size };
+      } finally {
+        unpin();
+      }
+    }
     if (location.reference !== undefined) {
       const reference = location.reference;
       return { size: reference.sizeBytes, revision: location.revision, digest: reference.digest.toString('hex'), blocks: referenceBlockCount(reference) };
@@ -819,7 +873,7 @@ export class Store extends EventEmitter {
   }
 
   private entryOf(key: string, location: EntryLocation): Entry {
-    if (location.reference !== undefined) return { key: Buffer.from(key, 'latin1'), value: this.readReferenceValue(key, location), revision: location.revision };
+    if (location.reference !== undefined || location.object !== undefined) return { key: Buffer.from(key, 'latin1'), value: this.readReferenceValue(key, location), revision: location.revision };
     const view = this.readView(location);
     const bytes = view.bytes;
     const keyAt = this.checkPut(key, location, view);
@@ -1143,6 +1197,461 @@ export class Store extends EventEmitter {
     return { sizeBytes, blockBytes, digest: digest.digest(), blockHashes: Buffer.concat(hashes) };
   }
 
+  // ------------------------------------------------------------------------------------------
+  // Objects: writeAt, append, truncate over chunks of slices (src/log/object.ts has the model)
+
+  /** The key's location if it is present and not expired. */
+  private liveLocation(keyString: string): EntryLocation | undefined {
+    const location = this.index.get(keyString);
+    return this.isLive(location, Date.now()) ? location : undefined;
+  }
+
+  /** Size in bytes of the value at `location`. */
+  private valueSize(keyString: string, location: EntryLocation): number {
+    if (location.object !== undefined) return location.object.sizeBytes;
+    if (location.reference !== undefined) return location.reference.sizeBytes;
+    return location.lengthBytes - ENTRY_HEADER_BYTES - keyString.length - (location.expiresAtMs === undefined ? 0 : 8);
+  }
+
+  /** Wait until no queued write of `keyString` is left unapplied (the index then holds its last version). */
+  private async settleKey(keyString: string): Promise<void> {
+    while (this.pending.has(keyString)) {
+      await this.drain();
+      if (this.failure !== undefined) throw this.failedError();
+    }
+  }
+
+  private checkObjectNumber(value: unknown, what: string): number {
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+      throw invalid(`${what} must be a non-negative safe integer, got ${String(value)}`);
+    }
+    return value;
+  }
+
+  private checkObjectSize(sizeBytes: number): void {
+    if (sizeBytes > this.options.maxValueSize) {
+      throw new SiltError(ErrorCode.TOO_LARGE, `a value of ${sizeBytes} bytes would exceed maxValueSize ${this.options.maxValueSize}`);
+    }
+  }
+
+  /**
+   * Write `data` at byte `offset` of the key's value, as a file's pwrite: a missing key is an
+   * empty value, a write past the end leaves a hole that reads as zeros. Atomic and durable like
+   * `put`. The value becomes an object (chunks of slices) once it is larger than `valueThreshold`
+   * or already held in blocks; a block value's blocks are kept as its slices, not copied.
+   */
+  async writeAt(key: Bytes, offset: number, data: Bytes, options?: ObjectOptions): Promise<ObjectWriteResult> {
+    this.checkWritable();
+    const keyString = this.keyString(key);
+    this.checkObjectNumber(offset, 'offset');
+    const bytes = toBytes(data, 'data');
+    const ifRevision = checkRevisionOption(options?.ifRevision, 'ifRevision');
+    this.checkObjectSize(offset + bytes.length);
+    return this.inKeyOrder([keyString], () => this.objectWrite(keyString, ifRevision, { kind: 'write', offset, data: bytes }));
+  }
+
+  /** Append `data` to the key's value (a missing key is empty). See `writeAt`. */
+  async append(key: Bytes, data: Bytes, options?: ObjectOptions): Promise<ObjectWriteResult> {
+    this.checkWritable();
+    const keyString = this.keyString(key);
+    const bytes = toBytes(data, 'data');
+    const ifRevision = checkRevisionOption(options?.ifRevision, 'ifRevision');
+    this.checkObjectSize(bytes.length);
+    return this.inKeyOrder([keyString], () => this.objectWrite(keyString, ifRevision, { kind: 'append', offset: -1, data: bytes }));
+  }
+
+  /** Cut the key's value to `size` bytes, or extend it with zeros (a missing key is empty). See `writeAt`. */
+  async truncate(key: Bytes, size: number, options?: ObjectOptions): Promise<WriteResult> {
+    this.checkWritable();
+    const keyString = this.keyString(key);
+    this.checkObjectNumber(size, 'size');
+    const ifRevision = checkRevisionOption(options?.ifRevision, 'ifRevision');
+    this.checkObjectSize(size);
+    const result = await this.inKeyOrder([keyString], () => this.objectWrite(keyString, ifRevision, { kind: 'truncate', size }));
+    return { revision: result.revision };
+  }
+
+  private async objectWrite(
+    keyString: string,
+    ifRevision: number | undefined,
+    operation: { kind: 'write' | 'append'; offset: number; data: Buffer } | { kind: 'truncate'; size: number },
+  ): Promise<ObjectWriteResult> {
+    this.checkWritable();
+    if (this.stalled) {
+      await this.stallForCompaction();
+      this.checkWritable();
+    }
+    await this.settleKey(keyString);
+    this.checkWritable();
+    let location = this.liveLocation(keyString);
+    const current = location?.revision ?? 0;
+    if (ifRevision !== undefined && current !== ifRevision) {
+      throw new SiltError(ErrorCode.CONFLICT, `condition failed: the key is at revision ${current}`, { currentRevision: current });
+    }
+    const size = location === undefined ? 0 : this.valueSize(keyString, location);
+    let offset = 0;
+    let newSize: number;
+    if (operation.kind === 'truncate') {
+      newSize = operation.size;
+    } else {
+      offset = operation.kind === 'append' ? size : operation.offset;
+      this.checkObjectSize(offset + operation.data.length);
+      newSize = operation.data.length === 0 ? size : Math.max(size, offset + operation.data.length);
+    }
+    // A small value that is not in blocks stays inline: patched and put whole.
+    if (location?.object === undefined && location?.reference === undefined && newSize <= this.options.valueThreshold) {
+      const old = location === undefined ? Buffer.alloc(0) : this.readValue(keyString, location);
+      const value = Buffer.alloc(newSize);
+      old.copy(value, 0, 0, Math.min(old.length, newSize));
+      if (operation.kind !== 'truncate') operation.data.copy(value, offset);
+      const revision = await this.commitPut(keyString, value, undefined, undefined);
+      this.objectCounters.writes++;
+      return { revision, size: newSize };
+    }
+    const touched: number[] = [];
+    if (operation.kind !== 'truncate' && operation.data.length > 0) {
+      const chunkBytes = location?.object?.chunkBytes ?? this.options.objects.chunkBytes;
+      for (let index = Math.floor(offset / chunkBytes); index * chunkBytes < offset + operation.data.length; index++) touched.push(index);
+    }
+    // A write to a chunk with `syncCompactAt` slices compacts that chunk first (same revision).
+    if (location?.object !== undefined) {
+      let compacted = false;
+      for (const index of touched) {
+        if ((findChunk(location.object, index)?.slices.length ?? 0) < this.options.objects.syncCompactAt) continue;
+        if ((await this.compactChunk(keyString, index, 'heavy', true)) === 'compacted') compacted = true;
+      }
+      if (compacted) {
+        this.objectCounters.syncCompactions++;
+        location = this.liveLocation(keyString);
+      }
+    }
+    const held: ValueReference[] = [];
+    try {
+      let manifest = location === undefined ? { sizeBytes: 0, chunkBytes: this.options.objects.chunkBytes, chunks: [] } : await this.toManifest(keyString, location, held);
+      if (operation.kind === 'truncate') {
+        manifest = truncateManifest(manifest, newSize);
+      } else {
+        manifest = { ...manifest, sizeBytes: newSize };
+        for (const index of touched) {
+          const chunkStart = index * manifest.chunkBytes;
+          const from = Math.max(offset, chunkStart);
+          const to = Math.min(offset + operation.data.length, chunkStart + manifest.chunkBytes);
+          const reference = await this.writeBlocks([operation.data.subarray(from - offset, to - offset)], undefined);
+          held.push(reference);
+          const slices = findChunk(manifest, index)?.slices ?? [];
+          manifest = withChunk(manifest, index, [...slices, this.sliceOf(reference, from - chunkStart)]);
+        }
+      }
+      this.checkWritable();
+      // Writes to the key wait for this one (inKeyOrder), so it cannot have changed: checked all the same.
+      if ((this.liveLocation(keyString)?.revision ?? 0) !== current || this.pending.has(keyString)) {
+        throw new SiltError(ErrorCode.CONFLICT, 'the key changed while the write was being prepared', { currentRevision: this.currentRevision(keyString) });
+      }
+      const userBytes = keyString.length + (operation.kind === 'truncate' ? 0 : operation.data.length);
+      const revision = await this.commitObject(keyString, manifest, undefined, userBytes);
+      this.objectCounters.writes++;
+      this.scheduleObjectCompaction(keyString, manifest, touched);
+      return { revision, size: newSize };
+    } finally {
+      for (const reference of held) this.unholdReference(reference);
+    }
+  }
+
+  /** A slice covering `reference`'s bytes from `offsetBytes` of its chunk. */
+  private sliceOf(reference: ValueReference, offsetBytes: number): Slice {
+    return { offsetBytes, lengthBytes: reference.sizeBytes, skipBytes: 0, blockBytes: reference.blockBytes, dataBytes: reference.sizeBytes, blockHashes: reference.blockHashes };
+  }
+
+  /**
+   * The value at `location` as a manifest: an object's own; a block value's blocks as one slice
+   * per chunk (no bytes copied); an inline value written to blocks (held in `held`).
+   */
+  private async toManifest(keyString: string, location: EntryLocation, held: ValueReference[]): Promise<ObjectManifest> {
+    if (location.object !== undefined) return location.object;
+    const chunkBytes = this.options.objects.chunkBytes;
+    const chunks: ObjectManifest['chunks'] = [];
+    if (location.reference !== undefined) {
+      const reference = location.reference;
+      const blockBytes = reference.blockBytes;
+      for (let index = 0; index * chunkBytes < reference.sizeBytes; index++) {
+        const start = index * chunkBytes;
+        const end = Math.min(reference.sizeBytes, start + chunkBytes);
+        const firstBlock = Math.floor(start / blockBytes);
+        const endBlock = Math.ceil(end / blockBytes);
+        const dataBytes = Math.min(reference.sizeBytes, endBlock * blockBytes) - firstBlock * blockBytes;
+        chunks.push({
+          index,
+          slices: [{ offsetBytes: 0, lengthBytes: end - start, skipBytes: start - firstBlock * blockBytes, blockBytes, dataBytes, blockHashes: reference.blockHashes.subarray(firstBlock * 32, endBlock * 32) }],
+        });
+      }
+      return { sizeBytes: reference.sizeBytes, chunkBytes, chunks };
+    }
+    const value = this.readValue(keyString, location);
+    for (let index = 0; index * chunkBytes < value.length; index++) {
+      const reference = await this.writeBlocks([value.subarray(index * chunkBytes, Math.min(value.length, (index + 1) * chunkBytes))], undefined);
+      held.push(reference);
+      chunks.push({ index, slices: [this.sliceOf(reference, 0)] });
+    }
+    return { sizeBytes: value.length, chunkBytes, chunks };
+  }
+
+  /**
+   * Queue a PUT_OBJECT record: a new version (next revision), or with `replacesRevision` a slice
+   * compaction's (same bytes, same revision, applied only while the key is still at it).
+   */
+  private async commitObject(keyString: string, manifest: ObjectManifest, replacesRevision: number | undefined, userBytes: number): Promise<number> {
+    const payload = encodeManifest(manifest);
+    const keyBytes = Buffer.from(keyString, 'latin1');
+    const length = entryLength(keyBytes, payload, false);
+    if (length > 0xffff_ffff) throw new SiltError(ErrorCode.TOO_LARGE, 'the object manifest exceeds 4 GiB: compact the object');
+    const revision = replacesRevision ?? ++this.revision;
+    const bytes = Buffer.allocUnsafe(length);
+    encodeEntry(bytes, 0, { type: EntryType.PUT_OBJECT, key: keyBytes, value: payload, revision });
+    await this.enqueue(revision, bytes, [
+      { key: keyString, keyBytes, type: EntryType.PUT_OBJECT, relativeOffsetBytes: 0, lengthBytes: length, expiresAtMs: undefined, userBytes, object: manifest, replacesRevision },
+    ]);
+    return revision;
+  }
+
+  /** Bytes `[start, end)` of an object, every block verified; holes are zeros. */
+  private readObjectSync(manifest: ObjectManifest, start: number, end: number): Buffer {
+    if (end - start > BUFFER_BYTES_MAX) {
+      throw new SiltError(ErrorCode.TOO_LARGE, `a ${end - start}-byte value does not fit in one Buffer: use createReadStream`);
+    }
+    const target = Buffer.alloc(end - start);
+    const lastBlocks = new Map<Slice, { index: number; block: Buffer }>();
+    for (const piece of this.objectPieces(manifest, start, end)) {
+      if (piece.slice === undefined) continue;
+      const slice = piece.slice;
+      const dataStart = piece.dataStart;
+      const dataEnd = dataStart + (piece.end - piece.start);
+      for (let index = Math.floor(dataStart / slice.blockBytes); index * slice.blockBytes < dataEnd; index++) {
+        let cached = lastBlocks.get(slice);
+        if (cached === undefined || cached.index !== index) {
+          cached = { index, block: this.blocks.readSync(sliceBlockHash(slice, index), sliceBlockLength(slice, index)) };
+          lastBlocks.set(slice, cached);
+        }
+        const blockStart = index * slice.blockBytes;
+        const from = Math.max(dataStart, blockStart);
+        const to = Math.min(dataEnd, blockStart + cached.block.length);
+        cached.block.copy(target, piece.start - start + (from - dataStart), from - blockStart, to - blockStart);
+      }
+    }
+    return target;
+  }
+
+  /**
+   * The pieces `[start, end)` of an object reads as, in order: absolute ranges, each from a slice
+   * (`dataStart` is where it begins in the slice's block data) or a hole.
+   */
+  private *objectPieces(manifest: ObjectManifest, start: number, end: number): Generator<{ start: number; end: number; slice: Slice | undefined; dataStart: number }> {
+    const chunkBytes = manifest.chunkBytes;
+    let cursor = start;
+    for (const chunk of manifest.chunks) {
+      const chunkStart = chunk.index * chunkBytes;
+      const chunkEnd = chunkStart + chunkLength(manifest, chunk.index);
+      if (chunkEnd <= start) continue;
+      if (chunkStart >= end) break;
+      if (chunkStart > cursor) yield { start: cursor, end: chunkStart, slice: undefined, dataStart: 0 };
+      const from = Math.max(start, chunkStart);
+      const to = Math.min(end, chunkEnd);
+      for (const piece of resolveChunk(chunk.slices, from - chunkStart, to - chunkStart)) {
+        const slice = piece.slice;
+        yield { start: chunkStart + piece.start, end: chunkStart + piece.end, slice, dataStart: slice === undefined ? 0 : slice.skipBytes + piece.start - slice.offsetBytes };
+      }
+      cursor = to;
+    }
+    if (cursor < end) yield { start: cursor, end, slice: undefined, dataStart: 0 };
+  }
+
+  /** Bytes `[start, end)` of an object as buffers of at most a block (holes in pieces of at most 1 MiB); blocks read asynchronously. */
+  private async *objectChunks(manifest: ObjectManifest, start: number, end: number): AsyncGenerator<Buffer> {
+    const lastBlocks = new Map<Slice, { index: number; block: Buffer }>();
+    for (const piece of this.objectPieces(manifest, start, end)) {
+      this.checkReadable();
+      if (piece.slice === undefined) {
+        for (let at = piece.start; at < piece.end; at += 1 << 20) yield Buffer.alloc(Math.min(1 << 20, piece.end - at));
+        continue;
+      }
+      const slice = piece.slice;
+      const dataStart = piece.dataStart;
+      const dataEnd = dataStart + (piece.end - piece.start);
+      for (let index = Math.floor(dataStart / slice.blockBytes); index * slice.blockBytes < dataEnd; index++) {
+        let cached = lastBlocks.get(slice);
+        if (cached === undefined || cached.index !== index) {
+          cached = { index, block: await this.blocks.read(sliceBlockHash(slice, index), sliceBlockLength(slice, index)) };
+          lastBlocks.set(slice, cached);
+        }
+        const blockStart = index * slice.blockBytes;
+        yield cached.block.subarray(Math.max(dataStart, blockStart) - blockStart, Math.min(dataEnd, blockStart + cached.block.length) - blockStart);
+      }
+    }
+  }
+
+  /** Fragmentation of the key's object per chunk, or undefined when the key is absent or not an object. */
+  objectStats(key: Bytes): ObjectStats | undefined {
+    this.checkReadable();
+    const keyString = this.keyString(key);
+    const location = this.liveLocation(keyString);
+    if (location?.object === undefined) return undefined;
+    const chunks: ChunkFragmentation[] = location.object.chunks.map(chunkFragmentation);
+    return {
+      size: location.object.sizeBytes,
+      revision: location.revision,
+      chunkBytes: location.object.chunkBytes,
+      chunks,
+      slices: chunks.reduce((sum, chunk) => sum + chunk.slices, 0),
+      maxSlicesPerChunk: chunks.reduce((most, chunk) => Math.max(most, chunk.slices), 0),
+      coveredTwiceBytes: chunks.reduce((sum, chunk) => sum + chunk.coveredTwiceBytes, 0),
+    };
+  }
+
+  /**
+   * Compact the key's object now, chunk by chunk: `'light'` drops slices wholly covered by newer
+   * ones (metadata only); `'heavy'` (default) also rewrites every chunk left with more than one
+   * slice as one slice of new blocks (the old ones go to the two-phase GC). Writes to the object
+   * may go on meanwhile: a chunk they change is compacted again from the start (a few times) or
+   * left as it is; no write is ever lost or hidden. The key keeps its revision.
+   */
+  async compactObject(key: Bytes, options?: { mode?: 'light' | 'heavy' }): Promise<ObjectCompactionResult> {
+    this.checkWritable();
+    const keyString = this.keyString(key);
+    const mode = options?.mode ?? 'heavy';
+    if (mode !== 'light' && mode !== 'heavy') throw invalid(`mode must be 'light' or 'heavy', got ${String(mode)}`);
+    await this.inKeyOrder([keyString], () => this.settleKey(keyString));
+    const before = this.liveLocation(keyString)?.object;
+    const result: ObjectCompactionResult = { chunksCompacted: 0, chunksGivenUp: 0, slicesBefore: 0, slicesAfter: 0 };
+    if (before === undefined) return result;
+    for (const chunk of before.chunks) result.slicesBefore += chunk.slices.length;
+    for (const chunk of before.chunks) {
+      let outcome = await this.compactChunk(keyString, chunk.index, 'light', false);
+      if (mode === 'heavy' && outcome !== 'gave-up') {
+        const heavy = await this.compactChunk(keyString, chunk.index, 'heavy', false);
+        if (heavy !== 'unchanged') outcome = heavy;
+      }
+      if (outcome === 'compacted') result.chunksCompacted++;
+      if (outcome === 'gave-up') result.chunksGivenUp++;
+    }
+    for (const chunk of this.liveLocation(keyString)?.object?.chunks ?? []) result.slicesAfter += chunk.slices.length;
+    return result;
+  }
+
+  /**
+   * Compact one chunk of the key's object. The chunk is read and (heavy) rewritten without holding
+   * up writes to the key; then, in the key's write order, the commit checks that the chunk still
+   * begins with exactly the slices that were read. Slices added meanwhile stay after the
+   * compacted one, so they win where they overlap (commit order); any other change (a truncate,
+   * another compaction) means start again, at most three times. `inOrder`: the caller already
+   * holds the key's write order (a write compacting before it writes).
+   */
+  private async compactChunk(keyString: string, index: number, mode: 'light' | 'heavy', inOrder: boolean): Promise<'compacted' | 'unchanged' | 'gave-up'> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      this.checkWritable();
+      const location = this.liveLocation(keyString);
+      const chunk = location?.object === undefined ? undefined : findChunk(location.object, index);
+      if (chunk === undefined || chunk.slices.length < 2) return 'unchanged';
+      const readSlices = chunk.slices;
+      let replacement: Slice[];
+      let held: ValueReference | undefined;
+      if (mode === 'light') {
+        replacement = dropCoveredSlices(readSlices);
+        if (replacement.length === readSlices.length) return 'unchanged';
+      } else {
+        let low = Infinity;
+        let high = 0;
+        for (const slice of readSlices) {
+          low = Math.min(low, slice.offsetBytes);
+          high = Math.max(high, slice.offsetBytes + slice.lengthBytes);
+        }
+        const object = location?.object as ObjectManifest;
+        const chunkStart = index * object.chunkBytes;
+        // The blocks read here stay on disk even if a write drops them meanwhile.
+        const unpin = this.pinReaders(readSlices);
+        let bytes: Buffer;
+        try {
+          const parts: Buffer[] = [];
+          for await (const part of this.objectChunks({ sizeBytes: object.sizeBytes, chunkBytes: object.chunkBytes, chunks: [{ index, slices: readSlices }] }, chunkStart + low, chunkStart + high)) {
+            parts.push(Buffer.from(part));
+          }
+          bytes = Buffer.concat(parts, high - low);
+        } finally {
+          unpin();
+        }
+        held = await this.writeBlocks([bytes], undefined);
+        replacement = [this.sliceOf(held, low)];
+        this.objectCounters.bytesRewritten += bytes.length;
+      }
+      try {
+        const commit = () => this.commitChunkCompaction(keyString, index, readSlices, replacement);
+        const committed = inOrder ? await commit() : await this.inKeyOrder([keyString], commit);
+        if (committed) {
+          if (mode === 'light') this.objectCounters.lightCompactions++;
+          else this.objectCounters.heavyCompactions++;
+          return 'compacted';
+        }
+        this.objectCounters.conflicts++;
+      } finally {
+        if (held !== undefined) this.unholdReference(held);
+      }
+    }
+    this.objectCounters.givenUp++;
+    return 'gave-up';
+  }
+
+  /** The commit step of `compactChunk`, in the key's write order; false if the chunk changed. */
+  private async commitChunkCompaction(keyString: string, index: number, readSlices: Slice[], replacement: Slice[]): Promise<boolean> {
+    await this.settleKey(keyString);
+    this.checkWritable();
+    const location = this.liveLocation(keyString);
+    if (location?.object === undefined) return false;
+    const chunk = findChunk(location.object, index);
+    if (chunk === undefined || !startsWithSlices(chunk.slices, readSlices)) return false;
+    const manifest = withChunk(location.object, index, [...replacement, ...chunk.slices.slice(readSlices.length)]);
+    await this.commitObject(keyString, manifest, location.revision, 0);
+    return true;
+  }
+
+  /** Queue background compaction of the chunks among `indexes` with more than `objects.compactAt` slices. */
+  private scheduleObjectCompaction(keyString: string, manifest: ObjectManifest, indexes: number[]): void {
+    if (!this.options.objects.compaction || this.options.readOnly) return;
+    for (const index of indexes) {
+      if ((findChunk(manifest, index)?.slices.length ?? 0) <= this.options.objects.compactAt) continue;
+      let chunks = this.objectQueue.get(keyString);
+      if (chunks === undefined) this.objectQueue.set(keyString, (chunks = new Set()));
+      chunks.add(index);
+    }
+    if (this.objectQueue.size === 0 || this.objectCompacting !== undefined) return;
+    this.objectCompacting = this.runObjectCompaction()
+      .catch((error: unknown) => {
+        if (this.state === 'open' && !(error instanceof SiltError && (error.code === ErrorCode.FAILED || error.code === ErrorCode.CLOSED))) {
+          // A background failure stops the store from taking writes and says why (no retry loop).
+          this.fail(toIoError(error, 'background slice compaction'));
+        }
+      })
+      .finally(() => {
+        this.objectCompacting = undefined;
+        if (this.state !== 'open' || this.failure !== undefined) this.objectQueue.clear();
+        else if (this.objectQueue.size > 0) this.scheduleObjectCompaction(keyString, manifest, []);
+      });
+  }
+
+  private async runObjectCompaction(): Promise<void> {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    while (this.objectQueue.size > 0 && this.state === 'open' && this.failure === undefined) {
+      const [keyString, chunks] = this.objectQueue.entries().next().value as [string, Set<number>];
+      const index = chunks.values().next().value as number;
+      chunks.delete(index);
+      if (chunks.size === 0) this.objectQueue.delete(keyString);
+      const sliceCount = () => {
+        const object = this.liveLocation(keyString)?.object;
+        return object === undefined ? 0 : (findChunk(object, index)?.slices.length ?? 0);
+      };
+      if (sliceCount() <= this.options.objects.compactAt) continue;
+      await this.compactChunk(keyString, index, 'light', false);
+      if (sliceCount() > this.options.objects.compactAt) await this.compactChunk(keyString, index, 'heavy', false);
+    }
+  }
+
   /** Delete `key`. Writes nothing when the key is absent. */
   async delete(key: Bytes, options?: DeleteOptions): Promise<DeleteResult> {
     this.checkWritable();
@@ -1407,6 +1916,20 @@ export class Store extends EventEmitter {
         this.counters.userBytes += operation.userBytes;
         const previous = this.index.get(operation.key);
         const newOffset = writeOffset + operation.relativeOffsetBytes;
+        if (operation.replacesRevision !== undefined) {
+          // A slice compaction: the same bytes under the same revision, with another manifest.
+          if (previous !== undefined && previous.revision === operation.replacesRevision && previous.object !== undefined && operation.object !== undefined) {
+            const replaced: EntryLocation = { ...previous, segmentId: active.segmentId, offsetBytes: newOffset, lengthBytes: operation.lengthBytes, object: operation.object };
+            this.index.set(operation.key, replaced);
+            this.liveBytes += operation.lengthBytes - previous.lengthBytes;
+            this.segmentLiveBytes(previous.segmentId, -previous.lengthBytes);
+            segmentRecord.liveBytes += operation.lengthBytes;
+            // Retained before released: blocks the two manifests share never look unreferenced.
+            this.retain(operation.object);
+            this.release(previous.object);
+          }
+          continue;
+        }
         if (operation.relocatedFrom !== undefined) {
           // A copy made by compaction: it replaces the key's location only if the key still
           // points at the original (guaranteed by the check at enqueue; checked again here).
@@ -1422,10 +1945,11 @@ export class Store extends EventEmitter {
         if (previous !== undefined) {
           this.liveBytes -= previous.lengthBytes;
           this.segmentLiveBytes(previous.segmentId, -previous.lengthBytes);
-          if (previous.reference !== undefined) this.release(previous.reference);
         }
+        const previousBlocks = previous?.reference ?? previous?.object;
         if (operation.type === EntryType.DELETE) {
           this.index.delete(operation.key);
+          if (previousBlocks !== undefined) this.release(previousBlocks);
         } else {
           const location: EntryLocation = {
             segmentId: active.segmentId,
@@ -1438,6 +1962,12 @@ export class Store extends EventEmitter {
             location.reference = operation.reference;
             this.retain(operation.reference);
           }
+          if (operation.object !== undefined) {
+            location.object = operation.object;
+            this.retain(operation.object);
+          }
+          // After the retain: blocks an object keeps from its previous version stay referenced throughout.
+          if (previousBlocks !== undefined) this.release(previousBlocks);
           this.index.set(operation.key, location);
           this.liveBytes += operation.lengthBytes;
           segmentRecord.liveBytes += operation.lengthBytes;
@@ -1458,12 +1988,22 @@ export class Store extends EventEmitter {
     return this.blocks.unreferencedBytes(this.referenceCounts);
   }
 
-  /** Count one more live version pointing at each block of `reference`. */
-  private retain(reference: ValueReference): void {
+  /** The block hashes (hex) a value reference or object points at; an object's block counts once per slice using it. */
+  private heldBlocks(held: ValueReference | ObjectManifest): string[] {
+    const hexes: string[] = [];
+    if ('chunks' in held) {
+      forEachManifestBlock(held, (hash) => hexes.push(hash.toString('hex')));
+    } else {
+      const count = referenceBlockCount(held);
+      for (let index = 0; index < count; index++) hexes.push(referenceBlockHash(held, index).toString('hex'));
+    }
+    return hexes;
+  }
+
+  /** Count one more live version pointing at each block of `reference` (a value reference or an object's manifest). */
+  private retain(reference: ValueReference | ObjectManifest): void {
     this.logicalBlockBytes += reference.sizeBytes;
-    const count = referenceBlockCount(reference);
-    for (let index = 0; index < count; index++) {
-      const hex = referenceBlockHash(reference, index).toString('hex');
+    for (const hex of this.heldBlocks(reference)) {
       const before = this.referenceCounts.get(hex) ?? 0;
       this.referenceCounts.set(hex, before + 1);
       // Referenced again: no longer a candidate (a listed one leaves the list at the next GC pass).
@@ -1476,12 +2016,10 @@ export class Store extends EventEmitter {
    * candidate: the next GC pass lists it once the record that dropped the reference is durable,
    * and deletes it `gc.minAgeMs` later, when no reader created before this moment is still open.
    */
-  private release(reference: ValueReference): void {
+  private release(reference: ValueReference | ObjectManifest): void {
     this.logicalBlockBytes -= reference.sizeBytes;
-    const count = referenceBlockCount(reference);
     let dropped = false;
-    for (let index = 0; index < count; index++) {
-      const hex = referenceBlockHash(reference, index).toString('hex');
+    for (const hex of this.heldBlocks(reference)) {
       const remaining = (this.referenceCounts.get(hex) ?? 0) - 1;
       if (remaining > 0) {
         this.referenceCounts.set(hex, remaining);
@@ -1624,7 +2162,8 @@ export class Store extends EventEmitter {
 
   /** Resolves once no background work (compaction, GC, checkpoint, interval fsync) is running. */
   async idle(): Promise<void> {
-    while (this.compacting !== undefined || this.checkpointRunning !== undefined || this.intervalSync !== undefined || this.gcRunning !== undefined) {
+    while (this.compacting !== undefined || this.checkpointRunning !== undefined || this.intervalSync !== undefined || this.gcRunning !== undefined || this.objectCompacting !== undefined) {
+      await this.objectCompacting;
       await this.compacting?.catch(() => undefined);
       await this.checkpointRunning;
       await this.intervalSync;
@@ -1965,6 +2504,7 @@ export class Store extends EventEmitter {
           this.liveBytes -= location.lengthBytes;
           segment.liveBytes -= location.lengthBytes;
           if (location.reference !== undefined) this.release(location.reference);
+          if (location.object !== undefined) this.release(location.object);
           return;
         }
       }
@@ -2161,6 +2701,7 @@ export class Store extends EventEmitter {
         bytesWritten: this.blocks.blockBytesWritten,
         orphansRemovedAtOpen: this.orphanBlocksRemoved,
       },
+      objects: { ...this.objectCounters },
       gc: { ...this.gcCounters, delayedListBytes },
     };
   }
@@ -2178,7 +2719,8 @@ export class Store extends EventEmitter {
     this.gcTimer = undefined;
     let closeError: unknown;
     if (!this.options.readOnly) {
-      // Background compaction sees 'closing' and stops after the segment it is on.
+      // Background compaction sees 'closing' and stops after the segment (or chunk) it is on.
+      await this.objectCompacting;
       await this.compacting?.catch(() => undefined);
       await this.gcRunning?.catch(() => undefined);
       await this.drain();

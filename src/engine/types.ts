@@ -46,6 +46,52 @@ export interface ValueStat {
   blocks: number;
 }
 
+export interface ObjectOptions {
+  /** Write only if the key's current revision is exactly this (0 = absent); else CONFLICT. */
+  ifRevision?: number;
+}
+
+export interface ObjectWriteResult {
+  /** The revision this write was given; the key now carries it. */
+  revision: number;
+  /** The value's size in bytes after the write. */
+  size: number;
+}
+
+/** Fragmentation of one chunk of an object. */
+export interface ObjectChunkStats {
+  /** Chunk number (chunk `i` holds bytes `[i × chunkBytes, (i+1) × chunkBytes)`). */
+  index: number;
+  slices: number;
+  /** Bytes of the chunk some slice covers (the rest are holes, read as zeros). */
+  coveredBytes: number;
+  /** Sum of the slices' lengths less `coveredBytes`: bytes stored that reads never return. */
+  coveredTwiceBytes: number;
+  /** coveredTwiceBytes over the sum of the slices' lengths. */
+  overlapRatio: number;
+}
+
+export interface ObjectStats {
+  size: number;
+  revision: number;
+  chunkBytes: number;
+  /** Chunks holding at least one slice (others read as zeros). */
+  chunks: ObjectChunkStats[];
+  slices: number;
+  /** The most slices in one chunk. */
+  maxSlicesPerChunk: number;
+  coveredTwiceBytes: number;
+}
+
+export interface ObjectCompactionResult {
+  /** Chunks whose slices were replaced. */
+  chunksCompacted: number;
+  /** Chunks left as they were because writes kept changing them (after retries). */
+  chunksGivenUp: number;
+  slicesBefore: number;
+  slicesAfter: number;
+}
+
 export interface DeleteOptions {
   /** Delete only if the key's current revision is exactly this; else CONFLICT. */
   ifRevision?: number;
@@ -182,6 +228,22 @@ export interface StoreStats {
     bytesWritten: number;
     /** Blocks deleted by the GC pass at open (orphans and listed blocks old enough). */
     orphansRemovedAtOpen: number;
+  };
+  /** Objects (writeAt/append/truncate) and their slice compaction, since open. */
+  objects: {
+    /** writeAt, append and truncate calls committed. */
+    writes: number;
+    /** Chunk compactions committed: light (slices dropped, metadata only) and heavy (bytes rewritten). */
+    lightCompactions: number;
+    heavyCompactions: number;
+    /** Heavy compactions done by a write before it touched its chunk (past `objects.syncCompactAt`). */
+    syncCompactions: number;
+    /** Bytes read and rewritten by heavy compactions. */
+    bytesRewritten: number;
+    /** Compaction commits that found their chunk changed since it was read (then retried). */
+    conflicts: number;
+    /** Chunk compactions abandoned after retries. */
+    givenUp: number;
   };
   /** Two-phase block garbage collection, since open. */
   gc: {

@@ -13,6 +13,7 @@
  * - This module owns bytes only: no I/O.
  */
 import { crc32 } from 'node:zlib';
+import { decodeManifest } from './object.js';
 
 /** The one on-disk format version; an incompatible change bumps it (and CHANGELOG.md says so). */
 export const FORMAT_VERSION = 1;
@@ -36,7 +37,9 @@ export const EntryType = {
   FOOTER: 4,
   /** A put whose value is held in the block store; the entry's value is a `ValueReference`. */
   PUT_REFERENCE: 5,
-  // Reserved for later formats (decoders reject them today): 6 OBJECT_SLICE, 7 NAMESPACE.
+  /** A put of an object (writeAt/append/truncate); the entry's value is an object manifest (src/log/object.ts). */
+  PUT_OBJECT: 6,
+  // Reserved for a later format (decoders reject it today): 7 NAMESPACE.
 } as const;
 export type EntryType = (typeof EntryType)[keyof typeof EntryType];
 
@@ -109,10 +112,10 @@ export function decodeSegmentHeader(buffer: Buffer): SegmentHeader | string {
 //  ..  key bytes, then value bytes (the rest of the entry)
 
 /** The entry types that change a key: the three kinds of record the index applies. */
-export type KeyEntryType = typeof EntryType.PUT | typeof EntryType.DELETE | typeof EntryType.PUT_REFERENCE;
+export type KeyEntryType = typeof EntryType.PUT | typeof EntryType.DELETE | typeof EntryType.PUT_REFERENCE | typeof EntryType.PUT_OBJECT;
 
 export function isKeyEntryType(type: number): type is KeyEntryType {
-  return type === EntryType.PUT || type === EntryType.DELETE || type === EntryType.PUT_REFERENCE;
+  return type === EntryType.PUT || type === EntryType.DELETE || type === EntryType.PUT_REFERENCE || type === EntryType.PUT_OBJECT;
 }
 
 export interface EntryInput {
@@ -191,7 +194,7 @@ export function checkEntry(buffer: Buffer, offset: number, end = buffer.length):
     return { ok: false, reason: 'checksum mismatch' };
   }
   const type = buffer[offset + 8] as number;
-  if (type < EntryType.PUT || type > EntryType.PUT_REFERENCE) return { ok: false, reason: `unknown type ${type}` };
+  if (type < EntryType.PUT || type > EntryType.PUT_OBJECT) return { ok: false, reason: `unknown type ${type}` };
   const flags = buffer[offset + 9] as number;
   if ((flags & ~KNOWN_FLAGS) !== 0) return { ok: false, reason: `unknown flags ${flags}` };
   return { ok: true, type: type as EntryType, lengthBytes: length };
@@ -217,6 +220,10 @@ export function decodeCheckedEntry(buffer: Buffer, offset: number, length: numbe
   if (type === EntryType.DELETE && cursor !== offset + length) return 'delete entry carries a value';
   const value = type === EntryType.DELETE ? undefined : buffer.subarray(cursor, offset + length);
   if (type === EntryType.PUT_REFERENCE && typeof decodeReference(value as Buffer) === 'string') return 'malformed value reference';
+  if (type === EntryType.PUT_OBJECT) {
+    const manifest = decodeManifest(value as Buffer);
+    if (typeof manifest === 'string') return `malformed object manifest: ${manifest}`;
+  }
   return { type, revision, expiresAtMs, key, value, offsetBytes: offset, lengthBytes: length };
 }
 

@@ -11,6 +11,7 @@
  */
 import type { FileSystem } from '../fs/types.js';
 import { checksum, readUint64, writeUint64, type ValueReference } from './format.js';
+import type { ObjectManifest } from './object.js';
 
 export const HINT_FILE_NAME = 'index.hint';
 export const HINT_TEMPORARY_FILE_NAME = 'index.hint.tmp';
@@ -21,6 +22,8 @@ const HINT_ENTRY_FIXED_BYTES = 23;
 const HINT_FLAG_EXPIRES = 1;
 /** The entry is a PUT_REFERENCE: open reads it to learn the blocks it references. */
 const HINT_FLAG_REFERENCE = 2;
+/** The entry is a PUT_OBJECT: open reads it to learn the object's manifest (and its blocks). */
+const HINT_FLAG_OBJECT = 4;
 const CHUNK_BYTES = 1 << 20;
 
 /** Where an entry lives in the log, and what the index needs to know about it. */
@@ -32,6 +35,8 @@ export interface EntryLocation {
   expiresAtMs: number | undefined;
   /** Present iff the value is held in the block store. */
   reference?: ValueReference;
+  /** Present iff the value is an object (chunks of slices of blocks); the decoded manifest. */
+  object?: ObjectManifest;
 }
 
 export interface HintPosition {
@@ -77,7 +82,7 @@ export async function writeHint(
       }
       const expires = location.expiresAtMs !== undefined;
       chunk.writeUInt16LE(key.length, used);
-      chunk[used + 2] = (expires ? HINT_FLAG_EXPIRES : 0) | (location.reference !== undefined ? HINT_FLAG_REFERENCE : 0);
+      chunk[used + 2] = (expires ? HINT_FLAG_EXPIRES : 0) | (location.reference !== undefined ? HINT_FLAG_REFERENCE : 0) | (location.object !== undefined ? HINT_FLAG_OBJECT : 0);
       chunk.writeUInt32LE(location.segmentId, used + 3);
       chunk.writeUInt32LE(location.offsetBytes, used + 7);
       chunk.writeUInt32LE(location.lengthBytes, used + 11);
@@ -126,6 +131,8 @@ export interface LoadedHint {
   segmentIds: Set<number>;
   /** Positions (in `keys`) of entries whose values are block references, to be read at open. */
   referencePositions: number[];
+  /** Positions (in `keys`) of entries whose values are objects, to be read at open. */
+  objectPositions: number[];
 }
 
 /** Decode a checkpoint: magic, version, header checksum, then entries checksum; a reason on failure. */
@@ -149,6 +156,7 @@ export function decodeHint(bytes: Buffer, nowMs: number): LoadedHint | string {
   const locations: EntryLocation[] = new Array(entryCount);
   const segmentIds = new Set<number>();
   const referencePositions: number[] = [];
+  const objectPositions: number[] = [];
   let lastSegmentId = -1;
   let liveBytes = 0;
   let kept = 0;
@@ -181,6 +189,7 @@ export function decodeHint(bytes: Buffer, nowMs: number): LoadedHint | string {
     }
     liveBytes += lengthBytes;
     if (flags & HINT_FLAG_REFERENCE) referencePositions.push(kept);
+    if (flags & HINT_FLAG_OBJECT) objectPositions.push(kept);
     keys[kept] = key;
     locations[kept] = { segmentId, offsetBytes, lengthBytes, revision, expiresAtMs };
     kept++;
@@ -188,5 +197,5 @@ export function decodeHint(bytes: Buffer, nowMs: number): LoadedHint | string {
   if (cursor !== entriesEnd) return 'entries do not fill the file';
   keys.length = kept;
   locations.length = kept;
-  return { position, keys, locations, liveBytes, segmentIds, referencePositions };
+  return { position, keys, locations, liveBytes, segmentIds, referencePositions, objectPositions };
 }

@@ -1,0 +1,345 @@
+/**
+ * The bytes of an object manifest (the value of a PUT_OBJECT entry), and the pure logic over it:
+ * resolving overlapping slices by commit order, fragmentation measures, and light compaction.
+ * doc/format.md is the prose version; keep them in step. No I/O here.
+ *
+ * Model (from JuiceFS/slayerfs): an object of `sizeBytes` is split into chunks of `chunkBytes`.
+ * Each write adds one slice to every chunk it touches; a slice covers `[offsetBytes, offsetBytes +
+ * lengthBytes)` of its chunk, and its bytes are `[skipBytes, skipBytes + lengthBytes)` of the
+ * concatenation of its blocks (content-addressed, like a value reference's). A chunk's slices are
+ * kept in commit order, oldest first: where slices overlap, the later one in the list wins. No slice
+ * carries an ID; list order is the only order, so nothing can disagree with commit order.
+ * Bytes no slice covers (holes) read as zeros.
+ *
+ * Invariants of a valid manifest (`decodeManifest` checks them all):
+ * - chunks are listed in strictly increasing index order, each with at least one slice, and each
+ *   starts below `sizeBytes`; chunks not listed hold no slice;
+ * - every slice has a positive length, lies inside its chunk and inside `sizeBytes`;
+ * - a slice's block count is ceil(dataBytes / blockBytes) and `skipBytes + lengthBytes <= dataBytes`.
+ */
+import { readUint64, writeUint64 } from './format.js';
+
+const HASH_BYTES = 32;
+export const MANIFEST_HEADER_BYTES = 16;
+const CHUNK_HEADER_BYTES = 8;
+const SLICE_HEADER_BYTES = 24;
+
+export interface Slice {
+  /** Start of the covered range, relative to the chunk. */
+  offsetBytes: number;
+  lengthBytes: number;
+  /** Where the slice's bytes start in the concatenation of its blocks. */
+  skipBytes: number;
+  /** Every block but the last holds exactly this many bytes. */
+  blockBytes: number;
+  /** Bytes in all of the slice's blocks together. */
+  dataBytes: number;
+  /** SHA-256 of each block, 32 bytes each, concatenated. */
+  blockHashes: Buffer;
+}
+
+export interface ObjectChunk {
+  index: number;
+  /** Oldest first (commit order). */
+  slices: Slice[];
+}
+
+export interface ObjectManifest {
+  sizeBytes: number;
+  chunkBytes: number;
+  /** Chunks holding at least one slice, by increasing index. */
+  chunks: ObjectChunk[];
+}
+
+export function sliceBlockCount(slice: Slice): number {
+  return slice.blockHashes.length / HASH_BYTES;
+}
+
+export function sliceBlockHash(slice: Slice, index: number): Buffer {
+  return slice.blockHashes.subarray(index * HASH_BYTES, (index + 1) * HASH_BYTES);
+}
+
+export function sliceBlockLength(slice: Slice, index: number): number {
+  return Math.min(slice.blockBytes, slice.dataBytes - index * slice.blockBytes);
+}
+
+/** Every block reference of the manifest (a block used by two slices is visited twice), with its length. */
+export function forEachManifestBlock(manifest: ObjectManifest, visit: (hash: Buffer, lengthBytes: number) => void): void {
+  for (const chunk of manifest.chunks) {
+    for (const slice of chunk.slices) {
+      const count = sliceBlockCount(slice);
+      for (let index = 0; index < count; index++) visit(sliceBlockHash(slice, index), sliceBlockLength(slice, index));
+    }
+  }
+}
+
+/** Bytes of chunk `index` of an object of `sizeBytes` (the last chunk may be short). */
+export function chunkLength(manifest: { sizeBytes: number; chunkBytes: number }, index: number): number {
+  return Math.max(0, Math.min(manifest.chunkBytes, manifest.sizeBytes - index * manifest.chunkBytes));
+}
+
+export function findChunk(manifest: ObjectManifest, index: number): ObjectChunk | undefined {
+  let low = 0;
+  let high = manifest.chunks.length - 1;
+  while (low <= high) {
+    const middle = (low + high) >> 1;
+    const chunk = manifest.chunks[middle] as ObjectChunk;
+    if (chunk.index === index) return chunk;
+    if (chunk.index < index) low = middle + 1;
+    else high = middle - 1;
+  }
+  return undefined;
+}
+
+/** A manifest with chunk `index`'s slices replaced (removed when `slices` is empty). Shares the other chunks. */
+export function withChunk(manifest: ObjectManifest, index: number, slices: Slice[]): ObjectManifest {
+  const chunks = manifest.chunks.filter((chunk) => chunk.index !== index);
+  if (slices.length > 0) {
+    chunks.push({ index, slices });
+    chunks.sort((left, right) => left.index - right.index);
+  }
+  return { sizeBytes: manifest.sizeBytes, chunkBytes: manifest.chunkBytes, chunks };
+}
+
+/**
+ * The manifest cut (or extended, with a hole) to `sizeBytes`: chunks past the end go, and slices
+ * of the new last chunk are clipped, so bytes past the new end read as zeros if the object grows again.
+ */
+export function truncateManifest(manifest: ObjectManifest, sizeBytes: number): ObjectManifest {
+  const chunks: ObjectChunk[] = [];
+  for (const chunk of manifest.chunks) {
+    const chunkStart = chunk.index * manifest.chunkBytes;
+    if (chunkStart >= sizeBytes) break;
+    const end = sizeBytes - chunkStart;
+    if (end >= manifest.chunkBytes) {
+      chunks.push(chunk);
+      continue;
+    }
+    const slices: Slice[] = [];
+    for (const slice of chunk.slices) {
+      if (slice.offsetBytes >= end) continue;
+      slices.push(slice.offsetBytes + slice.lengthBytes <= end ? slice : { ...slice, lengthBytes: end - slice.offsetBytes });
+    }
+    if (slices.length > 0) chunks.push({ index: chunk.index, slices });
+  }
+  return { sizeBytes, chunkBytes: manifest.chunkBytes, chunks };
+}
+
+/** A piece of a chunk's visible bytes: `[start, end)` of the chunk, from `slice` (or zeros). */
+export interface ChunkPiece {
+  start: number;
+  end: number;
+  slice: Slice | undefined;
+}
+
+/** Disjoint, sorted, merged ranges. */
+type Ranges = Array<[number, number]>;
+
+/** The parts of `[start, end)` not in `covered`. */
+function uncovered(covered: Ranges, start: number, end: number): Ranges {
+  const result: Ranges = [];
+  let cursor = start;
+  for (const [coveredStart, coveredEnd] of covered) {
+    if (coveredEnd <= cursor) continue;
+    if (coveredStart >= end) break;
+    if (coveredStart > cursor) result.push([cursor, coveredStart]);
+    cursor = Math.max(cursor, coveredEnd);
+    if (cursor >= end) break;
+  }
+  if (cursor < end) result.push([cursor, end]);
+  return result;
+}
+
+function addRange(covered: Ranges, start: number, end: number): Ranges {
+  const result: Ranges = [];
+  let placed = false;
+  for (const range of covered) {
+    if (range[1] < start) result.push(range);
+    else if (range[0] > end) {
+      if (!placed) {
+        result.push([start, end]);
+        placed = true;
+      }
+      result.push(range);
+    } else {
+      start = Math.min(start, range[0]);
+      end = Math.max(end, range[1]);
+    }
+  }
+  if (!placed) result.push([start, end]);
+  return result;
+}
+
+/**
+ * What `[from, to)` of a chunk reads as: pieces in increasing order that exactly cover it, each
+ * from the newest slice covering it (the last in commit order), or zeros. Slices are visited
+ * newest first, each contributing only what no newer slice covers.
+ */
+export function resolveChunk(slices: readonly Slice[], from: number, to: number): ChunkPiece[] {
+  const pieces: ChunkPiece[] = [];
+  let covered: Ranges = [];
+  for (let position = slices.length - 1; position >= 0; position--) {
+    const slice = slices[position] as Slice;
+    const start = Math.max(from, slice.offsetBytes);
+    const end = Math.min(to, slice.offsetBytes + slice.lengthBytes);
+    if (start >= end) continue;
+    for (const [pieceStart, pieceEnd] of uncovered(covered, start, end)) pieces.push({ start: pieceStart, end: pieceEnd, slice });
+    covered = addRange(covered, start, end);
+    if (covered.length === 1 && (covered[0] as [number, number])[0] <= from && (covered[0] as [number, number])[1] >= to) break;
+  }
+  for (const [start, end] of uncovered(covered, from, to)) pieces.push({ start, end, slice: undefined });
+  return pieces.sort((left, right) => left.start - right.start);
+}
+
+/**
+ * Light compaction: the slices with every one wholly covered by newer slices dropped (metadata
+ * only). Reads return the same bytes: a dropped slice contributed none.
+ */
+export function dropCoveredSlices(slices: readonly Slice[]): Slice[] {
+  const kept: Slice[] = [];
+  let covered: Ranges = [];
+  for (let position = slices.length - 1; position >= 0; position--) {
+    const slice = slices[position] as Slice;
+    const end = slice.offsetBytes + slice.lengthBytes;
+    if (uncovered(covered, slice.offsetBytes, end).length === 0) continue;
+    kept.push(slice);
+    covered = addRange(covered, slice.offsetBytes, end);
+  }
+  return kept.reverse();
+}
+
+export interface ChunkFragmentation {
+  index: number;
+  slices: number;
+  /** Bytes of the chunk some slice covers. */
+  coveredBytes: number;
+  /** Bytes covered by more than one slice, counted once per extra slice: sum of slice lengths less `coveredBytes`. */
+  coveredTwiceBytes: number;
+  /** coveredTwiceBytes / (sum of slice lengths): the fraction of the slices' bytes that reads never return. */
+  overlapRatio: number;
+}
+
+export function chunkFragmentation(chunk: ObjectChunk): ChunkFragmentation {
+  let covered: Ranges = [];
+  let total = 0;
+  for (const slice of chunk.slices) {
+    total += slice.lengthBytes;
+    covered = addRange(covered, slice.offsetBytes, slice.offsetBytes + slice.lengthBytes);
+  }
+  let coveredBytes = 0;
+  for (const [start, end] of covered) coveredBytes += end - start;
+  return {
+    index: chunk.index,
+    slices: chunk.slices.length,
+    coveredBytes,
+    coveredTwiceBytes: total - coveredBytes,
+    overlapRatio: total === 0 ? 0 : (total - coveredBytes) / total,
+  };
+}
+
+/** Same slices (by content), in the same order. */
+export function sameSlice(left: Slice, right: Slice): boolean {
+  return (
+    left === right ||
+    (left.offsetBytes === right.offsetBytes &&
+      left.lengthBytes === right.lengthBytes &&
+      left.skipBytes === right.skipBytes &&
+      left.blockBytes === right.blockBytes &&
+      left.dataBytes === right.dataBytes &&
+      left.blockHashes.equals(right.blockHashes))
+  );
+}
+
+/** Whether `slices` begins with exactly `prefix` (by content). */
+export function startsWithSlices(slices: readonly Slice[], prefix: readonly Slice[]): boolean {
+  if (prefix.length > slices.length) return false;
+  for (let position = 0; position < prefix.length; position++) if (!sameSlice(slices[position] as Slice, prefix[position] as Slice)) return false;
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+//   manifest := size u64, chunk bytes u32, chunk count u32, chunk{chunk count}
+//   chunk    := index u32, slice count u32, slice{slice count}
+//   slice    := offset u32, length u32, skip u32, block bytes u32, data bytes u32, block count u32,
+//               SHA-256{block count}
+
+export function encodedManifestLength(manifest: ObjectManifest): number {
+  let length = MANIFEST_HEADER_BYTES;
+  for (const chunk of manifest.chunks) {
+    length += CHUNK_HEADER_BYTES;
+    for (const slice of chunk.slices) length += SLICE_HEADER_BYTES + slice.blockHashes.length;
+  }
+  return length;
+}
+
+export function encodeManifest(manifest: ObjectManifest): Buffer {
+  const buffer = Buffer.allocUnsafe(encodedManifestLength(manifest));
+  writeUint64(buffer, manifest.sizeBytes, 0);
+  buffer.writeUInt32LE(manifest.chunkBytes, 8);
+  buffer.writeUInt32LE(manifest.chunks.length, 12);
+  let cursor = MANIFEST_HEADER_BYTES;
+  for (const chunk of manifest.chunks) {
+    buffer.writeUInt32LE(chunk.index, cursor);
+    buffer.writeUInt32LE(chunk.slices.length, cursor + 4);
+    cursor += CHUNK_HEADER_BYTES;
+    for (const slice of chunk.slices) {
+      buffer.writeUInt32LE(slice.offsetBytes, cursor);
+      buffer.writeUInt32LE(slice.lengthBytes, cursor + 4);
+      buffer.writeUInt32LE(slice.skipBytes, cursor + 8);
+      buffer.writeUInt32LE(slice.blockBytes, cursor + 12);
+      buffer.writeUInt32LE(slice.dataBytes, cursor + 16);
+      buffer.writeUInt32LE(slice.blockHashes.length / HASH_BYTES, cursor + 20);
+      cursor += SLICE_HEADER_BYTES;
+      slice.blockHashes.copy(buffer, cursor);
+      cursor += slice.blockHashes.length;
+    }
+  }
+  return buffer;
+}
+
+/** Decode and check a manifest (see the invariants at the top); a reason string if malformed. */
+export function decodeManifest(value: Buffer): ObjectManifest | string {
+  if (value.length < MANIFEST_HEADER_BYTES) return 'manifest too short';
+  const sizeBytes = readUint64(value, 0);
+  const chunkBytes = value.readUInt32LE(8);
+  const chunkCount = value.readUInt32LE(12);
+  if (chunkBytes === 0) return 'manifest chunk size is 0';
+  const chunks: ObjectChunk[] = [];
+  let cursor = MANIFEST_HEADER_BYTES;
+  let lastIndex = -1;
+  for (let chunkPosition = 0; chunkPosition < chunkCount; chunkPosition++) {
+    if (cursor + CHUNK_HEADER_BYTES > value.length) return 'manifest chunk runs past its end';
+    const index = value.readUInt32LE(cursor);
+    const sliceCount = value.readUInt32LE(cursor + 4);
+    cursor += CHUNK_HEADER_BYTES;
+    if (index <= lastIndex) return 'manifest chunks out of order';
+    lastIndex = index;
+    const chunkStart = index * chunkBytes;
+    if (chunkStart >= sizeBytes) return `manifest chunk ${index} starts past the object's end`;
+    if (sliceCount === 0) return `manifest chunk ${index} has no slices`;
+    const slices: Slice[] = [];
+    for (let slicePosition = 0; slicePosition < sliceCount; slicePosition++) {
+      if (cursor + SLICE_HEADER_BYTES > value.length) return 'manifest slice runs past its end';
+      const offsetBytes = value.readUInt32LE(cursor);
+      const lengthBytes = value.readUInt32LE(cursor + 4);
+      const skipBytes = value.readUInt32LE(cursor + 8);
+      const blockBytes = value.readUInt32LE(cursor + 12);
+      const dataBytes = value.readUInt32LE(cursor + 16);
+      const blockCount = value.readUInt32LE(cursor + 20);
+      cursor += SLICE_HEADER_BYTES;
+      if (lengthBytes === 0 || offsetBytes + lengthBytes > chunkBytes || chunkStart + offsetBytes + lengthBytes > sizeBytes) {
+        return `manifest chunk ${index}: a slice lies outside its chunk or the object`;
+      }
+      if (blockBytes === 0 || blockCount !== Math.ceil(dataBytes / blockBytes) || skipBytes + lengthBytes > dataBytes) {
+        return `manifest chunk ${index}: a slice's blocks do not match its sizes`;
+      }
+      if (cursor + blockCount * HASH_BYTES > value.length) return 'manifest block hashes run past its end';
+      slices.push({ offsetBytes, lengthBytes, skipBytes, blockBytes, dataBytes, blockHashes: Buffer.from(value.subarray(cursor, cursor + blockCount * HASH_BYTES)) });
+      cursor += blockCount * HASH_BYTES;
+    }
+    chunks.push({ index, slices });
+  }
+  if (cursor !== value.length) return 'manifest does not fill its entry';
+  return { sizeBytes, chunkBytes, chunks };
+}

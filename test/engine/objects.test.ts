@@ -1,0 +1,458 @@
+/**
+ * Objects: writeAt, append and truncate over chunks of slices, with slice compaction (light,
+ * heavy, background, synchronous). A seeded model against a growable Buffer with compaction, GC
+ * and reopen at random points; the phantom-insert race; the commit-order merge; power loss at
+ * every fsync point; bad input.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { CrashFileSystem } from '../../src/fs/crash-file-system.js';
+import { NodeFileSystem, open, SiltError, type FileHandle, type OpenMode, type Store } from '../../src/index.js';
+import { collect, random, temporaryDirectory, testSeed } from '../helpers.js';
+
+// Values above 1000 bytes go to blocks of 4 KiB; objects are chunks of 16 KiB.
+const SMALL = { valueThreshold: 1000, blockBytes: 4096, gc: { minAgeMs: 0 }, objects: { chunkBytes: 16384, compactAt: 4, syncCompactAt: 8 } };
+
+function bytes(seed: number, length: number): Buffer {
+  const next = random(seed);
+  const result = Buffer.allocUnsafe(length);
+  for (let index = 0; index < length; index++) result[index] = Math.floor(next() * 256);
+  return result;
+}
+
+function code(error: unknown): string | undefined {
+  return error instanceof SiltError ? error.code : undefined;
+}
+
+async function assertVerified(db: Store, context: string): Promise<void> {
+  const result = await db.verify();
+  assert.ok(result.ok, `${context}: ${JSON.stringify(result.problems.slice(0, 5))}`);
+}
+
+/** A Buffer that grows like a file: writes past the end leave zeros. */
+class Model {
+  bytes = Buffer.alloc(0);
+  writeAt(offset: number, data: Buffer): void {
+    if (data.length === 0) return;
+    if (offset + data.length > this.bytes.length) {
+      const grown = Buffer.alloc(offset + data.length);
+      this.bytes.copy(grown);
+      this.bytes = grown;
+    }
+    data.copy(this.bytes, offset);
+  }
+  truncate(size: number): void {
+    const resized = Buffer.alloc(size);
+    this.bytes.copy(resized, 0, 0, Math.min(size, this.bytes.length));
+    this.bytes = resized;
+  }
+}
+
+async function readRange(db: Store, key: string, start: number, end: number): Promise<Buffer> {
+  return Buffer.concat(await collect(db.createReadStream(key, { start, end })));
+}
+
+test('writeAt, append and truncate on a missing key, an inline value and a block value; holes read as zeros; stat and ranges', async (t) => {
+  const directory = temporaryDirectory(t);
+  let db = await open(directory, SMALL);
+  // Missing key, small: stays inline.
+  let result = await db.writeAt('a', 10, 'hello');
+  assert.equal(result.size, 15);
+  assert.deepEqual(await db.get('a'), Buffer.concat([Buffer.alloc(10), Buffer.from('hello')]));
+  assert.equal(db.objectStats('a'), undefined, 'a small value stays inline');
+  // Outgrows the threshold: becomes an object.
+  result = await db.append('a', bytes(1, 3000));
+  assert.equal(result.size, 3015);
+  assert.ok(db.objectStats('a') !== undefined);
+  const expectedA = Buffer.concat([Buffer.alloc(10), Buffer.from('hello'), bytes(1, 3000)]);
+  assert.deepEqual(await db.get('a'), expectedA);
+  // A write far past the end: a hole across chunks.
+  await db.writeAt('a', 40_000, 'tail');
+  const withHole = Buffer.alloc(40_004);
+  expectedA.copy(withHole);
+  withHole.write('tail', 40_000);
+  assert.deepEqual(await db.get('a'), withHole);
+  assert.deepEqual(await readRange(db, 'a', 3000, 40_001), withHole.subarray(3000, 40_002));
+  const stat = await db.stat('a');
+  assert.equal(stat?.size, 40_004);
+  assert.equal(stat?.digest, createHash('sha256').update(withHole).digest('hex'));
+  // Truncate cuts; growing again shows zeros, not the old bytes.
+  await db.truncate('a', 12);
+  await db.truncate('a', 5000);
+  const regrown = Buffer.alloc(5000);
+  withHole.copy(regrown, 0, 0, 12);
+  assert.deepEqual(await db.get('a'), regrown);
+  // A block value becomes an object without copying its blocks.
+  const large = bytes(2, 4096 * 5 + 100);
+  await db.put('b', large);
+  const writtenBefore = db.stats().blocks.written;
+  await db.writeAt('b', 4096 * 2 + 5, 'xyz');
+  assert.equal(db.stats().blocks.written - writtenBefore, 1, 'only the new data was written as a block');
+  large.write('xyz', 4096 * 2 + 5);
+  assert.deepEqual(await db.get('b'), large);
+  const entries = await collect(db.entries());
+  assert.deepEqual(entries.find((entry) => entry.key.toString() === 'b')?.value, large);
+  // truncate of a missing key: zeros.
+  assert.ok((await db.truncate('c', 2000)).revision > 0);
+  assert.deepEqual(await db.get('c'), Buffer.alloc(2000));
+  await assertVerified(db, 'before reopen');
+  await db.close();
+  db = await open(directory, SMALL);
+  assert.deepEqual(await db.get('a'), regrown);
+  assert.deepEqual(await db.get('b'), large);
+  await assertVerified(db, 'after reopen (checkpoint)');
+  await db.close();
+  // Without the checkpoint: the log is replayed.
+  rmSync(join(directory, 'index.hint'));
+  db = await open(directory, SMALL);
+  assert.equal(db.stats().recovery.usedCheckpoint, false);
+  assert.deepEqual(await db.get('b'), large);
+  assert.deepEqual(await db.get('a'), regrown);
+  // A put replaces an object; delete drops it; its blocks become garbage that GC collects.
+  await db.put('b', 'small');
+  await db.delete('a');
+  await db.delete('c');
+  await db.gc();
+  await db.gc();
+  await assertVerified(db, 'after replacing objects');
+  assert.equal((await db.verify()).unreferencedBlocks, 0);
+  await db.close();
+});
+
+test('model: random writeAt/append/truncate/put/delete with light, heavy, background and sync compaction, gc() and reopen at random points', async (t) => {
+  const seed = testSeed('objects model');
+  const next = random(seed);
+  const int = (limit: number) => Math.floor(next() * limit);
+  const directory = temporaryDirectory(t);
+  let db = await open(directory, SMALL);
+  const keys = ['o1', 'o2', 'o3'];
+  const models = new Map<string, Model | undefined>(keys.map((key) => [key, undefined]));
+  let maxSlices = 0;
+  const check = async (context: string) => {
+    for (const key of keys) {
+      const model = models.get(key);
+      const value = await db.get(key);
+      if (model === undefined) {
+        assert.equal(value, undefined, `${context}: ${key} should be absent`);
+        continue;
+      }
+      assert.ok(value !== undefined && value.equals(model.bytes), `${context}: ${key} differs (${value?.length} vs ${model.bytes.length} bytes)`);
+      if (model.bytes.length > 0) {
+        const start = int(model.bytes.length);
+        const end = start + int(model.bytes.length - start);
+        assert.ok((await readRange(db, key, start, end)).equals(model.bytes.subarray(start, end + 1)), `${context}: ${key} range ${start}..${end}`);
+      }
+      maxSlices = Math.max(maxSlices, db.objectStats(key)?.maxSlicesPerChunk ?? 0);
+    }
+  };
+  const steps = 400;
+  for (let step = 0; step < steps; step++) {
+    const key = keys[int(keys.length)] as string;
+    const model = models.get(key);
+    const size = model?.bytes.length ?? 0;
+    const choice = next();
+    const context = `seed ${seed} step ${step}`;
+    if (choice < 0.4) {
+      // Mostly within or near the object, sometimes far past its end, sometimes across chunks.
+      const offset = next() < 0.1 ? size + int(40_000) : int(size + 2000);
+      const data = bytes(seed + step, next() < 0.2 ? int(20_000) : 1 + int(3000));
+      await db.writeAt(key, offset, data);
+      const updated = model ?? new Model();
+      updated.writeAt(offset, data);
+      models.set(key, updated);
+    } else if (choice < 0.55) {
+      const data = bytes(seed + step, int(6000));
+      const result = await db.append(key, data);
+      const updated = model ?? new Model();
+      updated.writeAt(updated.bytes.length, data);
+      models.set(key, updated);
+      assert.equal(result.size, updated.bytes.length, context);
+    } else if (choice < 0.65) {
+      const newSize = next() < 0.5 ? int(size + 1) : size + int(30_000);
+      await db.truncate(key, newSize);
+      const updated = model ?? new Model();
+      updated.truncate(newSize);
+      models.set(key, updated);
+    } else if (choice < 0.7) {
+      const value = bytes(seed + step, next() < 0.5 ? int(900) : 1000 + int(30_000));
+      await db.put(key, value);
+      const updated = new Model();
+      updated.writeAt(0, value);
+      updated.truncate(value.length);
+      models.set(key, updated);
+    } else if (choice < 0.74) {
+      await db.delete(key);
+      models.set(key, undefined);
+    } else if (choice < 0.8) {
+      await db.compactObject(key, { mode: next() < 0.5 ? 'light' : 'heavy' });
+    } else if (choice < 0.83) {
+      await db.gc();
+    } else if (choice < 0.85) {
+      await db.idle();
+      await assertVerified(db, `${context} before reopen`);
+      await db.close();
+      db = await open(directory, SMALL);
+    } else if (choice < 0.86) {
+      await db.compact();
+    } else {
+      // Concurrent writes to one key, issued together: they apply in call order.
+      const offsets = [int(size + 100), int(size + 100), int(size + 100)];
+      const datas = offsets.map((_, position) => bytes(seed + step * 7 + position, 1 + int(4000)));
+      await Promise.all(offsets.map((offset, position) => db.writeAt(key, offset, datas[position] as Buffer)));
+      const updated = model ?? new Model();
+      offsets.forEach((offset, position) => updated.writeAt(offset, datas[position] as Buffer));
+      models.set(key, updated);
+    }
+    await check(context);
+  }
+  await db.idle();
+  await check('end');
+  await assertVerified(db, 'end');
+  const stats = db.stats().objects;
+  assert.ok(stats.heavyCompactions > 0 && stats.lightCompactions + stats.heavyCompactions > 0, JSON.stringify(stats));
+  assert.ok(maxSlices <= SMALL.objects.syncCompactAt + 1, `a chunk reached ${maxSlices} slices`);
+  await db.gc();
+  await db.gc();
+  assert.equal((await db.verify()).unreferencedBlocks, 0, 'GC collected the blocks compaction replaced');
+  await db.close();
+});
+
+/** Holds the first block file created after `arm()` until `release()`. */
+class GateFileSystem extends NodeFileSystem {
+  private armed = false;
+  private opened: (() => void) | undefined;
+  private releaseGate: (() => void) | undefined;
+  reached: Promise<void> = Promise.resolve();
+  private gate: Promise<void> = Promise.resolve();
+
+  arm(): void {
+    this.armed = true;
+    this.reached = new Promise((resolve) => (this.opened = resolve));
+    this.gate = new Promise((resolve) => (this.releaseGate = resolve));
+  }
+
+  release(): void {
+    this.releaseGate?.();
+  }
+
+  override async open(path: string, mode: OpenMode): Promise<FileHandle> {
+    if (this.armed && path.includes('/blocks/') && path.includes('.tmp-')) {
+      this.armed = false;
+      this.opened?.();
+      await this.gate;
+    }
+    return super.open(path, mode);
+  }
+}
+
+test('phantom insert: a write that lands while its chunk is being compacted is neither lost nor hidden', async (t) => {
+  const directory = temporaryDirectory(t);
+  const fileSystem = new GateFileSystem();
+  const options = { ...SMALL, fileSystem, objects: { ...SMALL.objects, compaction: false } };
+  let db = await open(directory, options);
+  const base = bytes(10, 8000);
+  await db.writeAt('k', 0, base);
+  await db.writeAt('k', 100, Buffer.alloc(50, 0x42));
+  await db.writeAt('k', 200, Buffer.alloc(50, 0x43));
+  const expected = Buffer.from(base);
+  expected.fill(0x42, 100, 150);
+  expected.fill(0x43, 200, 250);
+  assert.equal(db.objectStats('k')?.slices, 3);
+  // Compaction reads the chunk, then stops while it stores the rewritten bytes.
+  fileSystem.arm();
+  const compaction = db.compactObject('k', { mode: 'heavy' });
+  await fileSystem.reached;
+  // Meanwhile a write lands in that chunk, and it is acknowledged.
+  await db.writeAt('k', 120, 'PHANTOM');
+  expected.write('PHANTOM', 120);
+  assert.deepEqual(await db.get('k'), expected);
+  fileSystem.release();
+  const result = await compaction;
+  assert.equal(result.chunksCompacted, 1);
+  // The compacted slice went under the write, which still wins where they overlap.
+  assert.deepEqual(await db.get('k'), expected, 'the write that landed during compaction was lost or hidden');
+  assert.equal(db.objectStats('k')?.slices, 2);
+  await assertVerified(db, 'after compaction');
+  await db.close();
+  db = await open(directory, options);
+  assert.deepEqual(await db.get('k'), expected);
+  // A truncate during compaction changes the chunk's slices: compaction starts again and the
+  // result reads as the truncate left it.
+  await db.writeAt('k', 3000, Buffer.alloc(100, 0x44));
+  expected.fill(0x44, 3000, 3100);
+  fileSystem.arm();
+  const second = db.compactObject('k', { mode: 'heavy' });
+  await fileSystem.reached;
+  await db.truncate('k', 3050);
+  fileSystem.release();
+  await second;
+  assert.deepEqual(await db.get('k'), expected.subarray(0, 3050));
+  assert.ok(db.stats().objects.conflicts >= 1, 'the changed chunk was noticed');
+  await assertVerified(db, 'after the truncate race');
+  await db.close();
+});
+
+test('commit order decides overlapping slices, before and after light and heavy compaction', async (t) => {
+  const seed = testSeed('commit order');
+  const next = random(seed);
+  const directory = temporaryDirectory(t);
+  const db = await open(directory, { ...SMALL, objects: { chunkBytes: 16384, compactAt: 1000, syncCompactAt: 1000, compaction: false } });
+  await db.truncate('k', 16384);
+  const model = new Model();
+  model.truncate(16384);
+  // Writes issued together (not awaited one by one), overlapping: the later call wins, whatever
+  // the sizes or contents (a larger write takes longer to store its blocks).
+  for (let round = 0; round < 5; round++) {
+    const writes = Array.from({ length: 8 }, (_, position) => ({ offset: Math.floor(next() * 12000), data: bytes(seed + round * 10 + position, 1 + Math.floor(next() * (position % 2 === 0 ? 4000 : 300))) }));
+    await Promise.all(writes.map((write) => db.writeAt('k', write.offset, write.data)));
+    for (const write of writes) model.writeAt(write.offset, write.data);
+    assert.deepEqual(await db.get('k'), model.bytes, `round ${round}`);
+  }
+  // An old slice covering everything, then a small newer one inside it, then a newer one over
+  // everything but that: light compaction must keep the small newer slice (it is visible).
+  await db.writeAt('k', 0, Buffer.alloc(16384, 1));
+  await db.writeAt('k', 5000, Buffer.alloc(10, 2));
+  await db.writeAt('k', 0, Buffer.alloc(5000, 3));
+  model.writeAt(0, Buffer.alloc(16384, 1));
+  model.writeAt(5000, Buffer.alloc(10, 2));
+  model.writeAt(0, Buffer.alloc(5000, 3));
+  const slicesBefore = db.objectStats('k')?.slices ?? 0;
+  const light = await db.compactObject('k', { mode: 'light' });
+  assert.ok(light.slicesAfter < slicesBefore, 'light compaction dropped the covered slices');
+  assert.equal(light.slicesAfter, 3);
+  assert.deepEqual(await db.get('k'), model.bytes, 'light compaction changed what a read returns');
+  const heavy = await db.compactObject('k', { mode: 'heavy' });
+  assert.equal(heavy.slicesAfter, 1);
+  assert.deepEqual(await db.get('k'), model.bytes, 'heavy compaction changed what a read returns');
+  const fragmentation = db.objectStats('k');
+  assert.equal(fragmentation?.coveredTwiceBytes, 0);
+  await assertVerified(db, 'end');
+  await db.close();
+});
+
+test('background compaction keeps chunks near compactAt; past syncCompactAt a write compacts its chunk first', async (t) => {
+  const directory = temporaryDirectory(t);
+  // Background only.
+  let db = await open(directory, { ...SMALL, objects: { chunkBytes: 16384, compactAt: 4, syncCompactAt: 1000 } });
+  const model = new Model();
+  for (let index = 0; index < 40; index++) {
+    const data = bytes(100 + index, 700);
+    await db.writeAt('bg', (index * 997) % 15000, data);
+    model.writeAt((index * 997) % 15000, data);
+  }
+  await db.idle();
+  assert.ok((db.objectStats('bg')?.maxSlicesPerChunk ?? 99) <= 4, JSON.stringify(db.objectStats('bg')));
+  assert.ok(db.stats().objects.heavyCompactions > 0);
+  assert.deepEqual(await db.get('bg'), model.bytes);
+  await db.close();
+  // Synchronous only (no background): a chunk never holds more than syncCompactAt slices.
+  db = await open(directory, { ...SMALL, objects: { chunkBytes: 16384, compactAt: 4, syncCompactAt: 6, compaction: false } });
+  for (let index = 0; index < 40; index++) {
+    const data = bytes(200 + index, 500);
+    await db.writeAt('bg', (index * 1231) % 15000, data);
+    model.writeAt((index * 1231) % 15000, data);
+    assert.ok((db.objectStats('bg')?.maxSlicesPerChunk ?? 99) <= 6, `write ${index}: ${db.objectStats('bg')?.maxSlicesPerChunk} slices`);
+  }
+  assert.ok(db.stats().objects.syncCompactions > 0);
+  assert.deepEqual(await db.get('bg'), model.bytes);
+  await assertVerified(db, 'sync compaction');
+  await db.close();
+});
+
+test('bad input: SiltError with a clear code, nothing written', async (t) => {
+  const directory = temporaryDirectory(t);
+  const db = await open(directory, { ...SMALL, maxValueSize: 100_000 });
+  await db.writeAt('k', 0, bytes(1, 2000));
+  const before = { revision: db.stats().revision, blocks: db.stats().blocks.written, log: db.stats().writes.logBytes };
+  const cases: Array<[string, () => Promise<unknown>, string]> = [
+    ['negative offset', () => db.writeAt('k', -1, 'x'), 'INVALID_ARGUMENT'],
+    ['fractional offset', () => db.writeAt('k', 1.5, 'x'), 'INVALID_ARGUMENT'],
+    ['unsafe offset', () => db.writeAt('k', 2 ** 53, 'x'), 'INVALID_ARGUMENT'],
+    ['NaN offset', () => db.writeAt('k', Number.NaN, 'x'), 'INVALID_ARGUMENT'],
+    ['string offset', () => db.writeAt('k', '3' as unknown as number, 'x'), 'INVALID_ARGUMENT'],
+    ['data of the wrong type', () => db.writeAt('k', 0, 42 as unknown as string), 'INVALID_ARGUMENT'],
+    ['empty key', () => db.append('', 'x'), 'INVALID_ARGUMENT'],
+    ['negative size', () => db.truncate('k', -5), 'INVALID_ARGUMENT'],
+    ['fractional size', () => db.truncate('k', 0.5), 'INVALID_ARGUMENT'],
+    ['write past maxValueSize', () => db.writeAt('k', 99_999, 'xy'), 'TOO_LARGE'],
+    ['truncate past maxValueSize', () => db.truncate('k', 100_001), 'TOO_LARGE'],
+    ['append past maxValueSize', () => db.append('k', Buffer.alloc(98_001)), 'TOO_LARGE'],
+    ['ifRevision that does not hold', () => db.writeAt('k', 0, 'x', { ifRevision: 999 }), 'CONFLICT'],
+    ['ifRevision on append', () => db.append('k', 'x', { ifRevision: 0 }), 'CONFLICT'],
+    ['ifRevision on truncate', () => db.truncate('k', 0, { ifRevision: 12345 }), 'CONFLICT'],
+    ['bad ifRevision', () => db.truncate('k', 0, { ifRevision: -1 }), 'INVALID_ARGUMENT'],
+    ['bad compaction mode', () => db.compactObject('k', { mode: 'medium' as 'light' }), 'INVALID_ARGUMENT'],
+  ];
+  for (const [name, call, expected] of cases) {
+    await assert.rejects(call(), (error: unknown) => code(error) === expected, name);
+  }
+  assert.deepEqual({ revision: db.stats().revision, blocks: db.stats().blocks.written, log: db.stats().writes.logBytes }, before, 'something was written');
+  assert.deepEqual(await db.get('k'), bytes(1, 2000));
+  // A condition that holds.
+  const revision = (await db.stat('k'))?.revision as number;
+  const result = await db.append('k', 'ok', { ifRevision: revision });
+  assert.ok(result.revision > revision);
+  await db.close();
+  await assert.rejects(db.writeAt('k', 0, 'x'), (error: unknown) => code(error) === 'CLOSED');
+  for (const objects of [{ chunkBytes: 100 }, { compactAt: 0 }, { compactAt: 10, syncCompactAt: 5 }, { compaction: 'yes' }, { chunkBytes: 2 ** 31 }]) {
+    await assert.rejects(open(directory, { objects: objects as never }), (error: unknown) => code(error) === 'INVALID_ARGUMENT', JSON.stringify(objects));
+  }
+  const readOnly = await open(directory, { readOnly: true });
+  await assert.rejects(readOnly.append('k', 'x'), (error: unknown) => code(error) === 'READ_ONLY');
+  assert.deepEqual(await readOnly.get('k'), Buffer.concat([bytes(1, 2000), Buffer.from('ok')]));
+  await readOnly.close();
+});
+
+test('power loss at every fsync point of an object workload, including heavy compaction and GC: every object reads as before or after the step in flight', async () => {
+  const fileSystem = new CrashFileSystem();
+  const options = { ...SMALL, objects: { chunkBytes: 16384, compactAt: 4, syncCompactAt: 5, compaction: false }, gc: { minAgeMs: 0, intervalMs: 2 ** 31 - 1 } };
+  const db = await open('/db', { fileSystem, ...options });
+  const states: Array<Map<string, Buffer | undefined>> = [new Map()];
+  const current = new Map<string, Buffer | undefined>();
+  const crashes: Array<{ step: number; fs: CrashFileSystem }> = [];
+  let step = 0;
+  fileSystem.onSync = () => {
+    crashes.push({ step, fs: fileSystem.crash({ unsynced: 'drop' }) });
+    crashes.push({ step, fs: fileSystem.crash({ unsynced: 'tear', seed: crashes.length }) });
+  };
+  const model = new Model();
+  const run = async (action: () => Promise<unknown>, apply: () => void) => {
+    step++;
+    await action();
+    apply();
+    current.set('obj', Buffer.from(model.bytes));
+    states.push(new Map(current));
+  };
+  await run(() => db.writeAt('obj', 0, bytes(1, 5000)), () => model.writeAt(0, bytes(1, 5000)));
+  await run(() => db.append('obj', bytes(2, 3000)), () => model.writeAt(model.bytes.length, bytes(2, 3000)));
+  for (let index = 0; index < 6; index++) {
+    // The later of these pass syncCompactAt: the write compacts its chunk first.
+    await run(() => db.writeAt('obj', index * 700, bytes(10 + index, 300)), () => model.writeAt(index * 700, bytes(10 + index, 300)));
+  }
+  await run(() => db.writeAt('obj', 20_000, bytes(3, 100)), () => model.writeAt(20_000, bytes(3, 100)));
+  await run(() => db.compactObject('obj', { mode: 'heavy' }), () => undefined);
+  await run(() => db.truncate('obj', 6000), () => model.truncate(6000));
+  await run(() => db.gc(), () => undefined);
+  await run(() => db.gc(), () => undefined);
+  fileSystem.onSync = undefined;
+  await db.close();
+  assert.ok(db.stats().objects.syncCompactions > 0 && db.stats().objects.heavyCompactions > 1);
+  assert.ok(crashes.length >= 20, `only ${crashes.length} crash states`);
+  for (const [position, crash] of crashes.entries()) {
+    const reopened = await open('/db', { fileSystem: crash.fs, ...options });
+    const value = await reopened.get('obj');
+    const before = states[crash.step - 1]?.get('obj');
+    const after = states[crash.step]?.get('obj');
+    const matches = (expected: Buffer | undefined) => (expected === undefined ? value === undefined : value !== undefined && value.equals(expected));
+    assert.ok(matches(before) || matches(after), `crash state ${position} (step ${crash.step}): ${value?.length} bytes, expected ${before?.length} or ${after?.length}`);
+    await reopened.gc();
+    const result = await reopened.verify();
+    assert.ok(result.ok, `crash state ${position}: ${JSON.stringify(result.problems.slice(0, 3))}`);
+    assert.equal(result.unreferencedBlocks, 0, `crash state ${position}: garbage left`);
+    await reopened.close();
+  }
+  console.log(`# object crash states tried: ${crashes.length}`);
+});
