@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open } from '../../src/index.js';
 // @ts-expect-error plain JS module shared with the worker
-import { digest, STORE_OPTIONS, stepOperations, valueBytes } from './workload.mjs';
+import { applyObject, digest, STORE_OPTIONS, stepOperations, valueBytes } from './workload.mjs';
 
 interface ValueSpec {
   seed: number;
@@ -21,6 +21,9 @@ interface ValueSpec {
 }
 type Operation =
   | { type: 'put' | 'cas'; key: string; value: ValueSpec }
+  | { type: 'writeAt'; key: string; offset: number; value: ValueSpec }
+  | { type: 'append'; key: string; value: ValueSpec }
+  | { type: 'truncate'; key: string; size: number }
   | { type: 'delete'; key: string }
   | { type: 'batch'; operations: Array<{ type: 'put'; key: string; value: ValueSpec } | { type: 'delete'; key: string }> };
 
@@ -28,7 +31,12 @@ interface ModelEntry {
   digest: string;
   /** The revision, when known (acknowledged, or read back after a crash). */
   revision: number;
+  /** The whole value, for objects (their next write is computed from it). */
+  bytes?: Buffer;
 }
+
+const isObjectOperation = (operation: Operation): operation is Extract<Operation, { type: 'writeAt' | 'append' | 'truncate' }> =>
+  operation.type === 'writeAt' || operation.type === 'append' || operation.type === 'truncate';
 
 export interface CrashLoopOptions {
   kills: number;
@@ -60,15 +68,18 @@ function random(seed: number): () => number {
 
 const specDigest = (spec: ValueSpec): string => digest(valueBytes(spec.seed, spec.length)) as string;
 
-/** The effects of one operation: key → digest, or undefined for a delete. */
-function effects(operation: Operation): Map<string, string | undefined> {
-  const result = new Map<string, string | undefined>();
+/** The effects of one operation: key → digest (and bytes, for objects), or undefined for a delete. */
+function effects(operation: Operation, current: (key: string) => ModelEntry | undefined): Map<string, { digest: string; bytes?: Buffer } | undefined> {
+  const result = new Map<string, { digest: string; bytes?: Buffer } | undefined>();
   if (operation.type === 'batch') {
-    for (const inner of operation.operations) result.set(inner.key, inner.type === 'put' ? specDigest(inner.value) : undefined);
+    for (const inner of operation.operations) result.set(inner.key, inner.type === 'put' ? { digest: specDigest(inner.value) } : undefined);
   } else if (operation.type === 'delete') {
     result.set(operation.key, undefined);
+  } else if (isObjectOperation(operation)) {
+    const bytes = applyObject(current(operation.key)?.bytes ?? Buffer.alloc(0), operation) as Buffer;
+    result.set(operation.key, { digest: digest(bytes) as string, bytes });
   } else {
-    result.set(operation.key, specDigest(operation.value));
+    result.set(operation.key, { digest: specDigest(operation.value) });
   }
   return result;
 }
@@ -130,12 +141,13 @@ export async function runCrashLoop(options: CrashLoopOptions): Promise<CrashLoop
       }
       // Complete steps: every operation settled; apply them to the model.
       const expectedKnown = new Map<string, ModelEntry | undefined>();
+      const current = (key: string): ModelEntry | undefined => (expectedKnown.has(key) ? expectedKnown.get(key) : model.get(key));
       for (let done = step; done <= lastDone; done++) {
         for (const [index, operation] of (stepOperations(options.seed, done) as Operation[]).entries()) {
           const id = `${done} ${index}`;
           if (refused.has(id)) continue;
           const revision = acknowledged.get(id) as number;
-          for (const [key, value] of effects(operation)) expectedKnown.set(key, value === undefined ? undefined : { digest: value, revision });
+          for (const [key, value] of effects(operation, current)) expectedKnown.set(key, value === undefined ? undefined : { ...value, revision });
         }
       }
       // The step in flight: each operation applied whole or not at all (acknowledged ones applied).
@@ -148,12 +160,14 @@ export async function runCrashLoop(options: CrashLoopOptions): Promise<CrashLoop
       if (!verified.ok) result.failures.push(`kill ${kill}: verify: ${JSON.stringify(verified.problems.slice(0, 3))}`);
       const read = async (key: string): Promise<ModelEntry | undefined> => {
         const entry = await db.getEntry(key);
-        return entry === undefined ? undefined : { digest: digest(entry.value) as string, revision: entry.revision };
+        if (entry === undefined) return undefined;
+        return { digest: digest(entry.value) as string, revision: entry.revision, ...(key.startsWith('obj') ? { bytes: entry.value } : {}) };
       };
       for (const [key, expected] of expectedKnown) model.set(key, expected as ModelEntry);
       for (const [key, expected] of expectedKnown) if (expected === undefined) model.delete(key);
       const inFlightKeys = new Set<string>();
-      for (const { operation } of inFlight) for (const key of effects(operation).keys()) inFlightKeys.add(key);
+      const before = (key: string): ModelEntry | undefined => model.get(key);
+      for (const { operation } of inFlight) for (const key of effects(operation, before).keys()) inFlightKeys.add(key);
       // Keys untouched by the operations in flight must read exactly as the model says.
       for (const [key, expected] of model) {
         if (inFlightKeys.has(key)) continue;
@@ -169,13 +183,13 @@ export async function runCrashLoop(options: CrashLoopOptions): Promise<CrashLoop
         if (!model.has(key) && !inFlightKeys.has(key)) result.failures.push(`kill ${kill}: ${key} exists but the model has no write for it`);
       }
       for (const { operation, id } of inFlight) {
-        const wanted = effects(operation);
+        const wanted = effects(operation, before);
         let appliedCount = 0;
         const states = new Map<string, ModelEntry | undefined>();
         for (const [key, value] of wanted) {
           const actual = await read(key);
           states.set(key, actual);
-          if ((value === undefined && actual === undefined) || (value !== undefined && actual?.digest === value && actual.revision > (model.get(key)?.revision ?? 0))) appliedCount++;
+          if ((value === undefined && actual === undefined) || (value !== undefined && actual?.digest === value.digest && actual.revision > (model.get(key)?.revision ?? 0))) appliedCount++;
         }
         const unchangedCount = [...wanted.keys()].filter((key) => {
           const before = model.get(key);

@@ -41,6 +41,9 @@ for (let step = Number(firstStepText); ; step++) {
         for (let offset = 0; offset < value.length; offset += 3000) chunks.push(value.subarray(offset, offset + 3000));
         promise = db.putStream(operation.key, chunks);
       } else if (operation.type === 'put') promise = db.put(operation.key, bytes(operation.value));
+      else if (operation.type === 'writeAt') promise = db.writeAt(operation.key, operation.offset, bytes(operation.value));
+      else if (operation.type === 'append') promise = db.append(operation.key, bytes(operation.value));
+      else if (operation.type === 'truncate') promise = db.truncate(operation.key, operation.size);
       else if (operation.type === 'delete') promise = db.delete(operation.key);
       else promise = db.batch(operation.operations.map((inner) => (inner.type === 'put' ? { type: 'put', key: inner.key, value: bytes(inner.value) } : inner)));
       promise = promise.then((result) => log(`A ${step} ${index} ${result.revision}`));

@@ -11,7 +11,25 @@ export const STORE_OPTIONS = {
   blockBytes: 8192,
   compaction: { deadRatio: 0.3 },
   gc: { minAgeMs: 0, intervalMs: 20 },
+  // Small chunks and low thresholds: objects span chunks, and slice compaction (background and
+  // synchronous) runs all the time.
+  objects: { chunkBytes: 64 * 1024, compactAt: 4, syncCompactAt: 8 },
 };
+
+/** The bytes of an object after `operation` (writeAt, append or truncate) applied to `bytes`. */
+export function applyObject(bytes, operation) {
+  if (operation.type === 'truncate') {
+    const result = Buffer.alloc(operation.size);
+    bytes.copy(result, 0, 0, Math.min(bytes.length, operation.size));
+    return result;
+  }
+  const data = valueBytes(operation.value.seed, operation.value.length);
+  const offset = operation.type === 'append' ? bytes.length : operation.offset;
+  const result = Buffer.alloc(Math.max(bytes.length, offset + data.length));
+  bytes.copy(result);
+  data.copy(result, offset);
+  return result;
+}
 
 function random(seed) {
   let state = seed >>> 0;
@@ -62,12 +80,20 @@ export function stepOperations(seed, step) {
     if (roll < 0.4) operations.push({ type: 'put', key: freshKey('k', 40), value: valueSpec(next, step, index, false) });
     else if (roll < 0.55) operations.push({ type: 'put', key: freshKey('big', 8), value: valueSpec(next, step, index, true), stream: next() < 0.5 });
     else if (roll < 0.7) operations.push({ type: 'delete', key: freshKey(next() < 0.7 ? 'k' : 'big', next() < 0.7 ? 40 : 8) });
-    else if (roll < 0.85) {
+    else if (roll < 0.78) {
       const inner = [];
       for (let position = 0; position < 2 + Math.floor(next() * 2); position++) {
         inner.push(next() < 0.75 ? { type: 'put', key: freshKey('k', 40), value: valueSpec(next, step, index * 4 + position, false) } : { type: 'delete', key: freshKey('k', 40) });
       }
       operations.push({ type: 'batch', operations: inner });
+    } else if (roll < 0.9) {
+      // Objects: writes into the middle (holes included), appends, truncates; keys 'obj*' only.
+      const key = freshKey('obj', 4);
+      const kind = next();
+      const value = { seed: step * 16 + index + 9, length: 1 + Math.floor(next() * 30_000) };
+      if (kind < 0.5) operations.push({ type: 'writeAt', key, offset: Math.floor(next() * 200_000), value });
+      else if (kind < 0.8) operations.push({ type: 'append', key, value });
+      else operations.push({ type: 'truncate', key, size: Math.floor(next() * 200_000) });
     } else {
       operations.push({ type: 'cas', key: freshKey('cas', 4), value: valueSpec(next, step, index, false) });
     }
