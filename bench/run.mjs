@@ -15,12 +15,14 @@ import { parseArgs } from 'node:util';
 import {
   BENCH_DIR,
   REPO_DIR,
+  SILT_DIST_ENV,
   fileSystemType,
   formatRatio,
   formatValue,
   markdownTable,
   packageVersion,
   siltCommit,
+  snapshotDist,
   textTable,
 } from './lib/harness.mjs';
 import { PEER_PACKAGES, STORE_NAMES } from './lib/stores.mjs';
@@ -101,7 +103,7 @@ function printHeader(options) {
     .join(', ');
   const cpus = os.cpus();
   const lines = [
-    `silt ${siltVersion} @ ${siltCommit()}, node ${process.version}, ${new Date().toISOString()}`,
+    `silt ${siltVersion} @ ${siltCommit()}${options.siltBuiltAt ? ` (dist/ built ${options.siltBuiltAt.toISOString()}, copied at start)` : ''}, node ${process.version}, ${new Date().toISOString()}`,
     `machine: ${cpus[0]?.model.trim() ?? 'unknown cpu'} x${cpus.length}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}`,
     `temp dir: ${os.tmpdir()} (${fileSystemType(os.tmpdir())})`,
     `peers: ${peers}`,
@@ -140,7 +142,17 @@ function targetLines(rows) {
   const lines = [];
   for (const target of TARGETS) {
     const row = rows.find((candidate) => candidate.id === target.id);
-    const value = row && ratio(row.results, 'lmdb');
+    if (row === undefined) continue;
+    if (target.silt) {
+      const value = row.results.silt?.median;
+      if (value === undefined) continue;
+      const met = (target.min === undefined || value >= target.min) && (target.max === undefined || value <= target.max);
+      const bound = target.min !== undefined ? `>= ${target.min}` : `<= ${target.max}`;
+      const shown = row.unit === 'count' || Math.abs(value) >= 10 ? formatValue(value, row.unit) : value.toFixed(3);
+      lines.push(`- ${target.what}: silt ${shown} (target ${bound}): ${met ? 'met' : 'NOT met'}`);
+      continue;
+    }
+    const value = ratio(row.results, 'lmdb');
     if (value === undefined) continue;
     lines.push(`- ${target.what}: silt/lmdb ${formatRatio(value)} (target >= ${target.min}x): ${value >= target.min ? 'met' : 'NOT met'}`);
   }
@@ -153,6 +165,15 @@ async function main() {
   if (options.stores.includes('silt') && !existsSync(path.join(REPO_DIR, 'dist', 'index.js'))) {
     console.error('bench: dist/index.js is missing: build silt first (`npm run bench` builds, then runs this)');
     process.exit(1);
+  }
+  // One build for the whole run: children import a copy of dist/ taken now, so a rebuild while
+  // the run goes on (someone editing src/) changes nothing halfway.
+  if (options.stores.includes('silt') && process.env[SILT_DIST_ENV] === undefined) {
+    const snapshot = snapshotDist();
+    process.env[SILT_DIST_ENV] = snapshot.path; // inherited by every child
+    process.on('exit', snapshot.remove);
+    for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(130));
+    options.siltBuiltAt = snapshot.builtAt;
   }
   const header = printHeader(options);
   const siltNodeFlags = [];
@@ -168,6 +189,10 @@ async function main() {
     stores: options.stores,
     siltNodeFlags,
     log: (line) => console.log(line),
+    /** Results shared between workloads within this run (e.g. large-write and large-read). */
+    shared: {},
+    /** Lines for the report below the targets (baselines, how a figure was measured). */
+    notes: [],
   };
 
   const started = performance.now();
@@ -180,11 +205,16 @@ async function main() {
 
   const table = reportRows(rows, options.stores);
   const targets = targetLines(rows);
-  const legend = 'Medians; ratio = silt/peer (↑ higher is better, ↓ lower is better). See bench/README.md for what each workload does.';
+  const legend =
+    'Medians (rows marked "min": the least of the runs, for whole-device byte counts that other processes can only inflate); ratio = silt/peer (↑ higher is better, ↓ lower is better). See bench/README.md for what each workload does.';
   console.log(`\nResults (${minutes.toFixed(1)} min)\n\n${textTable(table)}\n`);
   if (targets.length > 0) console.log(`Targets:\n${targets.join('\n')}\n`);
+  const notes = ctx.notes.map((note) => `- ${note}`);
+  if (notes.length > 0) console.log(`Notes:\n${notes.join('\n')}\n`);
   console.log('--- markdown ---\n');
-  console.log([...header.map((line) => `${line}  `), '', markdownTable(table), '', legend, ...(targets.length ? ['', ...targets] : [])].join('\n'));
+  console.log(
+    [...header.map((line) => `${line}  `), '', markdownTable(table), '', legend, ...(targets.length ? ['', ...targets] : []), ...(notes.length ? ['', ...notes] : [])].join('\n'),
+  );
 }
 
 await main();

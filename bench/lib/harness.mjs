@@ -4,7 +4,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statfsSync } from 'node:fs';
+import { closeSync, cpSync, existsSync, fsyncSync, lstatSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, statfsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +12,24 @@ import { fileURLToPath } from 'node:url';
 export const BENCH_DIR = fileURLToPath(new URL('..', import.meta.url));
 export const REPO_DIR = path.resolve(BENCH_DIR, '..');
 const WORKER = fileURLToPath(new URL('./worker.mjs', import.meta.url));
+/**
+ * Environment variable naming the directory the children import silt from (its `index.js`);
+ * unset: the repository's `dist/`. run.mjs sets it to a snapshot of `dist/` taken at start.
+ */
+export const SILT_DIST_ENV = 'SILT_BENCH_DIST';
+
+/**
+ * Copy the repository's `dist/` to a fresh temp dir, so that every child of one run imports the
+ * same build even if `dist/` is rebuilt meanwhile (silt's entry imports only node: modules, so the
+ * copy needs no node_modules). Returns the copy's path and a function that removes it.
+ */
+export function snapshotDist() {
+  const parent = makeTempDir('dist');
+  const copy = path.join(parent, 'dist');
+  cpSync(path.join(REPO_DIR, 'dist'), copy, { recursive: true });
+  return { path: copy, builtAt: statSync(path.join(REPO_DIR, 'dist', 'index.js')).mtime, remove: () => removeDir(parent) };
+}
+
 /** The line prefix a worker prints its JSON result behind; everything else it prints is passed on. */
 export const RESULT_MARK = '@@bench-result ';
 
@@ -119,6 +137,175 @@ export function randomIndexes(count, range) {
   return indexes;
 }
 
+/** A random permutation of [0, count) (Fisher-Yates). */
+export function permutation(count) {
+  const order = new Uint32Array(count);
+  for (let i = 0; i < count; i++) order[i] = i;
+  const words = new Uint32Array(randomBytes(count * 4).buffer);
+  for (let i = count - 1; i > 0; i--) {
+    const j = words[i] % (i + 1);
+    const swap = order[i];
+    order[i] = order[j];
+    order[j] = swap;
+  }
+  return order;
+}
+
+/**
+ * Random (incompressible) values of `size` bytes, each a slice of a shared random pool at a
+ * random offset, so generating them inside a write loop costs nothing. Slices may overlap each
+ * other, but never at the same offset in practice, and no store here dedups or compresses across
+ * values at unaligned offsets (silt hashes whole values of up to `blockBytes`; LevelDB's snappy
+ * works inside one block).
+ */
+export function randomValues(size, poolBytes = Math.max(64 * 2 ** 20, size * 8)) {
+  const pool = randomBytes(poolBytes);
+  const range = poolBytes - size + 1;
+  return () => {
+    const offset = randomBytes(4).readUInt32LE(0) % range;
+    return pool.subarray(offset, offset + size);
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bytes on disk and bytes sent to the device
+
+/**
+ * Bytes allocated on disk under `target`, recursively, the way `du` counts them: st_blocks * 512
+ * per file and directory, each inode once (hard links), sparse holes not counted, symlinks not
+ * followed. Equals `du -s -B1 target`. A file deleted during the walk (a store's background
+ * compaction) counts 0, as it would for du.
+ */
+export function diskUsage(target, seen = new Set()) {
+  try {
+    const stats = lstatSync(target, { bigint: true });
+    const inode = `${stats.dev}:${stats.ino}`;
+    if (seen.has(inode)) return 0;
+    seen.add(inode);
+    let bytes = Number(stats.blocks) * 512;
+    if (stats.isDirectory()) for (const name of readdirSync(target)) bytes += diskUsage(path.join(target, name), seen);
+    return bytes;
+  } catch (error) {
+    if (error.code === 'ENOENT') return 0;
+    throw error;
+  }
+}
+
+function procIo() {
+  const fields = {};
+  for (const line of readFileSync('/proc/self/io', 'utf8').split('\n')) {
+    const [name, value] = line.split(':');
+    if (value !== undefined) fields[name.trim()] = Number(value);
+  }
+  return fields;
+}
+
+/** The /proc/diskstats line of the block device holding `directory` (matched by major:minor), or undefined. */
+function diskstatsReader(directory) {
+  try {
+    const dev = statSync(directory).dev;
+    const major = Math.floor(dev / 256) & 0xfff; // Linux new_encode_dev, as Node reports st_dev
+    const minor = (dev & 0xff) | ((Math.floor(dev / 2 ** 12) & 0xfff00));
+    const find = () => {
+      for (const line of readFileSync('/proc/diskstats', 'utf8').split('\n')) {
+        const fields = line.trim().split(/\s+/);
+        if (Number(fields[0]) === major && Number(fields[1]) === minor) return fields;
+      }
+      return undefined;
+    };
+    const fields = find();
+    if (fields === undefined) return undefined;
+    return { device: fields[2], read: () => Number(find()[9]) * 512 }; // field 10: sectors written
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A counter of bytes written to the block device that holds `directory`.
+ *
+ * Preferred: /proc/diskstats, sectors written on that device (found by the directory's
+ * major:minor). That is what reached the device, the file system's journal and metadata included;
+ * but it is the whole device, so on a shared machine other processes' writes land in the window
+ * too (`backgroundRate` estimates them).
+ *
+ * Not used unless diskstats is unusable: /proc/self/io `write_bytes - cancelled_write_bytes`
+ * (per process, all threads). It counts a page when it is dirtied, and on kernels whose page cache
+ * uses large folios (ext4 since Linux 6.16, xfs) dirtying 4 KiB inside a large folio is charged as
+ * the whole folio: random in-place writes (LMDB's pages, SQLite's checkpoints) were over-counted
+ * up to 150x here, while the device got only the 4 KiB. For appends it is exact. It is still
+ * returned as `procIo`, for the per-sample details.
+ */
+export function deviceWriteCounter(directory) {
+  const disk = diskstatsReader(directory);
+  let procIoRead;
+  try {
+    if (Number.isFinite(procIo().write_bytes)) {
+      procIoRead = () => {
+        const io = procIo();
+        return io.write_bytes - (io.cancelled_write_bytes || 0);
+      };
+    }
+  } catch {
+    procIoRead = undefined;
+  }
+  if (disk !== undefined) {
+    return { method: `/proc/diskstats sectors written on ${disk.device} (whole device)`, read: disk.read, procIo: procIoRead };
+  }
+  if (procIoRead !== undefined) {
+    return { method: '/proc/self/io write_bytes - cancelled_write_bytes (over-counts in-place writes where the page cache uses large folios)', read: procIoRead, procIo: procIoRead };
+  }
+  return undefined;
+}
+
+/**
+ * fsync every file and directory under `target` (ours only, unlike sync(1), which would also push
+ * other processes' dirty pages to the device inside a measurement window). Files deleted
+ * meanwhile are skipped.
+ */
+export function fsyncTree(target) {
+  let stats;
+  try {
+    stats = lstatSync(target);
+  } catch (error) {
+    if (error.code === 'ENOENT') return;
+    throw error;
+  }
+  if (stats.isSymbolicLink()) return;
+  if (stats.isDirectory()) {
+    let names = [];
+    try {
+      names = readdirSync(target);
+    } catch (error) {
+      if (error.code !== 'ENOENT') throw error;
+    }
+    for (const name of names) fsyncTree(path.join(target, name));
+  }
+  let fd;
+  try {
+    fd = openSync(target, 'r');
+    fsyncSync(fd);
+  } catch (error) {
+    if (error.code !== 'ENOENT') throw error;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/**
+ * Bytes per second other processes write to the device while this one is idle: sync(1), wait
+ * `ms`, sync(1) again (so what they dirtied in the window is counted, not left for a write-back
+ * 30 s later). An upper bound on the noise per second in a measurement window, which ends with an
+ * fsync of our own files only.
+ */
+export async function backgroundRate(counter, ms = 1000) {
+  flushPageCache();
+  const before = counter.read();
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  flushPageCache();
+  return ((counter.read() - before) * 1000) / ms;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Concurrency and timing
 
@@ -168,7 +355,7 @@ export function formatValue(value, unit) {
   if (value === undefined) return '-';
   if (typeof value === 'string') return value;
   if (unit === 'ms') return value >= 100 ? value.toFixed(0) : value.toFixed(1);
-  if (unit === 'B/key') return value.toFixed(0);
+  if (unit === 'B/key' || unit === 'count') return value.toFixed(0);
   return formatCount(value);
 }
 

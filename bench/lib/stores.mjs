@@ -2,11 +2,15 @@
  * One adapter per store, all with the same interface, so each workload is written once.
  *
  *   await adapter.library()                           // import the store's module (outside any timing)
- *   const db = await adapter.open(dir, { durable })   // durable: every acknowledged put survives a crash
+ *   const db = await adapter.open(dir, { durable, siltOptions })
+ *                                                     // durable: every acknowledged put survives a crash;
+ *                                                     // siltOptions: extra open() options, silt only
  *   db.put(key, value)   -> Promise | undefined       // the store's natural per-operation write
+ *   await db.batch(entries)                           // [key, value] pairs as one atomic write (durable when `durable`)
  *   db.get(key)          -> Buffer | undefined        // synchronous point read
  *   await db.load(entries)                            // bulk load [key, value] pairs (setup only)
  *   await db.scan()      -> { count, bytes }          // full iteration in key order
+ *   await db.compact()   -> string                    // give space back as the store offers it; says what it did
  *   await db.close()
  *
  * Keys and values are Buffers; keys compare bytewise in every store. Peers are imported lazily, so
@@ -14,8 +18,11 @@
  */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { SILT_DIST_ENV } from './harness.mjs';
 
-const SILT_ENTRY = new URL('../../dist/index.js', import.meta.url);
+/** silt's built entry: the run's snapshot of dist/ (see snapshotDist), else the repository's dist/. */
+const SILT_ENTRY = process.env[SILT_DIST_ENV] ? pathToFileURL(path.join(process.env[SILT_DIST_ENV], 'index.js')) : new URL('../../dist/index.js', import.meta.url);
 /** Bulk loads go in chunks of this many entries (one batch / transaction each). */
 export const LOAD_CHUNK = 10_000;
 
@@ -29,13 +36,22 @@ function chunks(entries, size = LOAD_CHUNK) {
 const silt = {
   name: 'silt',
   library: () => import(SILT_ENTRY.href),
-  async open(dir, { durable }) {
+  async open(dir, { durable, siltOptions = {} }) {
     const { open } = await this.library();
-    const store = await open(path.join(dir, 'silt'), { durability: durable ? 'sync' : 'none' });
+    const store = await open(path.join(dir, 'silt'), { durability: durable ? 'sync' : 'none', ...siltOptions });
     return {
       raw: store,
       put: (key, value) => store.put(key, value),
+      batch: (entries) => store.batch(entries.map(([key, value]) => ({ type: 'put', key, value }))),
       get: (key) => store.getSync(key),
+      /** Segment compaction, then block GC when this build has it (it is being added). */
+      async compact() {
+        await store.idle();
+        await store.compact();
+        if (typeof store.gc !== 'function') return 'compact() (this build has no gc())';
+        await store.gc();
+        return 'compact() + gc()';
+      },
       async load(entries) {
         for (const chunk of chunks(entries)) await store.batch(chunk.map(([key, value]) => ({ type: 'put', key, value })));
       },
@@ -72,7 +88,18 @@ const lmdb = {
     return {
       raw: db,
       put: durable ? (key, value) => db.put(key, value).flushed : (key, value) => db.put(key, value),
+      async batch(entries) {
+        await db.transaction(() => {
+          for (const [key, value] of entries) db.put(key, value);
+        });
+        if (durable) await db.flushed;
+      },
       get: (key) => db.get(key),
+      /** LMDB reuses freed pages in place and never shrinks its file; it has no in-place compaction. */
+      async compact() {
+        await db.flushed;
+        return 'nothing (no in-place compaction; freed pages are reused)';
+      },
       async load(entries) {
         for (const chunk of chunks(entries)) {
           await db.transaction(() => {
@@ -107,7 +134,13 @@ const classicLevel = {
     return {
       raw: db,
       put: (key, value) => db.put(key, value, putOptions),
+      batch: (entries) => db.batch(entries.map(([key, value]) => ({ type: 'put', key, value })), putOptions),
       get: (key) => db.getSync(key),
+      /** A manual compaction of the whole key space (memtable flushed, every level compacted). */
+      async compact() {
+        await db.compactRange(Buffer.alloc(0), Buffer.alloc(256, 0xff));
+        return 'compactRange over all keys';
+      },
       async load(entries) {
         for (const chunk of chunks(entries)) await db.batch(chunk.map(([key, value]) => ({ type: 'put', key, value })), putOptions);
       },
@@ -151,7 +184,14 @@ const sqlite = {
       put: (key, value) => {
         insert.run(key, value);
       },
+      batch: async (entries) => loadChunk(entries),
       get: (key) => select.get(key),
+      /** VACUUM rewrites the database without free pages; the checkpoint moves it from the WAL and truncates the WAL. */
+      async compact() {
+        db.exec('VACUUM');
+        db.pragma('wal_checkpoint(TRUNCATE)');
+        return 'VACUUM + wal_checkpoint(TRUNCATE)';
+      },
       async load(entries) {
         for (const chunk of chunks(entries)) loadChunk(chunk);
       },

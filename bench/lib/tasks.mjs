@@ -5,9 +5,26 @@
  *
  * Setup (generating keys, bulk loading, reopening) is never inside the timed region.
  */
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { closeSync, fdatasyncSync, fsyncSync, ftruncateSync, openSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import { KEY_BYTES, VALUE_BYTES, randomIndexes, randomKeys, runConcurrent, valuePool, withTempDir } from './harness.mjs';
+import {
+  KEY_BYTES,
+  VALUE_BYTES,
+  backgroundRate,
+  deviceWriteCounter,
+  diskUsage,
+  flushPageCache,
+  fsyncTree,
+  permutation,
+  randomIndexes,
+  randomKeys,
+  randomValues,
+  runConcurrent,
+  valuePool,
+  withTempDir,
+} from './harness.mjs';
 import { LOAD_CHUNK, STORES } from './stores.mjs';
 
 function adapter(name) {
@@ -200,6 +217,338 @@ export const tasks = {
         heapPerKey: (afterFill.heapUsed - baseline.heapUsed) / count,
         externalPerKey: (afterFill.external - baseline.external) / count,
         usedCheckpoint,
+      };
+    });
+  },
+
+  // -------------------------------------------------------------------------------------------
+  // Large values, dedup, write and space amplification
+
+  /**
+   * The machine's sequential durable write rate at silt's cadence: `count` writes of `valueBytes`
+   * (random data) to one file, each durable before the next, one at a time, three ways, each into
+   * a new file:
+   * - `dd bs=1M oflag=direct,dsync` (O_DIRECT: no page cache; O_DSYNC: each write durable before
+   *   the next), from a source file of the values (untimed; read from the page cache): the device;
+   * - writeSync + fdatasyncSync into a file pre-sized with ftruncate (as LMDB does with its map):
+   *   a page-cache writer with no file-size change for fdatasync to commit;
+   * - the same appending to a new file (each fdatasync also commits the new size).
+   * Both loops start after a 4 KiB header page (written untimed), as a store's file would: on the
+   * 6.18 VM this was developed on, buffered 1 MiB writes at 1 MiB-ALIGNED offsets spent ~2 ms per
+   * MiB in write() (allocating large page-cache folios) against 0.3 ms at page-aligned offsets,
+   * with fdatasync a steady 0.7-0.9 ms either way. The limit reported is the fastest of the three.
+   */
+  async fsWriteLimit({ count, valueBytes }) {
+    const HEADER_PAGE = 4096;
+    const values = Array.from({ length: count }, () => randomBytes(valueBytes));
+    const loop = (file, presize) => {
+      const fd = openSync(file, 'w');
+      try {
+        writeSync(fd, Buffer.alloc(HEADER_PAGE), 0, HEADER_PAGE, 0);
+        if (presize) ftruncateSync(fd, HEADER_PAGE + count * valueBytes);
+        fdatasyncSync(fd);
+        const started = performance.now();
+        let position = HEADER_PAGE;
+        let syncMs = 0;
+        for (const value of values) {
+          let written = 0;
+          while (written < value.length) written += writeSync(fd, value, written, value.length - written, position + written);
+          position += value.length;
+          const syncStarted = performance.now();
+          fdatasyncSync(fd);
+          syncMs += performance.now() - syncStarted;
+        }
+        const totalMs = performance.now() - started;
+        return { mbps: (count * valueBytes) / 1e6 / (totalMs / 1000), writeMs: (totalMs - syncMs) / count, syncMs: syncMs / count };
+      } finally {
+        closeSync(fd);
+      }
+    };
+    /** dd with O_DIRECT + O_DSYNC; undefined where dd or O_DIRECT is unavailable. */
+    const direct = (dir) => {
+      const source = path.join(dir, 'source');
+      const fd = openSync(source, 'w');
+      try {
+        for (const value of values) writeSync(fd, value);
+      } finally {
+        closeSync(fd);
+      }
+      flushPageCache();
+      if (valueBytes % 4096 !== 0) return undefined;
+      const result = spawnSync('dd', [`if=${source}`, `of=${path.join(dir, 'direct')}`, `bs=${valueBytes}`, `count=${count}`, 'oflag=direct,dsync'], {
+        encoding: 'utf8',
+        env: { ...process.env, LC_ALL: 'C' },
+      });
+      const seconds = / copied, ([0-9.e+-]+) s/.exec(result.stderr ?? '')?.[1];
+      return result.status === 0 && seconds !== undefined ? (count * valueBytes) / 1e6 / Number(seconds) : undefined;
+    };
+    return withTempDir('fs-limit', async (dir) => {
+      const dd = direct(dir);
+      flushPageCache();
+      const presized = loop(path.join(dir, 'presized'), true);
+      flushPageCache();
+      const append = loop(path.join(dir, 'append'), false);
+      return {
+        value: Math.max(dd ?? 0, presized.mbps, append.mbps),
+        ...(dd !== undefined && { directMBps: dd }),
+        presizedMBps: presized.mbps,
+        appendMBps: append.mbps,
+        // Per 1 MiB, pre-sized file: time in write() (the page-cache copy) and in fdatasync.
+        writeMsPerOp: presized.writeMs,
+        syncMsPerOp: presized.syncMs,
+      };
+    });
+  },
+
+  /**
+   * Large values: `count` durable puts of `valueBytes` random values (fresh random keys), with
+   * `writers` loops each awaiting its put before the next (1: one at a time), timed; then close, reopen, one untimed pass of gets, and
+   * timed passes of whole-value gets in a fresh random order each pass for at least `readMinSeconds`.
+   */
+  async largeValues({ store, count, writers = 1, valueBytes, readMinSeconds, siltOptions }) {
+    const keys = randomKeys(count);
+    const values = Array.from({ length: count }, () => randomBytes(valueBytes));
+    return withTempDir(store, async (dir) => {
+      let db = await adapter(store).open(dir, { durable: true, siltOptions });
+      let write;
+      let silt;
+      try {
+        write = await runConcurrent(writers, (i) => i >= count, (i) => db.put(keys[i], values[i]));
+        if (store === 'silt') {
+          const stats = db.raw.stats();
+          silt = { blocksWritten: stats.blocks.written, fsyncs: stats.writes.fsyncs };
+        }
+      } finally {
+        await db.close();
+      }
+      db = await adapter(store).open(dir, { durable: true, siltOptions });
+      try {
+        const pass = () => {
+          const order = permutation(count);
+          for (const i of order) {
+            const value = db.get(keys[i]);
+            // Length plus the first and last 16 bytes: the right value, whole.
+            if (value === undefined || value.length !== valueBytes || Buffer.compare(value.subarray(0, 16), values[i].subarray(0, 16)) !== 0 || Buffer.compare(value.subarray(-16), values[i].subarray(-16)) !== 0) {
+              throw new Error(`${store}: a large value read back wrong`);
+            }
+          }
+        };
+        pass(); // warm-up, the same for every store
+        let passes = 0;
+        const started = performance.now();
+        do {
+          pass();
+          passes++;
+        } while (performance.now() - started < readMinSeconds * 1000);
+        const readSeconds = (performance.now() - started) / 1000;
+        const bytes = count * valueBytes;
+        return {
+          value: bytes / 1e6 / write.seconds,
+          writeMBps: bytes / 1e6 / write.seconds,
+          readMBps: (passes * bytes) / 1e6 / readSeconds,
+          writeSeconds: write.seconds,
+          readPasses: passes,
+          ...silt,
+        };
+      } finally {
+        await db.close();
+      }
+    });
+  },
+
+  /**
+   * Duplicates: `count` random values, each put (durable, one at a time) under two keys: first
+   * every value once, then every value again in another random order. Bytes on disk (du-style,
+   * after close) per unique value byte. Spot-checks a few keys after a reopen.
+   */
+  async dup({ store, count, valueBytes, siltOptions }) {
+    const keys = randomKeys(2 * count);
+    const values = Array.from({ length: count }, () => randomBytes(valueBytes));
+    const second = permutation(count);
+    return withTempDir(store, async (dir) => {
+      let db = await adapter(store).open(dir, { durable: true, siltOptions });
+      let write;
+      let silt;
+      try {
+        write = await runConcurrent(1, (i) => i >= 2 * count, (i) => (i < count ? db.put(keys[i], values[i]) : db.put(keys[count + second[i - count]], values[second[i - count]])));
+        if (store === 'silt') {
+          const stats = db.raw.stats();
+          silt = { siltBlocks: stats.blocks.count, siltDedupRatio: stats.blocks.dedupRatio, siltSpaceAmp: stats.spaceAmplification };
+        }
+      } finally {
+        await db.close();
+      }
+      const diskBytes = diskUsage(dir);
+      db = await adapter(store).open(dir, { durable: true, siltOptions });
+      try {
+        for (const i of permutation(count).subarray(0, Math.min(count, 8))) {
+          for (const key of [keys[i], keys[count + i]]) {
+            const value = db.get(key);
+            if (value === undefined || Buffer.compare(value, values[i]) !== 0) throw new Error(`${store}: a duplicated value read back wrong`);
+          }
+        }
+      } finally {
+        await db.close();
+      }
+      return {
+        value: diskBytes / (count * valueBytes),
+        diskMiB: diskBytes / 2 ** 20,
+        writeMBps: (2 * count * valueBytes) / 1e6 / write.seconds,
+        ...silt,
+      };
+    });
+  },
+
+  /**
+   * Overwrites: `keyCount` random keys, `rounds` passes each writing every key with a fresh random
+   * `valueBytes` value (the first pass fills the store), keys in a new random order each pass, as
+   * durable writes one at a time: single puts when `batchSize` is 1, else atomic batches of
+   * `batchSize`. Then the store's own compaction (`db.compact()`), then close.
+   *
+   * Device bytes (deviceWriteCounter) are read before open (after sync(1), which empties the
+   * system's backlog of dirty pages before the window opens), after the writes, and after
+   * compaction + close, each time after an fsync of every file and directory of the store (only
+   * ours: a sync(1) here would pull other processes' dirty pages into the window); bytes on disk
+   * (du-style) after the writes (store open) and after close. User bytes = rounds * keyCount *
+   * (key + value); live bytes = keyCount * (key + value). Before open, other processes' write rate
+   * is sampled for 1 s (see backgroundRate).
+   */
+  async overwrite({ store, keyCount, valueBytes, rounds, batchSize, siltOptions }) {
+    const keys = randomKeys(keyCount);
+    const nextValue = randomValues(valueBytes);
+    const liveBytes = keyCount * (KEY_BYTES + valueBytes);
+    const userBytes = rounds * liveBytes;
+    return withTempDir(store, async (dir) => {
+      const counter = deviceWriteCounter(dir);
+      if (counter === undefined) throw new Error('no way to count device bytes here (/proc/diskstats and /proc/self/io unusable)');
+      const background = await backgroundRate(counter); // ends with sync(1): no backlog in the window
+      const atStart = counter.read();
+      const procIoAtStart = counter.procIo?.();
+      const started = performance.now();
+      const db = await adapter(store).open(dir, { durable: true, siltOptions });
+      let afterWrites;
+      let diskAfterWrites;
+      let writeSeconds;
+      let compaction;
+      let compactSeconds;
+      let silt;
+      try {
+        const writesStarted = performance.now();
+        for (let round = 0; round < rounds; round++) {
+          const order = permutation(keyCount);
+          for (let first = 0; first < keyCount; first += batchSize) {
+            if (batchSize === 1) {
+              await db.put(keys[order[first]], nextValue());
+            } else {
+              const entries = [];
+              for (let i = first; i < Math.min(keyCount, first + batchSize); i++) entries.push([keys[order[i]], nextValue()]);
+              await db.batch(entries);
+            }
+          }
+        }
+        writeSeconds = (performance.now() - writesStarted) / 1000;
+        fsyncTree(dir);
+        afterWrites = counter.read();
+        diskAfterWrites = diskUsage(dir);
+        const beforeCompaction = store === 'silt' ? db.raw.stats() : undefined;
+        const compactStarted = performance.now();
+        compaction = await db.compact();
+        compactSeconds = (performance.now() - compactStarted) / 1000;
+        if (store === 'silt') {
+          const stats = db.raw.stats();
+          silt = {
+            siltWA: stats.writeAmplification,
+            siltSA: stats.spaceAmplification,
+            siltWABeforeCompaction: beforeCompaction.writeAmplification,
+            siltSABeforeCompaction: beforeCompaction.spaceAmplification,
+            stalls: beforeCompaction.compaction.stalls,
+            stallMs: beforeCompaction.compaction.stallMs,
+            compactionRuns: beforeCompaction.compaction.runs,
+            stallsAfterCompact: stats.compaction.stalls,
+            blockCandidates: stats.blocks.candidates,
+            blocksOnDisk: stats.blocks.count,
+          };
+        }
+      } finally {
+        await db.close();
+      }
+      fsyncTree(dir); // everything the store dirtied has reached the device
+      const atEnd = counter.read();
+      const elapsedSeconds = (performance.now() - started) / 1000;
+      const diskAfter = diskUsage(dir);
+      const deviceBytes = atEnd - atStart;
+      return {
+        value: deviceBytes / userBytes,
+        waTotal: deviceBytes / userBytes,
+        waWrites: (afterWrites - atStart) / userBytes,
+        saBefore: diskAfterWrites / liveBytes,
+        saAfter: diskAfter / liveBytes,
+        writeMBps: userBytes / 1e6 / writeSeconds,
+        compactSeconds,
+        compaction,
+        // Others' writes at the idle rate over this sample's time, per user byte: at most the noise to expect.
+        backgroundPerByte: (background * elapsedSeconds) / userBytes,
+        ...(counter.procIo && { procIoPerByte: (counter.procIo() - procIoAtStart) / userBytes }),
+        ...silt,
+      };
+    });
+  },
+
+  /**
+   * Is the device-byte counter sane here? Plain files of known size (each window opened after
+   * sync(1) and closed after an fsync of the file): 64 MiB as 1 MiB writes, each fdatasynced; 16 MiB as 4 KiB appends, fdatasynced every
+   * 100 (like a batch of 100); and 16 MiB of 4 KiB writes at random places in a 64 MiB file that
+   * was written in one go, fdatasynced every 100 (in-place updates, as a B-tree does). Each should
+   * measure about 1.00x; /proc/self/io's figure for the last one shows why it is not used.
+   */
+  async ioCheck() {
+    return withTempDir('io-check', async (dir) => {
+      const counter = deviceWriteCounter(dir);
+      if (counter === undefined) return { value: Number.NaN, method: 'none' };
+      const measureWrites = (name, fill, write, bytes) => {
+        const fd = openSync(path.join(dir, name), 'w+');
+        try {
+          fill(fd);
+          fdatasyncSync(fd);
+          flushPageCache(); // the system's backlog goes out before the window opens
+          const before = counter.read();
+          const procBefore = counter.procIo?.();
+          write(fd);
+          fsyncSync(fd); // ours only: a sync(1) here would count other processes' dirty pages
+          return { device: (counter.read() - before) / bytes, procIo: counter.procIo ? (counter.procIo() - procBefore) / bytes : undefined };
+        } finally {
+          closeSync(fd);
+        }
+      };
+      const mib = randomBytes(2 ** 20);
+      const page = randomBytes(4096);
+      const large = measureWrites('large', () => {}, (fd) => {
+        for (let i = 0; i < 64; i++) {
+          writeSync(fd, mib);
+          fdatasyncSync(fd);
+        }
+      }, 64 * 2 ** 20);
+      const small = measureWrites('small', () => {}, (fd) => {
+        for (let i = 0; i < 4096; i++) {
+          writeSync(fd, page);
+          if ((i + 1) % 100 === 0) fdatasyncSync(fd);
+        }
+      }, 16 * 2 ** 20);
+      const pages = (64 * 2 ** 20) / 4096;
+      const places = randomIndexes(4096, pages);
+      const inPlace = measureWrites('in-place', (fd) => writeSync(fd, randomBytes(64 * 2 ** 20)), (fd) => {
+        for (let i = 0; i < 4096; i++) {
+          writeSync(fd, page, 0, 4096, places[i] * 4096);
+          if ((i + 1) % 100 === 0) fdatasyncSync(fd);
+        }
+      }, 16 * 2 ** 20);
+      return {
+        value: large.device,
+        append1MiB: large.device,
+        append4KiB: small.device,
+        inPlace4KiB: inPlace.device,
+        ...(inPlace.procIo !== undefined && { procIoInPlace4KiB: inPlace.procIo, procIoAppend4KiB: small.procIo }),
+        method: counter.method,
       };
     });
   },

@@ -11,9 +11,53 @@ import { flushPageCache, formatValue, makeTempDir, median, removeDir, runTask } 
 
 /** The sizes of a full run and of a --quick smoke run. */
 export const SIZES = {
-  full: { fillCount: 200_000, concurrency: 1000, syncSeconds: 3, readCount: 200_000, reads: 500_000, scanMinSeconds: 1, openCounts: [200_000, 1_000_000], ramCount: 1_000_000 },
-  quick: { fillCount: 20_000, concurrency: 1000, syncSeconds: 0.5, readCount: 20_000, reads: 100_000, scanMinSeconds: 0.2, openCounts: [20_000, 100_000], ramCount: 100_000 },
+  full: {
+    fillCount: 200_000,
+    concurrency: 1000,
+    syncSeconds: 3,
+    readCount: 200_000,
+    reads: 500_000,
+    scanMinSeconds: 1,
+    openCounts: [200_000, 1_000_000],
+    ramCount: 1_000_000,
+    largeCount: 256,
+    largeReadSeconds: 1,
+    dupCount: 256,
+    overwriteLarge: { keyCount: 64, rounds: 5 },
+    overwrite4k: { keyCount: 20_000, rounds: 10, batchSize: 100 },
+  },
+  quick: {
+    fillCount: 20_000,
+    concurrency: 1000,
+    syncSeconds: 0.5,
+    readCount: 20_000,
+    reads: 100_000,
+    scanMinSeconds: 0.2,
+    openCounts: [20_000, 100_000],
+    ramCount: 100_000,
+    largeCount: 32,
+    largeReadSeconds: 0.2,
+    dupCount: 16,
+    overwriteLarge: { keyCount: 16, rounds: 3 },
+    overwrite4k: { keyCount: 2_000, rounds: 10, batchSize: 100 },
+  },
 };
+
+/** The large values of large-write, large-read, dup and overwrite-1M: 1 MiB, random. */
+export const LARGE_VALUE_BYTES = 2 ** 20;
+/**
+ * silt's options for those workloads. silt sends a value to the content-addressed block store only
+ * when it is LARGER than `valueThreshold` (default 1 MiB), so a value of exactly 1 MiB would stay
+ * inline in the log, without dedup; 512 KiB puts 1 MiB values in blocks. Everything else default.
+ */
+export const LARGE_SILT_OPTIONS = { valueThreshold: 512 * 1024 };
+/**
+ * silt's options for the overwrite workloads: block GC deletes a replaced block only once it has
+ * waited `gc.minAgeMs` on the delayed list (default 60 s, a safety delay), longer than a sample
+ * runs; 0 lets the `gc()` after `compact()` delete them, i.e. shows the space once the delay has
+ * passed. (A build without GC ignores the option.)
+ */
+export const OVERWRITE_SILT_OPTIONS = { gc: { minAgeMs: 0 } };
 
 /** 200000 -> '200k', 1000000 -> '1M'. */
 export function sizeLabel(count) {
@@ -43,11 +87,21 @@ function details(result) {
   return `   (${extra.map(([key, value]) => `${key} ${show(value)}`).join(', ')})`;
 }
 
-function summarize(samplesByStore) {
+/**
+ * Per store: the median (or `aggregate`) of `pick(outcome)` over its samples (default: `value`),
+ * or the first error.
+ */
+function summarize(samplesByStore, pick = (outcome) => outcome.value, aggregate = median) {
   const results = {};
   for (const [store, outcomes] of Object.entries(samplesByStore)) {
     const failed = outcomes.find((outcome) => outcome.error !== undefined);
-    results[store] = failed ? { error: failed.error } : { median: median(outcomes.map((outcome) => outcome.value)), samples: outcomes.map((outcome) => outcome.value) };
+    if (failed) {
+      results[store] = { error: failed.error };
+      continue;
+    }
+    const values = outcomes.map(pick);
+    if (values.some((value) => value === undefined)) continue; // not reported by this store
+    results[store] = { median: aggregate(values), samples: values };
   }
   return results;
 }
@@ -63,14 +117,115 @@ function roundOrder(stores, run) {
  * rotated), one fresh child per sample; the median per store.
  */
 async function throughput(ctx, { id, label, unit, task }) {
+  const samples = await rounds(ctx, { label, unit, task });
+  return [{ id, label, unit, lowerIsBetter: false, results: summarize(samples) }];
+}
+
+/**
+ * The sampling of `throughput`, returning every store's outcomes. With `baseline` (a task that
+ * needs no store), that task runs first and last in every round (bracketing the stores in time,
+ * as the machine's rate drifts), in its own children, and its outcomes come back under
+ * `baselineName`.
+ */
+async function rounds(ctx, { label, unit, task, baseline, baselineName = 'baseline' }) {
   const samples = Object.fromEntries(ctx.stores.map((store) => [store, []]));
+  if (baseline) samples[baselineName] = [];
   for (let run = 1; run <= ctx.runs; run++) {
+    if (baseline) samples[baselineName].push(await measure(ctx, `${label} ${run}/${ctx.runs}`, baselineName, baseline, { unit }));
     for (const store of roundOrder(ctx.stores, run)) {
       if (samples[store].some((outcome) => outcome.error)) continue;
       samples[store].push(await measure(ctx, `${label} ${run}/${ctx.runs}`, store, task, { unit }));
     }
+    if (baseline) samples[baselineName].push(await measure(ctx, `${label} ${run}/${ctx.runs}`, baselineName, baseline, { unit }));
   }
-  return [{ id, label, unit, lowerIsBetter: false, results: summarize(samples) }];
+  return samples;
+}
+
+/** The stores' samples only (drops a baseline). */
+function storesOnly(ctx, samples) {
+  return Object.fromEntries(ctx.stores.map((store) => [store, samples[store]]));
+}
+
+const BYTES_PER_BYTE = 'B/B';
+
+/**
+ * Run once per bench run (shared by the workloads that count device bytes): does the counter
+ * measure a plain known-size file write as its size? Adds a note to the report.
+ */
+function ioCheck(ctx) {
+  ctx.shared.ioCheck ??= (async () => {
+    const result = await measure(ctx, 'device-bytes check', 'plain file', { name: 'ioCheck' }, { unit: BYTES_PER_BYTE });
+    ctx.notes.push(
+      result.error
+        ? `device bytes: the check failed (${result.error})`
+        : `device bytes counted with ${result.method}; check on plain files (bytes counted / bytes written): 1 MiB appends ${result.append1MiB.toFixed(3)}x, 4 KiB appends ${result.append4KiB.toFixed(3)}x, 4 KiB in-place writes ${result.inPlace4KiB.toFixed(3)}x${result.procIoInPlace4KiB === undefined ? '' : ` (/proc/self/io would say ${result.procIoAppend4KiB.toFixed(2)}x for the appends and ${result.procIoInPlace4KiB.toFixed(1)}x for the in-place writes)`}`,
+    );
+    return result;
+  })();
+  return ctx.shared.ioCheck;
+}
+
+/**
+ * large-write and large-read share their children (each sample writes the values, then reads
+ * them back), so selecting both runs them once. Every round starts with the file-system limit.
+ */
+function largeSamples(ctx) {
+  ctx.shared.large ??= (async () => {
+    const count = ctx.sizes.largeCount;
+    const samples = await rounds(ctx, {
+      label: `large-1M x${count}`,
+      unit: 'MB/s',
+      task: { name: 'largeValues', count, writers: 1, valueBytes: LARGE_VALUE_BYTES, readMinSeconds: ctx.sizes.largeReadSeconds, siltOptions: LARGE_SILT_OPTIONS },
+      baseline: { name: 'fsWriteLimit', count, valueBytes: LARGE_VALUE_BYTES },
+      baselineName: 'fs-limit',
+    });
+    const limit = summarize({ limit: samples['fs-limit'] }).limit;
+    const pick = (field) => summarize({ it: samples['fs-limit'] }, (outcome) => outcome[field]).it;
+    const describe = (field, what) => {
+      const result = pick(field);
+      return result?.median === undefined ? undefined : `${what} median ${result.median.toFixed(0)} (${result.samples.map((value) => value.toFixed(0)).join(', ')})`;
+    };
+    const parts = [
+      describe('directMBps', 'dd oflag=direct,dsync'),
+      describe('presizedMBps', 'pre-sized file, write + fdatasync'),
+      describe('appendMBps', 'appending, write + fdatasync'),
+    ].filter(Boolean);
+    ctx.notes.push(
+      limit.error
+        ? `fs limit: failed (${limit.error})`
+        : `fs limit for large-write: ${count} x 1 MiB to one file, each durable before the next, measured before and after the stores in every round; per sample the fastest of ${parts.join('; ')} MB/s; limit median ${limit.median.toFixed(0)} MB/s (${limit.samples.map((value) => value.toFixed(0)).join(', ')})`,
+    );
+    return { samples: storesOnly(ctx, samples), limit };
+  })();
+  return ctx.shared.large;
+}
+
+/**
+ * Rows of an overwrite workload: measured WA/SA for every store, silt's own figures and stalls.
+ * The device-byte rows (WA) report the LEAST of the runs, not the median: the device counter is
+ * the whole device's, other processes' writes can only add to it, so the smallest sample is the
+ * closest to the store's own bytes (the per-sample lines show every run).
+ */
+function overwriteRows(prefix, samples, { stalls }) {
+  const row = (id, label, pick, { unit = BYTES_PER_BYTE, aggregate = median } = {}) => ({
+    id: `${prefix}-${id}`,
+    label: `${prefix} ${label}`,
+    unit,
+    lowerIsBetter: true,
+    results: summarize(samples, pick, aggregate),
+  });
+  const least = (values) => Math.min(...values);
+  return [
+    row('wa-writes', 'WA (writes), min', (outcome) => outcome.waWrites, { aggregate: least }),
+    row('wa', 'WA (+compact), min', (outcome) => outcome.waTotal, { aggregate: least }),
+    row('sa-before', 'SA (before compact)', (outcome) => outcome.saBefore),
+    row('sa', 'SA (after compact)', (outcome) => outcome.saAfter),
+    row('silt-wa', 'WA, silt stats()', (outcome) => outcome.siltWA),
+    row('silt-sa', 'SA, silt stats()', (outcome) => outcome.siltSA),
+    ...(stalls
+      ? [row('stalls', 'stalls (writes)', (outcome) => outcome.stalls, { unit: 'count' }), row('stall-ms', 'stall time', (outcome) => outcome.stallMs, { unit: 'ms' })]
+      : []),
+  ];
 }
 
 export const WORKLOADS = {
@@ -156,14 +311,87 @@ export const WORKLOADS = {
     });
     return [row('ram', `${label} after fill`, result.afterFill), row('ram-reopen', `${label} after reopen`, result.afterReopen)];
   },
+
+  /** Durable puts of 1 MiB random values, one at a time: MB/s, and as a fraction of the fs limit. */
+  async 'large-write'(ctx) {
+    const { samples, limit } = await largeSamples(ctx);
+    const write = summarize(samples, (outcome) => outcome.writeMBps);
+    const fraction = {};
+    for (const [store, result] of Object.entries(write)) {
+      if (result.error || limit.error) fraction[store] = { error: result.error ?? limit.error };
+      else fraction[store] = { median: result.median / limit.median, samples: [] };
+    }
+    return [
+      { id: 'large-write', label: 'large-write-1M', unit: 'MB/s', lowerIsBetter: false, results: write },
+      {
+        id: 'large-write-limit',
+        label: `large-write / fs limit${limit.error ? '' : ` (${limit.median.toFixed(0)} MB/s)`}`,
+        unit: 'of limit',
+        lowerIsBetter: false,
+        results: fraction,
+      },
+    ];
+  },
+
+  /** Whole-value gets of the 1 MiB values in random order, after a reopen: MB/s. */
+  async 'large-read'(ctx) {
+    const { samples } = await largeSamples(ctx);
+    return [{ id: 'large-read', label: 'large-read-1M', unit: 'MB/s', lowerIsBetter: false, results: summarize(samples, (outcome) => outcome.readMBps) }];
+  },
+
+  /** Every 1 MiB value put under two keys: bytes on disk (du) per unique byte. */
+  async dup(ctx) {
+    const count = ctx.sizes.dupCount;
+    const samples = await rounds(ctx, {
+      label: `dup-1M x${count}x2`,
+      unit: BYTES_PER_BYTE,
+      task: { name: 'dup', count, valueBytes: LARGE_VALUE_BYTES, siltOptions: LARGE_SILT_OPTIONS },
+    });
+    return [{ id: 'dup', label: 'dup-1M disk / unique', unit: BYTES_PER_BYTE, lowerIsBetter: true, results: summarize(samples) }];
+  },
+
+  /** 1 MiB values overwritten for several rounds (single durable puts), then compaction. */
+  async 'overwrite-large'(ctx) {
+    await ioCheck(ctx);
+    const { keyCount, rounds: passes } = ctx.sizes.overwriteLarge;
+    const samples = await rounds(ctx, {
+      label: `overwrite-1M ${keyCount}x${passes}`,
+      unit: BYTES_PER_BYTE,
+      task: { name: 'overwrite', keyCount, valueBytes: LARGE_VALUE_BYTES, rounds: passes, batchSize: 1, siltOptions: { ...LARGE_SILT_OPTIONS, ...OVERWRITE_SILT_OPTIONS } },
+    });
+    return overwriteRows('overwrite-1M', samples, { stalls: false });
+  },
+
+  /** 4 KiB values overwritten for 10 rounds in durable atomic batches of 100, then compaction. */
+  async 'overwrite-4k'(ctx) {
+    await ioCheck(ctx);
+    const { keyCount, rounds: passes, batchSize } = ctx.sizes.overwrite4k;
+    const samples = await rounds(ctx, {
+      label: `overwrite-4k ${keyCount / 1000}k x${passes}`,
+      unit: BYTES_PER_BYTE,
+      task: { name: 'overwrite', keyCount, valueBytes: 4096, rounds: passes, batchSize, siltOptions: OVERWRITE_SILT_OPTIONS },
+    });
+    return overwriteRows('overwrite-4k', samples, { stalls: true });
+  },
 };
 
 export const WORKLOAD_NAMES = Object.keys(WORKLOADS);
 
-/** The issue's targets: silt/lmdb ratio at least `min` on the row `id`. */
+/**
+ * The issues' targets, on the row `id`: the silt/lmdb ratio at least `min` (default), or, with
+ * `silt: true`, silt's own figure at least `min` / at most `max`.
+ */
 export const TARGETS = [
   { id: 'fill-sync-64', min: 2, what: 'durable concurrent writes (fill-sync-64)' },
   { id: 'fill-random', min: 1, what: 'unsynced fill (fill-random)' },
   { id: 'read-random', min: 1, what: 'random reads (read-random)' },
   { id: 'scan', min: 1, what: 'scan' },
+  { id: 'large-write-limit', silt: true, min: 0.9, what: 'large durable writes, fraction of the fs limit (large-write)' },
+  { id: 'large-read', min: 0.9, what: 'large-value reads (large-read)' },
+  { id: 'dup', silt: true, max: 1.05, what: 'bytes on disk per unique byte (dup), target about 1.0' },
+  { id: 'overwrite-1M-wa-writes', silt: true, max: 1.1, what: 'write amplification, 1 MiB overwrites (overwrite-large, writes only)' },
+  { id: 'overwrite-1M-wa', silt: true, max: 1.05, what: 'write amplification, 1 MiB overwrites incl. compaction (overwrite-large)' },
+  { id: 'overwrite-4k-wa', silt: true, max: 1.3, what: 'write amplification, 4 KiB overwrites incl. compaction (overwrite-4k)' },
+  { id: 'overwrite-4k-sa', silt: true, max: 1.3, what: 'space amplification after compaction (overwrite-4k)' },
+  { id: 'overwrite-4k-stalls', silt: true, max: 0, what: 'write stalls in steady state (overwrite-4k)' },
 ];
