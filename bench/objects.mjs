@@ -4,10 +4,15 @@
  * against a plain file, in one run. Uses the built package (npm run build first).
  *
  *   node bench/objects.mjs [--size-mib 256] [--writes 10000,100000] [--appends 2000] [--durability sync|none]
- *                          [--modes on,off] [--compact-at N] [--sync-compact-at N] [--dir /tmp]
+ *                          [--modes on,off] [--compact-at N] [--sync-compact-at N] [--inline-bytes N]
+ *                          [--dir /tmp] [--json]
  *
  * Reports, for compaction on and off: writeAt ops/s, and whole-object read MB/s after each
- * write count, beside the read MB/s of a freshly written value of the same size.
+ * write count, beside the read MB/s of a freshly written value of the same size (the two read in
+ * turn, three times each, medians reported). Appends to
+ * silt and to the plain file alternate in rounds of 25 (the machine may be shared: both see the
+ * same disk weather), and the ratio is of the totals. `--json` prints one JSON document at the
+ * end ({ objects: [...rows], append: {...} }) for a harness to collect.
  */
 import { randomBytes } from 'node:crypto';
 import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
@@ -25,6 +30,8 @@ const { values } = parseArgs({
     modes: { type: 'string', default: 'on,off' },
     'compact-at': { type: 'string' },
     'sync-compact-at': { type: 'string' },
+    'inline-bytes': { type: 'string' },
+    json: { type: 'boolean', default: false },
     dir: { type: 'string', default: tmpdir() },
   },
 });
@@ -37,6 +44,7 @@ const PAGE = 4096;
 const tuning = {
   ...(values['compact-at'] !== undefined ? { compactAt: Number(values['compact-at']) } : {}),
   ...(values['sync-compact-at'] !== undefined ? { syncCompactAt: Number(values['sync-compact-at']) } : {}),
+  ...(values['inline-bytes'] !== undefined ? { inlineBytes: Number(values['inline-bytes']) } : {}),
 };
 
 function seeded(seed) {
@@ -67,7 +75,6 @@ for (const mode of modes) {
   try {
     const db = await open(directory, { durability, objects: { compaction: mode === 'on', ...tuning, ...(mode === 'off' ? { syncCompactAt: 1_000_000, compactAt: 1_000_000 } : {}) }, gc: { minAgeMs: 0, intervalMs: 1000 } });
     await db.putStream('fresh', source(sizeBytes));
-    const freshRead = await readAll(db, 'fresh');
     await db.putStream('obj', source(sizeBytes));
     const next = seeded(42);
     let done = 0;
@@ -82,7 +89,16 @@ for (const mode of modes) {
       const opsPerSecond = (target - (results.filter((row) => row.mode === mode).at(-1)?.writes ?? 0)) / (writeMs / 1000);
       await db.idle();
       const objectStats = db.objectStats('obj');
-      const objectRead = await readAll(db, 'obj');
+      // Fresh and object reads alternate (3 each, medians): both see the same machine load.
+      const freshReads = [];
+      const objectReads = [];
+      for (let round = 0; round < 3; round++) {
+        freshReads.push(await readAll(db, 'fresh'));
+        objectReads.push(await readAll(db, 'obj'));
+      }
+      const median = (list) => [...list].sort((left, right) => left - right)[1];
+      const freshRead = median(freshReads);
+      const objectRead = median(objectReads);
       results.push({ mode, writes: target, opsPerSecond, objectRead, freshRead, slices: objectStats?.slices, maxSlices: objectStats?.maxSlicesPerChunk, heavy: db.stats().objects.heavyCompactions, logMiB: db.stats().writes.logBytes / 2 ** 20 });
       console.log(JSON.stringify(results.at(-1)));
     }
@@ -92,28 +108,38 @@ for (const mode of modes) {
   }
 }
 
-// Append 64 KiB records: silt object vs a plain file (fdatasync per record in 'sync' mode).
+// Append 64 KiB records: silt object vs a plain file (fdatasync per record in 'sync' mode), in
+// alternating rounds.
 const record = randomBytes(64 * 1024);
 let appendRow;
 if (appends > 0) {
   const directory = mkdtempSync(join(values.dir, 'silt-append-bench-'));
   try {
-    const db = await open(join(directory, 'db'), { durability });
-    let started = performance.now();
-    for (let index = 0; index < appends; index++) await db.append('log', record);
-    const siltMBps = (appends * record.length) / 1e6 / ((performance.now() - started) / 1000);
+    const db = await open(join(directory, 'db'), { durability, objects: tuning });
+    const descriptor = openSync(join(directory, 'plain.log'), 'a');
+    const ROUND = 25;
+    let siltMs = 0;
+    let fileMs = 0;
+    for (let done = 0; done < appends; done += ROUND) {
+      const count = Math.min(ROUND, appends - done);
+      let started = performance.now();
+      for (let index = 0; index < count; index++) await db.append('log', record);
+      siltMs += performance.now() - started;
+      started = performance.now();
+      for (let index = 0; index < count; index++) {
+        writeSync(descriptor, record);
+        if (durability === 'sync') fdatasyncSync(descriptor);
+      }
+      fileMs += performance.now() - started;
+    }
+    closeSync(descriptor);
+    const siltMBps = (appends * record.length) / 1e6 / (siltMs / 1000);
+    const fileMBps = (appends * record.length) / 1e6 / (fileMs / 1000);
     await db.idle();
     const stats = db.objectStats('log');
+    const counters = db.stats().objects;
     await db.close();
-    const descriptor = openSync(join(directory, 'plain.log'), 'a');
-    started = performance.now();
-    for (let index = 0; index < appends; index++) {
-      writeSync(descriptor, record);
-      if (durability === 'sync') fdatasyncSync(descriptor);
-    }
-    const fileMBps = (appends * record.length) / 1e6 / ((performance.now() - started) / 1000);
-    closeSync(descriptor);
-    appendRow = { siltMBps, fileMBps, ratio: siltMBps / fileMBps, maxSlices: stats?.maxSlicesPerChunk };
+    appendRow = { siltMBps, fileMBps, ratio: siltMBps / fileMBps, maxSlices: stats?.maxSlicesPerChunk, inlineSlices: counters.inlineSlices, heavy: counters.heavyCompactions, blocksReused: counters.blocksReused };
     console.log(JSON.stringify({ append: appendRow }));
   } finally {
     rmSync(directory, { recursive: true, force: true });
@@ -126,3 +152,4 @@ for (const row of results) {
   console.log(`| ${row.mode} | ${row.writes} | ${row.opsPerSecond.toFixed(0)} | ${row.objectRead.toFixed(0)} | ${row.freshRead.toFixed(0)} | ${(row.objectRead / row.freshRead).toFixed(2)} | ${row.maxSlices} | ${row.logMiB.toFixed(0)} |`);
 }
 if (appendRow) console.log(`\nappend 64 KiB × ${appends}: silt ${appendRow.siltMBps.toFixed(1)} MB/s, plain file ${appendRow.fileMBps.toFixed(1)} MB/s, ratio ${appendRow.ratio.toFixed(2)}`);
+if (values.json) console.log(JSON.stringify({ objects: results, append: appendRow }));

@@ -79,8 +79,11 @@ export interface OpenOptions {
    *   slices compacts that chunk first, so reads never face more slices than this per chunk.
    * - `compaction` (default true): `false` turns background slice compaction off (`syncCompactAt`
    *   and `db.compactObject()` still apply).
+   * - `inlineBytes` (default 256 KiB, at most `blockBytes`; 0 for none): a write's slice of at most
+   *   this many bytes is carried in the log record itself (one fsync) instead of a block file;
+   *   heavy compaction later moves such bytes into full-size block files.
    */
-  objects?: { chunkBytes?: number; compactAt?: number; syncCompactAt?: number; compaction?: boolean };
+  objects?: { chunkBytes?: number; compactAt?: number; syncCompactAt?: number; compaction?: boolean; inlineBytes?: number };
   /** The file layer; default the real file system. Tests pass fault-injecting or crash-simulating ones. */
   fileSystem?: FileSystem;
 }
@@ -101,7 +104,7 @@ export interface ResolvedOptions {
   cacheBytes: number;
   compaction: { enabled: boolean; deadRatio: number; stallRatio: number; bytesPerSecond: number };
   gc: { enabled: boolean; minAgeMs: number; batch: number; intervalMs: number };
-  objects: { chunkBytes: number; compactAt: number; syncCompactAt: number; compaction: boolean };
+  objects: { chunkBytes: number; compactAt: number; syncCompactAt: number; compaction: boolean; inlineBytes: number };
 }
 
 export const DEFAULTS: Readonly<ResolvedOptions> = Object.freeze({
@@ -120,7 +123,7 @@ export const DEFAULTS: Readonly<ResolvedOptions> = Object.freeze({
   cacheBytes: 32 * 1024 * 1024,
   compaction: Object.freeze({ enabled: true, deadRatio: 0.5, stallRatio: 0.8, bytesPerSecond: 0 }),
   gc: Object.freeze({ enabled: true, minAgeMs: 60_000, batch: 1000, intervalMs: 10_000 }),
-  objects: Object.freeze({ chunkBytes: 16 * 1024 * 1024, compactAt: 64, syncCompactAt: 256, compaction: true }),
+  objects: Object.freeze({ chunkBytes: 16 * 1024 * 1024, compactAt: 64, syncCompactAt: 256, compaction: true, inlineBytes: 256 * 1024 }),
 });
 
 function invalid(message: string): SiltError {
@@ -194,12 +197,12 @@ function gcOption(value: unknown): ResolvedOptions['gc'] {
   return { enabled: true, minAgeMs: integer('minAgeMs', 0, 2 ** 31), batch: integer('batch', 1, 10_000_000), intervalMs: integer('intervalMs', 1, 2 ** 31 - 1) };
 }
 
-function objectsOption(value: unknown): ResolvedOptions['objects'] {
-  const defaults = DEFAULTS.objects;
-  if (value === undefined) return { ...defaults };
+function objectsOption(value: unknown, blockBytes: number): ResolvedOptions['objects'] {
+  const defaults = { ...DEFAULTS.objects, inlineBytes: Math.min(DEFAULTS.objects.inlineBytes, blockBytes) };
+  if (value === undefined) return defaults;
   if (typeof value !== 'object' || value === null) throw invalid('objects must be an object');
-  const given = value as { chunkBytes?: unknown; compactAt?: unknown; syncCompactAt?: unknown; compaction?: unknown };
-  const integer = (field: 'chunkBytes' | 'compactAt' | 'syncCompactAt', fallback: number, minimum: number, maximum: number): number => {
+  const given = value as { chunkBytes?: unknown; compactAt?: unknown; syncCompactAt?: unknown; compaction?: unknown; inlineBytes?: unknown };
+  const integer = (field: 'chunkBytes' | 'compactAt' | 'syncCompactAt' | 'inlineBytes', fallback: number, minimum: number, maximum: number): number => {
     const number = given[field] ?? fallback;
     if (typeof number !== 'number' || !Number.isSafeInteger(number) || number < minimum || number > maximum) {
       throw invalid(`objects.${field} must be an integer from ${minimum} to ${maximum}, got ${String(number)}`);
@@ -212,12 +215,14 @@ function objectsOption(value: unknown): ResolvedOptions['objects'] {
   if (syncCompactAt < compactAt) throw invalid('objects.syncCompactAt must not be below objects.compactAt');
   const compaction = given.compaction ?? true;
   if (typeof compaction !== 'boolean') throw invalid(`objects.compaction must be a boolean, got ${String(compaction)}`);
-  return { chunkBytes, compactAt, syncCompactAt, compaction };
+  const inlineBytes = integer('inlineBytes', defaults.inlineBytes, 0, blockBytes);
+  return { chunkBytes, compactAt, syncCompactAt, compaction, inlineBytes };
 }
 
 export function resolveOptions(options: OpenOptions | undefined): ResolvedOptions {
   if (options === undefined) options = {};
   if (typeof options !== 'object' || options === null) throw invalid('options must be an object');
+  const blockBytes = integerOption(options, 'blockBytes', 4096, 256 * 1024 * 1024);
   return {
     durability: durabilityOption(options.durability),
     readOnly: booleanOption(options, 'readOnly'),
@@ -225,7 +230,7 @@ export function resolveOptions(options: OpenOptions | undefined): ResolvedOption
     maxKeySize: integerOption(options, 'maxKeySize', 1, KEY_BYTES_MAX),
     maxValueSize: integerOption(options, 'maxValueSize', 0, Number.MAX_SAFE_INTEGER),
     valueThreshold: integerOption(options, 'valueThreshold', 0, 64 * 1024 * 1024),
-    blockBytes: integerOption(options, 'blockBytes', 4096, 256 * 1024 * 1024),
+    blockBytes,
     segmentBytes: integerOption(options, 'segmentBytes', 1024, 0xffff_ffff),
     groupBytesMax: integerOption(options, 'groupBytesMax', 4096, 1 << 30),
     batchOperationsMax: integerOption(options, 'batchOperationsMax', 1, 10_000_000),
@@ -234,6 +239,6 @@ export function resolveOptions(options: OpenOptions | undefined): ResolvedOption
     cacheBytes: integerOption(options, 'cacheBytes', 0, 2 ** 40),
     compaction: compactionOption(options.compaction),
     gc: gcOption(options.gc),
-    objects: objectsOption(options.objects),
+    objects: objectsOption(options.objects, blockBytes),
   };
 }

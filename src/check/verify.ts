@@ -8,8 +8,10 @@
  * - the index against the log: replaying every segment from scratch must give exactly the live
  *   index (same keys, same locations), as of the position the index reflects;
  * - the checkpoint: decodes, and every entry it holds is what the log says at its position;
- * - every block file against its hash; reference counts against the references recomputed from the
- *   replayed log; every referenced block present;
+ * - every block file against its hash, and every block carried in the log (BLOCK entry) too;
+ *   reference counts against the references recomputed from the replayed log; every referenced
+ *   block present (a file or a BLOCK entry); the checkpoint's and the store's log-block locations
+ *   each name a BLOCK entry of that hash;
  * - the GC delayed list (`gc.list`): every record's CRC; a torn last record is only reported on
  *   a read-only open (a writable open cuts it); listed blocks that are missing are not a problem
  *   (a deletion whose remove record was lost), nor listed ones referenced again (revived);
@@ -34,7 +36,8 @@ import {
   type SegmentSummary,
   type ValueReference,
 } from '../log/format.js';
-import { decodeHint, HINT_FILE_NAME, HINT_TEMPORARY_FILE_NAME, type EntryLocation } from '../log/hint.js';
+import { decodeHint, HINT_FILE_NAME, HINT_TEMPORARY_FILE_NAME, type EntryLocation, type LogBlockLocation } from '../log/hint.js';
+import { sha256 } from '../blob/block-store.js';
 import { readFully, scanSegment } from '../log/segment-reader.js';
 import { decodeManifest, forEachManifestBlock, type ObjectManifest } from '../log/object.js';
 import { emptySummary, noteEntry } from '../log/segment-writer.js';
@@ -82,6 +85,8 @@ export interface VerifyInput {
   /** Live versions per block (hex), at the same instant. */
   referenceCounts: Map<string, number>;
   blocks: BlockStore;
+  /** Where the store reads each block carried in the log (hex hash to BLOCK entry), at the same instant. */
+  logBlocks?: Map<string, LogBlockLocation>;
   /** Compacted segments whose files wait for open readers (not checked, but not strangers). */
   retiredSegmentIds?: number[];
   nowMs: number;
@@ -128,6 +133,9 @@ export async function verifyStore(input: VerifyInput): Promise<VerifyResult> {
 
   // Replay every segment from scratch into a plain Map (key → location), checking as we go.
   const replayed = new Map<string, EntryLocation>();
+  /** Blocks carried in the log: hex hash → data bytes; and every BLOCK entry's position with its hash. */
+  const logBlockLengths = new Map<string, number>();
+  const blockEntryAt = new Map<string, string>();
   let checkpointCompared = false;
   const compareCheckpoint = () => {
     if (hint === undefined || typeof hint === 'string' || checkpointCompared) return;
@@ -196,6 +204,15 @@ export async function verifyStore(input: VerifyInput): Promise<VerifyResult> {
       if (entry.type === EntryType.PUT_REFERENCE) location.reference = decodeReference(entry.value as Buffer) as ValueReference;
       if (entry.type === EntryType.PUT_OBJECT) location.object = decodeManifest(entry.value as Buffer) as ObjectManifest;
       replayed.set(key, location);
+    }, 0, (block) => {
+      checked.entries++;
+      const hex = block.hash.toString('hex');
+      if (!sha256(block.data).equals(block.hash)) {
+        problem('block', `${segment.path}:${block.offsetBytes}`, 'block entry data does not match its hash');
+        return;
+      }
+      logBlockLengths.set(hex, block.data.length);
+      blockEntryAt.set(`${segment.segmentId}:${block.offsetBytes}`, hex);
     });
     if (hintOffset !== undefined) compareCheckpoint();
     if (scan.damage !== undefined) problem('segment', `${segment.path}:${scan.damage.offsetBytes}`, scan.damage.reason);
@@ -267,7 +284,20 @@ export async function verifyStore(input: VerifyInput): Promise<VerifyResult> {
     }
   }
   for (const hex of recounted.keys()) {
-    if (!present.has(hex)) problem('block', `block ${hex}`, 'referenced but missing');
+    if (!present.has(hex) && !logBlockLengths.has(hex)) problem('block', `block ${hex}`, 'referenced but missing');
+    const carried = logBlockLengths.get(hex);
+    if (carried !== undefined && blockLengths.has(hex) && carried !== blockLengths.get(hex)) {
+      problem('block', `block ${hex}`, `carried in the log with ${carried} bytes, referenced with ${blockLengths.get(hex) as number}`);
+    }
+  }
+  const namesBlockEntry = (location: LogBlockLocation, hex: string) => blockEntryAt.get(`${location.segmentId}:${location.offsetBytes}`) === hex;
+  if (hint !== undefined && typeof hint !== 'string') {
+    for (const [hex, location] of hint.blocks) {
+      if (!namesBlockEntry(location, hex)) problem('checkpoint', `${directory}/${HINT_FILE_NAME}`, `block ${hex} is not at segment ${location.segmentId} offset ${location.offsetBytes}`);
+    }
+  }
+  for (const [hex, location] of input.logBlocks ?? []) {
+    if (recounted.has(hex) && !namesBlockEntry(location, hex)) problem('block', `block ${hex}`, `the store reads it at segment ${location.segmentId} offset ${location.offsetBytes}, which holds no such block entry`);
   }
   let unreferencedBlocks = 0;
   let blockBytesDone = 0;

@@ -24,7 +24,7 @@ import {
   type SegmentSummary,
 } from '../log/format.js';
 import type { ValueReference } from '../log/format.js';
-import { decodeHint, HINT_FILE_NAME, type EntryLocation } from '../log/hint.js';
+import { decodeHint, HINT_FILE_NAME, type EntryLocation, type LogBlockLocation } from '../log/hint.js';
 import { decodeManifest, type ObjectManifest } from '../log/object.js';
 import { readFully, readSegmentInfo, scanSegment } from '../log/segment-reader.js';
 import { OrderedIndex } from '../index/ordered-index.js';
@@ -64,6 +64,11 @@ export interface RecoveryResult {
   liveBytes: number;
   /** Keys whose live values are held in the block store (value references and objects). */
   referenceKeys: Set<string>;
+  /**
+   * Blocks carried in the log (BLOCK entries), by hex hash: the last one in log order of each hash
+   * (from the checkpoint, then the replay). Which of them are live is decided by the reference counts.
+   */
+  logBlocks: Map<string, LogBlockLocation>;
   report: RecoveryReport;
 }
 
@@ -139,6 +144,7 @@ export async function recover(fs: FileSystem, directory: string, readOnly: boole
   let liveBytes = 0;
   /** Keys whose values are held in blocks. */
   const referenceKeys = new Set<string>();
+  const logBlocks = new Map<string, LogBlockLocation>();
   let replayFrom = { segmentId: segments[0]?.segmentId ?? 0, offsetBytes: SEGMENT_HEADER_BYTES };
   if (names.includes(HINT_FILE_NAME)) {
     const problem = await loadCheckpoint();
@@ -189,6 +195,7 @@ export async function recover(fs: FileSystem, directory: string, readOnly: boole
     } catch (error) {
       return (error as Error).message;
     }
+    for (const [hex, location] of hint.blocks) logBlocks.set(hex, location);
     report.usedCheckpoint = true;
     report.checkpointEntries = hint.keys.length;
     liveBytes = hint.liveBytes;
@@ -242,7 +249,10 @@ export async function recover(fs: FileSystem, directory: string, readOnly: boole
           const replaced = index.set(key, location);
           if (replaced !== undefined) liveBytes -= replaced.lengthBytes;
         }
-      }, startOffset);
+      }, startOffset, (block) => {
+        if (block.revision > maxRevision) maxRevision = block.revision;
+        logBlocks.set(block.hash.toString('hex'), { segmentId: segment.segmentId, offsetBytes: startOffset + block.offsetBytes, lengthBytes: block.lengthBytes, revision: block.revision });
+      });
       report.replayedBytes += scan.endOffset;
       if (segment.summary !== undefined) {
         if (scan.damage !== undefined || scan.footer === undefined) {
@@ -277,5 +287,5 @@ export async function recover(fs: FileSystem, directory: string, readOnly: boole
     if (last !== undefined && last.summary === undefined) activeSegment = last;
   }
   report.durationMs = performance.now() - started;
-  return { index, segments, activeSegment, maxRevision, liveBytes, referenceKeys, report };
+  return { index, segments, activeSegment, maxRevision, liveBytes, referenceKeys, logBlocks, report };
 }

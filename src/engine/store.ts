@@ -30,6 +30,9 @@ import {
   checkEntry,
   checkPutEntry,
   BATCH_HEADER_BYTES,
+  blockEntryLength,
+  decodeBlockEntry,
+  encodeBlockEntry,
   type SegmentSummary,
   ENTRY_HEADER_BYTES,
   decodeEntry,
@@ -54,6 +57,7 @@ import {
   encodeManifest,
   findChunk,
   forEachManifestBlock,
+  manifestDelta,
   resolveChunk,
   sliceBlockHash,
   sliceBlockLength,
@@ -64,7 +68,7 @@ import {
   type ObjectManifest,
   type Slice,
 } from '../log/object.js';
-import { HINT_FILE_NAME, writeHint, type EntryLocation, type HintPosition } from '../log/hint.js';
+import { HINT_FILE_NAME, writeHint, type EntryLocation, type HintPosition, type LogBlockLocation } from '../log/hint.js';
 import { type CacheView, isChecked, markChecked, ReadCache } from '../log/read-cache.js';
 import { readFully, scanSegment } from '../log/segment-reader.js';
 import { SegmentWriter } from '../log/segment-writer.js';
@@ -99,6 +103,9 @@ import type {
 
 const defaultFileSystem = new NodeFileSystem();
 /** Unpins readers (iterators, snapshots) that were dropped without finishing. */
+/** A segment at least this dead is always worth rewriting in the background (see nextBackgroundSegment). */
+const NEARLY_DEAD = 0.9;
+
 const readerRegistry = new FinalizationRegistry<() => void>((unpin) => unpin());
 
 /** One operation of a batch, validated and encoded, before its record is written. */
@@ -134,9 +141,10 @@ async function* concatIterables(head: Buffer[], rest: AsyncIterable<Uint8Array>)
 
 /** One key's change inside a queued write. */
 interface PendingOperation {
+  /** For a BLOCK entry: the block's hex hash (not a key: the index and `pending` never see it). */
   key: string;
   keyBytes: Buffer;
-  type: KeyEntryType;
+  type: KeyEntryType | typeof EntryType.BLOCK;
   /** Offset of the entry inside the write's bytes, and its length. */
   relativeOffsetBytes: number;
   lengthBytes: number;
@@ -153,6 +161,22 @@ interface PendingOperation {
   replacesRevision?: number | undefined;
   /** For a copy made by compaction: where the original entry is. */
   relocatedFrom?: { segmentId: number; offsetBytes: number; revision: number } | undefined;
+}
+
+/** Hex hashes of every block of `slices` (a block once per slice using it). */
+function sliceBlockHexes(slices: Slice[]): string[] {
+  const hexes: string[] = [];
+  for (const slice of slices) {
+    const count = slice.blockHashes.length / 32;
+    for (let index = 0; index < count; index++) hexes.push(sliceBlockHash(slice, index).toString('hex'));
+  }
+  return hexes;
+}
+
+/** A block an object write carries in the log (a BLOCK entry) instead of a block file. */
+interface CarriedBlock {
+  hash: Buffer;
+  data: Buffer;
 }
 
 /** A write waiting for (or in) a group commit. */
@@ -390,9 +414,11 @@ export class Store extends EventEmitter {
   private dirty = false;
   private intervalTimer: NodeJS.Timeout | undefined;
   private intervalSync: Promise<void> | undefined;
+  /** An fdatasync of the active segment started by `fsyncActiveIfDirty`, while it runs. */
+  private logSyncing: Promise<void> | undefined;
 
   private checkpointRunning: Promise<void> | undefined;
-  private checkpointNext: { position: HintPosition; snapshot: IndexSnapshot<EntryLocation> } | undefined;
+  private checkpointNext: { position: HintPosition; snapshot: IndexSnapshot<EntryLocation>; blocks: Array<[string, LogBlockLocation]> } | undefined;
   /** Position of the last checkpoint written or loaded: nothing to do on close if unchanged. */
   private checkpointPosition: { segmentId: number; offsetBytes: number } | undefined;
 
@@ -417,7 +443,14 @@ export class Store extends EventEmitter {
   /** Background slice compaction: chunks waiting (per key), and the run in progress. */
   private readonly objectQueue = new Map<string, Set<number>>();
   private objectCompacting: Promise<void> | undefined;
-  private readonly objectCounters = { writes: 0, lightCompactions: 0, heavyCompactions: 0, syncCompactions: 0, bytesRewritten: 0, conflicts: 0, givenUp: 0 };
+  private readonly objectCounters = { writes: 0, lightCompactions: 0, heavyCompactions: 0, syncCompactions: 0, bytesRewritten: 0, conflicts: 0, givenUp: 0, inlineSlices: 0, inlineBytes: 0, blocksReused: 0 };
+  /**
+   * Blocks carried in the log (BLOCK entries), by hex hash: where the newest copy is. One is live
+   * (counted in its segment's live bytes, copied by segment compaction, listed in the checkpoint)
+   * while the block's reference count is above zero; a dead one stays mapped until its segment
+   * file is deleted, for readers that still hold a manifest naming it.
+   */
+  private readonly logBlocks = new Map<string, LogBlockLocation>();
   private readonly gcCounters = { runs: 0, listed: 0, deleted: 0, bytesDeleted: 0, revived: 0, skippedPinned: 0 };
   /** Live versions pointing at each block (hex hash); absent = zero. */
   private readonly referenceCounts = new Map<string, number>();
@@ -498,6 +531,8 @@ export class Store extends EventEmitter {
         const segment = store.segments.get(location.segmentId);
         if (segment !== undefined) segment.liveBytes += location.lengthBytes;
       }
+      for (const [hex, location] of recovered.logBlocks) store.logBlocks.set(hex, location);
+      // The retains below count the live log blocks into their segments' live bytes.
       for (const key of recovered.referenceKeys) {
         const location = store.index.get(key);
         const held = location?.reference ?? location?.object;
@@ -1326,6 +1361,7 @@ export class Store extends EventEmitter {
       }
     }
     const held: ValueReference[] = [];
+    const carried: CarriedBlock[] = [];
     try {
       let manifest = location === undefined ? { sizeBytes: 0, chunkBytes: this.options.objects.chunkBytes, chunks: [] } : await this.toManifest(keyString, location, held);
       if (operation.kind === 'truncate') {
@@ -1336,10 +1372,21 @@ export class Store extends EventEmitter {
           const chunkStart = index * manifest.chunkBytes;
           const from = Math.max(offset, chunkStart);
           const to = Math.min(offset + operation.data.length, chunkStart + manifest.chunkBytes);
-          const reference = await this.writeBlocks([operation.data.subarray(from - offset, to - offset)], undefined);
-          held.push(reference);
+          const part = operation.data.subarray(from - offset, to - offset);
+          let slice: Slice;
+          if (part.length <= this.options.objects.inlineBytes) {
+            // A small slice's bytes go in the log, in a BLOCK entry ahead of the manifest's record:
+            // one write and one fsync, no block file, no directory fsync.
+            const hash = sha256(part);
+            carried.push({ hash, data: part });
+            slice = { offsetBytes: from - chunkStart, lengthBytes: part.length, skipBytes: 0, blockBytes: this.options.blockBytes, dataBytes: part.length, blockHashes: hash };
+          } else {
+            const reference = await this.writeBlocks([part], undefined);
+            held.push(reference);
+            slice = this.sliceOf(reference, from - chunkStart);
+          }
           const slices = findChunk(manifest, index)?.slices ?? [];
-          manifest = withChunk(manifest, index, [...slices, this.sliceOf(reference, from - chunkStart)]);
+          manifest = withChunk(manifest, index, [...slices, slice]);
         }
       }
       this.checkWritable();
@@ -1348,8 +1395,10 @@ export class Store extends EventEmitter {
         throw new SiltError(ErrorCode.CONFLICT, 'the key changed while the write was being prepared', { currentRevision: this.currentRevision(keyString) });
       }
       const userBytes = keyString.length + (operation.kind === 'truncate' ? 0 : operation.data.length);
-      const revision = await this.commitObject(keyString, manifest, undefined, userBytes);
+      const revision = await this.commitObject(keyString, manifest, undefined, userBytes, carried);
       this.objectCounters.writes++;
+      this.objectCounters.inlineSlices += carried.length;
+      for (const block of carried) this.objectCounters.inlineBytes += block.data.length;
       this.scheduleObjectCompaction(keyString, manifest, touched);
       return { revision, size: newSize };
     } finally {
@@ -1399,18 +1448,77 @@ export class Store extends EventEmitter {
    * Queue a PUT_OBJECT record: a new version (next revision), or with `replacesRevision` a slice
    * compaction's (same bytes, same revision, applied only while the key is still at it).
    */
-  private async commitObject(keyString: string, manifest: ObjectManifest, replacesRevision: number | undefined, userBytes: number): Promise<number> {
+  private async commitObject(keyString: string, manifest: ObjectManifest, replacesRevision: number | undefined, userBytes: number, carried: CarriedBlock[] = []): Promise<number> {
     const payload = encodeManifest(manifest);
     const keyBytes = Buffer.from(keyString, 'latin1');
     const length = entryLength(keyBytes, payload, false);
     if (length > 0xffff_ffff) throw new SiltError(ErrorCode.TOO_LARGE, 'the object manifest exceeds 4 GiB: compact the object');
     const revision = replacesRevision ?? ++this.revision;
-    const bytes = Buffer.allocUnsafe(length);
-    encodeEntry(bytes, 0, { type: EntryType.PUT_OBJECT, key: keyBytes, value: payload, revision });
-    await this.enqueue(revision, bytes, [
-      { key: keyString, keyBytes, type: EntryType.PUT_OBJECT, relativeOffsetBytes: 0, lengthBytes: length, expiresAtMs: undefined, userBytes, object: manifest, replacesRevision },
-    ]);
+    // The BLOCK entries come first: a crash that keeps the manifest's record keeps them too (the
+    // log is recovered as a prefix); one that cuts them cuts the record as well.
+    let carriedBytes = 0;
+    for (const block of carried) carriedBytes += blockEntryLength(block.data.length);
+    const bytes = Buffer.allocUnsafe(carriedBytes + length);
+    const operations: PendingOperation[] = [];
+    let cursor = 0;
+    for (const block of carried) {
+      const blockLength = encodeBlockEntry(bytes, cursor, block.hash, block.data, revision);
+      operations.push({ key: block.hash.toString('hex'), keyBytes: block.hash, type: EntryType.BLOCK, relativeOffsetBytes: cursor, lengthBytes: blockLength, expiresAtMs: undefined, userBytes: 0 });
+      cursor += blockLength;
+    }
+    encodeEntry(bytes, cursor, { type: EntryType.PUT_OBJECT, key: keyBytes, value: payload, revision });
+    operations.push({ key: keyString, keyBytes, type: EntryType.PUT_OBJECT, relativeOffsetBytes: cursor, lengthBytes: length, expiresAtMs: undefined, userBytes, object: manifest, replacesRevision });
+    await this.enqueue(revision, bytes, operations);
     return revision;
+  }
+
+  /** Read and verify one block of an object: from the log if it is carried there, else its block file. */
+  private readObjectBlockSync(hash: Buffer, expectedBytes: number): Buffer {
+    const location = this.logBlocks.size === 0 ? undefined : this.logBlocks.get(hash.toString('hex'));
+    return location === undefined ? this.blocks.readSync(hash, expectedBytes) : this.readLogBlock(hash, location, expectedBytes);
+  }
+
+  private async readObjectBlock(hash: Buffer, expectedBytes: number): Promise<Buffer> {
+    const location = this.logBlocks.size === 0 ? undefined : this.logBlocks.get(hash.toString('hex'));
+    return location === undefined ? this.blocks.read(hash, expectedBytes) : this.readLogBlock(hash, location, expectedBytes);
+  }
+
+  /**
+   * A block carried in the log: the BLOCK entry at `location` must pass its CRC (once per cached
+   * block, as a get's entry), hold exactly `hash` as its key and `expectedBytes` of data. The CRC
+   * is the checksum here, as for any entry; the hash is not recomputed on reads (`verify()` does).
+   */
+  private readLogBlock(hash: Buffer, location: LogBlockLocation, expectedBytes: number): Buffer {
+    const entry: EntryLocation = { segmentId: location.segmentId, offsetBytes: location.offsetBytes, lengthBytes: location.lengthBytes, revision: location.revision, expiresAtMs: undefined };
+    const view = this.readView(entry);
+    const bytes = view.bytes;
+    const start = view.start;
+    const end = start + location.lengthBytes;
+    if (end > bytes.length || bytes.readUInt32LE(start + 4) !== location.lengthBytes) throw this.corruptAt(entry, 'block entry length differs from the expected');
+    const checked = isChecked(view);
+    if (!checked) {
+      const check = checkEntry(bytes, start, end);
+      if (!check.ok) throw this.corruptAt(entry, check.reason);
+      markChecked(view);
+    }
+    const block = decodeBlockEntry(bytes, start, location.lengthBytes);
+    if (typeof block === 'string') throw this.corruptAt(entry, block);
+    if (!block.hash.equals(hash)) throw this.corruptAt(entry, `block entry holds block ${block.hash.toString('hex')}, expected ${hash.toString('hex')}`);
+    if (block.data.length !== expectedBytes) throw this.corruptAt(entry, `block entry holds ${block.data.length} bytes, expected ${expectedBytes}`);
+    // A view into the cache must not escape: the caller could change the cached bytes.
+    return view.markAt < 0 ? block.data : copyOut(bytes, end - block.data.length, end);
+  }
+
+  /** Live log blocks (referenced by a live value) and their data bytes, for stats. */
+  private liveLogBlockStats(): { logBlocks: number; logBlockBytes: number } {
+    let logBlocks = 0;
+    let logBlockBytes = 0;
+    for (const [hex, location] of this.logBlocks) {
+      if (!this.referenceCounts.has(hex)) continue;
+      logBlocks++;
+      logBlockBytes += location.lengthBytes - blockEntryLength(0);
+    }
+    return { logBlocks, logBlockBytes };
   }
 
   /** Bytes `[start, end)` of an object, every block verified; holes are zeros. */
@@ -1428,7 +1536,7 @@ export class Store extends EventEmitter {
       for (let index = Math.floor(dataStart / slice.blockBytes); index * slice.blockBytes < dataEnd; index++) {
         let cached = lastBlocks.get(slice);
         if (cached === undefined || cached.index !== index) {
-          cached = { index, block: this.blocks.readSync(sliceBlockHash(slice, index), sliceBlockLength(slice, index)) };
+          cached = { index, block: this.readObjectBlockSync(sliceBlockHash(slice, index), sliceBlockLength(slice, index)) };
           lastBlocks.set(slice, cached);
         }
         const blockStart = index * slice.blockBytes;
@@ -1479,7 +1587,7 @@ export class Store extends EventEmitter {
       for (let index = Math.floor(dataStart / slice.blockBytes); index * slice.blockBytes < dataEnd; index++) {
         let cached = lastBlocks.get(slice);
         if (cached === undefined || cached.index !== index) {
-          cached = { index, block: await this.blocks.read(sliceBlockHash(slice, index), sliceBlockLength(slice, index)) };
+          cached = { index, block: await this.readObjectBlock(sliceBlockHash(slice, index), sliceBlockLength(slice, index)) };
           lastBlocks.set(slice, cached);
         }
         const blockStart = index * slice.blockBytes;
@@ -1564,22 +1672,9 @@ export class Store extends EventEmitter {
           high = Math.max(high, slice.offsetBytes + slice.lengthBytes);
         }
         const object = location?.object as ObjectManifest;
-        const chunkStart = index * object.chunkBytes;
-        // The blocks read here stay on disk even if a write drops them meanwhile.
-        const unpin = this.pinReaders(readSlices);
-        let bytes: Buffer;
-        try {
-          const parts: Buffer[] = [];
-          for await (const part of this.objectChunks({ sizeBytes: object.sizeBytes, chunkBytes: object.chunkBytes, chunks: [{ index, slices: readSlices }] }, chunkStart + low, chunkStart + high)) {
-            parts.push(Buffer.from(part));
-          }
-          bytes = Buffer.concat(parts, high - low);
-        } finally {
-          unpin();
-        }
-        held = await this.writeBlocks([bytes], undefined);
-        replacement = [this.sliceOf(held, low)];
-        this.objectCounters.bytesRewritten += bytes.length;
+        held = await this.rewriteChunk(object, index, readSlices, low, high);
+        const gridStart = high - held.sizeBytes;
+        replacement = [{ offsetBytes: low, lengthBytes: high - low, skipBytes: low - gridStart, blockBytes: held.blockBytes, dataBytes: held.sizeBytes, blockHashes: held.blockHashes }];
       }
       try {
         const commit = () => this.commitChunkCompaction(keyString, index, readSlices, replacement);
@@ -1596,6 +1691,75 @@ export class Store extends EventEmitter {
     }
     this.objectCounters.givenUp++;
     return 'gave-up';
+  }
+
+  /**
+   * Heavy compaction's bytes: the visible bytes of `[low, high)` of chunk `index` (as `readSlices`
+   * make it read) as full-size block files on a grid aligned to the chunk (block `j` holds chunk
+   * bytes `[j × blockBytes, (j+1) × blockBytes)`; bytes before `low` in the first block are zeros,
+   * as they read). A grid block whose visible bytes are exactly one whole block file of one slice
+   * at the same alignment is kept as it is, neither read nor rewritten (a chunk grown by appends
+   * rewrites only its new bytes). Returns the blocks as a reference over `[gridStart, high)`, its
+   * blocks held until the caller unholds them; block names are durable on return.
+   */
+  private async rewriteChunk(object: ObjectManifest, index: number, readSlices: Slice[], low: number, high: number): Promise<ValueReference> {
+    const blockBytes = this.options.blockBytes;
+    const chunkStart = index * object.chunkBytes;
+    const gridStart = Math.floor(low / blockBytes) * blockBytes;
+    const view: ObjectManifest = { sizeBytes: object.sizeBytes, chunkBytes: object.chunkBytes, chunks: [{ index, slices: readSlices }] };
+    const hashes: Buffer[] = [];
+    const inFlight: Array<Promise<void>> = [];
+    // The blocks read here stay on disk even if a write drops them meanwhile.
+    const unpin = this.pinReaders(readSlices);
+    try {
+      for (let blockStart = gridStart; blockStart < high; blockStart += blockBytes) {
+        const blockEnd = Math.min(high, blockStart + blockBytes);
+        const pieces = resolveChunk(readSlices, blockStart, blockEnd);
+        const only = pieces.length === 1 ? pieces[0] : undefined;
+        const kept = only?.slice === undefined ? undefined : this.wholeBlockFile(only.slice, blockStart, blockEnd - blockStart);
+        if (kept !== undefined) {
+          hashes.push(kept);
+          this.hold(kept.toString('hex'));
+          this.objectCounters.blocksReused++;
+          continue;
+        }
+        const parts: Buffer[] = [];
+        for await (const part of this.objectChunks(view, chunkStart + blockStart, chunkStart + blockEnd)) parts.push(part);
+        const data = Buffer.concat(parts, blockEnd - blockStart);
+        const hash = sha256(data);
+        hashes.push(hash);
+        this.hold(hash.toString('hex'));
+        inFlight.push(this.blocks.write(hash, data));
+        this.objectCounters.bytesRewritten += data.length;
+        if (inFlight.length >= BLOCK_WRITES_IN_FLIGHT) await inFlight.shift();
+      }
+      await Promise.all(inFlight);
+      // Every block's name is durable before the record that points at it is written.
+      await this.blocks.syncDirectory();
+    } catch (error) {
+      await Promise.allSettled(inFlight);
+      for (const hash of hashes) this.unhold(hash.toString('hex'));
+      throw error;
+    } finally {
+      unpin();
+    }
+    return { sizeBytes: high - gridStart, blockBytes, digest: Buffer.alloc(0), blockHashes: Buffer.concat(hashes) };
+  }
+
+  /**
+   * The hash of `slice`'s block that is exactly chunk bytes `[start, start + length)`, if there is
+   * one: same block size, aligned, the whole block, and a block file (a block carried in the log
+   * is rewritten instead, so compaction moves small slices' bytes out of the log).
+   */
+  private wholeBlockFile(slice: Slice, start: number, length: number): Buffer | undefined {
+    if (slice.blockBytes !== this.options.blockBytes) return undefined;
+    const dataStart = slice.skipBytes + start - slice.offsetBytes;
+    if (dataStart % slice.blockBytes !== 0) return undefined;
+    const blockIndex = dataStart / slice.blockBytes;
+    if (sliceBlockLength(slice, blockIndex) !== length) return undefined;
+    const hash = sliceBlockHash(slice, blockIndex);
+    if (this.logBlocks.has(hash.toString('hex'))) return undefined;
+    return Buffer.from(hash);
   }
 
   /** The commit step of `compactChunk`, in the key's write order; false if the chunk changed. */
@@ -1806,7 +1970,7 @@ export class Store extends EventEmitter {
 
   private enqueue(revision: number, bytes: Buffer, operations: PendingOperation[]): Promise<void> {
     for (const operation of operations) {
-      this.pending.set(operation.key, { revision, deleted: operation.type === EntryType.DELETE });
+      if (operation.type !== EntryType.BLOCK) this.pending.set(operation.key, { revision, deleted: operation.type === EntryType.DELETE });
     }
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ revision, bytes, operations, resolve, reject });
@@ -1887,7 +2051,7 @@ export class Store extends EventEmitter {
 
   private clearPending(write: PendingWrite): void {
     for (const operation of write.operations) {
-      if (this.pending.get(operation.key)?.revision === write.revision) this.pending.delete(operation.key);
+      if (operation.type !== EntryType.BLOCK && this.pending.get(operation.key)?.revision === write.revision) this.pending.delete(operation.key);
     }
   }
 
@@ -1912,10 +2076,20 @@ export class Store extends EventEmitter {
     let writeOffset = offset;
     for (const write of group) {
       for (const operation of write.operations) {
+        const newOffset = writeOffset + operation.relativeOffsetBytes;
+        if (operation.type === EntryType.BLOCK) {
+          // A block carried in the log (not a key's record; the footer does not count it). A copy
+          // made by segment compaction moves the block only if it still lives at the original.
+          const from = operation.relocatedFrom;
+          const current = this.logBlocks.get(operation.key);
+          if (from === undefined || (current !== undefined && current.segmentId === from.segmentId && current.offsetBytes === from.offsetBytes)) {
+            this.setLogBlock(operation.key, { segmentId: active.segmentId, offsetBytes: newOffset, lengthBytes: operation.lengthBytes, revision: from?.revision ?? write.revision });
+          }
+          continue;
+        }
         active.note(operation.type, operation.keyBytes, operation.relocatedFrom?.revision ?? write.revision);
         this.counters.userBytes += operation.userBytes;
         const previous = this.index.get(operation.key);
-        const newOffset = writeOffset + operation.relativeOffsetBytes;
         if (operation.replacesRevision !== undefined) {
           // A slice compaction: the same bytes under the same revision, with another manifest.
           if (previous !== undefined && previous.revision === operation.replacesRevision && previous.object !== undefined && operation.object !== undefined) {
@@ -1925,8 +2099,7 @@ export class Store extends EventEmitter {
             this.segmentLiveBytes(previous.segmentId, -previous.lengthBytes);
             segmentRecord.liveBytes += operation.lengthBytes;
             // Retained before released: blocks the two manifests share never look unreferenced.
-            this.retain(operation.object);
-            this.release(previous.object);
+            this.replaceHeld(operation.object, previous.object);
           }
           continue;
         }
@@ -1958,16 +2131,10 @@ export class Store extends EventEmitter {
             revision: write.revision,
             expiresAtMs: operation.expiresAtMs,
           };
-          if (operation.reference !== undefined) {
-            location.reference = operation.reference;
-            this.retain(operation.reference);
-          }
-          if (operation.object !== undefined) {
-            location.object = operation.object;
-            this.retain(operation.object);
-          }
-          // After the retain: blocks an object keeps from its previous version stay referenced throughout.
-          if (previousBlocks !== undefined) this.release(previousBlocks);
+          if (operation.reference !== undefined) location.reference = operation.reference;
+          if (operation.object !== undefined) location.object = operation.object;
+          // Retained before released: blocks an object keeps from its previous version stay referenced throughout.
+          this.replaceHeld(operation.reference ?? operation.object, previousBlocks);
           this.index.set(operation.key, location);
           this.liveBytes += operation.lengthBytes;
           segmentRecord.liveBytes += operation.lengthBytes;
@@ -2000,14 +2167,38 @@ export class Store extends EventEmitter {
     return hexes;
   }
 
+  /**
+   * `retain(next)` then `release(previous)` (either may be absent). Two manifests (an object's new
+   * version and its old one) are counted by their difference: only the slices one holds and the
+   * other does not, so a write costs the chunks it changed, not the whole object.
+   */
+  private replaceHeld(next: ValueReference | ObjectManifest | undefined, previous: ValueReference | ObjectManifest | undefined): void {
+    if (next !== undefined && previous !== undefined && 'chunks' in next && 'chunks' in previous) {
+      const { added, removed } = manifestDelta(next, previous);
+      this.logicalBlockBytes += next.sizeBytes - previous.sizeBytes;
+      this.retainHexes(sliceBlockHexes(added));
+      this.releaseHexes(sliceBlockHexes(removed));
+      return;
+    }
+    if (next !== undefined) this.retain(next);
+    if (previous !== undefined) this.release(previous);
+  }
+
   /** Count one more live version pointing at each block of `reference` (a value reference or an object's manifest). */
   private retain(reference: ValueReference | ObjectManifest): void {
     this.logicalBlockBytes += reference.sizeBytes;
-    for (const hex of this.heldBlocks(reference)) {
+    this.retainHexes(this.heldBlocks(reference));
+  }
+
+  private retainHexes(hexes: string[]): void {
+    for (const hex of hexes) {
       const before = this.referenceCounts.get(hex) ?? 0;
       this.referenceCounts.set(hex, before + 1);
       // Referenced again: no longer a candidate (a listed one leaves the list at the next GC pass).
-      if (before === 0) this.candidates.delete(hex);
+      if (before === 0) {
+        this.candidates.delete(hex);
+        this.logBlockBecameLive(hex);
+      }
     }
   }
 
@@ -2018,8 +2209,12 @@ export class Store extends EventEmitter {
    */
   private release(reference: ValueReference | ObjectManifest): void {
     this.logicalBlockBytes -= reference.sizeBytes;
+    this.releaseHexes(this.heldBlocks(reference));
+  }
+
+  private releaseHexes(hexes: string[]): void {
     let dropped = false;
-    for (const hex of this.heldBlocks(reference)) {
+    for (const hex of hexes) {
       const remaining = (this.referenceCounts.get(hex) ?? 0) - 1;
       if (remaining > 0) {
         this.referenceCounts.set(hex, remaining);
@@ -2027,6 +2222,9 @@ export class Store extends EventEmitter {
         this.referenceCounts.delete(hex);
         this.candidates.set(hex, this.readerEpoch);
         dropped = true;
+        // A block carried in the log is now dead bytes in its segment (segment compaction drops it).
+        const logBlock = this.logBlocks.get(hex);
+        if (logBlock !== undefined) this.logBlockLive(logBlock, -1);
       }
     }
     // Readers created from now on cannot see the dropped blocks; older ones pin them.
@@ -2034,6 +2232,34 @@ export class Store extends EventEmitter {
       this.readerEpoch++;
       this.scheduleGc();
     }
+  }
+
+  /** Count a log block's entry in (or out of) its segment's live bytes. */
+  private logBlockLive(location: LogBlockLocation, sign: 1 | -1): void {
+    this.liveBytes += sign * location.lengthBytes;
+    this.segmentLiveBytes(location.segmentId, sign * location.lengthBytes);
+  }
+
+  /** A block's reference count rose from zero: its log copy (if any) is live again. */
+  private logBlockBecameLive(hex: string): void {
+    const logBlock = this.logBlocks.get(hex);
+    if (logBlock === undefined) return;
+    if (!this.segments.has(logBlock.segmentId)) {
+      // Its segment is compacted away (the copy was dead then, so not carried forward): the
+      // write reviving the block stored it anew (a block file), and reads go there from now on.
+      this.logBlocks.delete(hex);
+      return;
+    }
+    this.logBlockLive(logBlock, 1);
+  }
+
+  /** Point a log block at a new copy (a write carrying it, or segment compaction's copy). */
+  private setLogBlock(hex: string, location: LogBlockLocation): void {
+    const live = this.referenceCounts.has(hex);
+    const previous = this.logBlocks.get(hex);
+    if (live && previous !== undefined) this.logBlockLive(previous, -1);
+    this.logBlocks.set(hex, location);
+    if (live) this.logBlockLive(location, 1);
   }
 
   /** A write in flight relies on this block: GC leaves it alone until `unhold`. */
@@ -2107,16 +2333,24 @@ export class Store extends EventEmitter {
     return this.lastAppliedRevision;
   }
 
-  private scheduleCheckpoint(position: HintPosition, snapshot: IndexSnapshot<EntryLocation>): void {
-    this.checkpointNext = { position, snapshot };
+  /** The live log blocks now: call in the same synchronous step as the index snapshot they go with. */
+  private liveLogBlocks(): Array<[string, LogBlockLocation]> {
+    const blocks: Array<[string, LogBlockLocation]> = [];
+    for (const [hex, location] of this.logBlocks) if (this.referenceCounts.has(hex) && this.segments.has(location.segmentId)) blocks.push([hex, location]);
+    return blocks;
+  }
+
+  private scheduleCheckpoint(position: HintPosition, snapshot: IndexSnapshot<EntryLocation>, blocks = this.liveLogBlocks()): void {
+    // `blocks`: the live log blocks at the same instant as the index snapshot.
+    this.checkpointNext = { position, snapshot, blocks };
     if (this.checkpointRunning !== undefined) return;
     this.checkpointRunning = (async () => {
       while (this.checkpointNext !== undefined) {
-        const { position: next, snapshot: view } = this.checkpointNext;
+        const { position: next, snapshot: view, blocks } = this.checkpointNext;
         this.checkpointNext = undefined;
         const started = performance.now();
         try {
-          const written = await writeHint(this.fs, this.directory, next, view.range());
+          const written = await writeHint(this.fs, this.directory, next, view.range(), blocks);
           this.checkpointBytes = written.sizeBytes;
           this.checkpointBytesWritten += written.sizeBytes;
           this.checkpointPosition = { segmentId: next.segmentId, offsetBytes: next.offsetBytes };
@@ -2235,10 +2469,12 @@ export class Store extends EventEmitter {
       }
       return hexes;
     };
-    if (ready().length > 0) {
-      await this.syncLog();
+    const dropped = ready();
+    if (dropped.length > 0) {
+      // Only the candidates seen before the fsync: the records that dropped them are durable now.
+      await this.syncApplied();
       const now = Date.now();
-      const hexes = ready();
+      const hexes = dropped.filter((hex) => this.candidates.has(hex) && !this.referenceCounts.has(hex) && !this.holds.has(hex) && this.blocks.has(hex));
       for (const hex of hexes) {
         this.listedEpochs.set(hex, this.candidates.get(hex) as number);
         this.candidates.delete(hex);
@@ -2319,22 +2555,54 @@ export class Store extends EventEmitter {
     await this.syncLog();
   }
 
-  /** `flush()` for background work, which may still run while the store is closing. */
+  /**
+   * Make every record applied so far durable, without waiting for writes queued after this call
+   * (so background work is never starved by a steady writer). In 'sync' mode applied records are
+   * durable already; otherwise the active segment is fsynced (a segment sealed at a roll was
+   * fsynced then).
+   */
+  private async syncApplied(): Promise<void> {
+    if (this.options.readOnly) return;
+    if (this.failure !== undefined) throw this.failedError();
+    if (this.options.durability === 'sync') return;
+    await this.intervalSync;
+    await this.fsyncActiveIfDirty();
+  }
+
+  /**
+   * fdatasync the active segment if anything was written since its last fsync; when another
+   * caller's fsync is already under way (and nothing was written since it started), wait for
+   * that one instead of returning before it is done.
+   */
+  private async fsyncActiveIfDirty(): Promise<void> {
+    if (!this.dirty || this.active === undefined) {
+      await this.logSyncing;
+      return;
+    }
+    this.dirty = false;
+    const syncing = this.active.datasync().then(
+      () => {
+        this.counters.fsyncs++;
+      },
+      (error: unknown) => {
+        this.fail(toIoError(error, 'fsync of the log'));
+        throw this.failedError();
+      },
+    );
+    this.logSyncing = syncing.catch(() => undefined).finally(() => {
+      if (this.logSyncing === tracked) this.logSyncing = undefined;
+    });
+    const tracked = this.logSyncing;
+    await syncing;
+  }
+
+  /** `flush()` for work that may still run while the store is closing. */
   private async syncLog(): Promise<void> {
     if (this.options.readOnly) return;
     await this.drain();
     if (this.failure !== undefined) throw this.failedError();
     await this.intervalSync;
-    if (this.dirty && this.active !== undefined) {
-      this.dirty = false;
-      try {
-        await this.active.datasync();
-        this.counters.fsyncs++;
-      } catch (error) {
-        this.fail(toIoError(error, 'fsync of the log'));
-        throw this.failedError();
-      }
-    }
+    await this.fsyncActiveIfDirty();
   }
 
   private async drain(): Promise<void> {
@@ -2425,8 +2693,13 @@ export class Store extends EventEmitter {
     this.stalled = this.deadFraction() > this.options.compaction.stallRatio && this.pickSegments(0).length > 0;
     if (this.compacting !== undefined) return;
     const active = this.segments.get((this.active as SegmentWriter).segmentId) as SegmentRecord;
-    const activeIsDead = active.sizeBytes >= this.options.segmentBytes / 2 && this.deadBytesOf(active) >= this.options.compaction.deadRatio * active.sizeBytes;
-    if (!activeIsDead && this.pickSegments(this.options.compaction.deadRatio).length === 0) return;
+    // The active segment is sealed early to be compacted on the same terms as a sealed one.
+    const activeDead = this.deadBytesOf(active);
+    const activeIsDead =
+      active.sizeBytes >= this.options.segmentBytes / 2 &&
+      activeDead >= this.options.compaction.deadRatio * active.sizeBytes &&
+      (activeDead >= NEARLY_DEAD * active.sizeBytes || this.deadFraction() >= this.options.compaction.deadRatio);
+    if (!activeIsDead && this.nextBackgroundSegment(new Set()) === undefined) return;
     const run = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.runCompaction(this.options.compaction.deadRatio, activeIsDead));
     this.compacting = run
       .catch((error: unknown) => {
@@ -2460,11 +2733,38 @@ export class Store extends EventEmitter {
       const active = this.segments.get((this.active as SegmentWriter).segmentId) as SegmentRecord;
       if (this.deadBytesOf(active) > 0) await this.requestRoll();
     }
-    for (const segment of this.pickSegments(ratio)) {
-      if (this.state !== 'open' || this.failure !== undefined) break;
-      await this.compactSegment(segment);
+    if (ratio === 0) {
+      // compact(): every sealed segment with dead bytes.
+      for (const segment of this.pickSegments(0)) {
+        if (this.state !== 'open' || this.failure !== undefined) break;
+        await this.compactSegment(segment);
+      }
+    } else {
+      const tried = new Set<number>();
+      for (let segment = this.nextBackgroundSegment(tried); segment !== undefined; segment = this.nextBackgroundSegment(tried)) {
+        if (this.state !== 'open' || this.failure !== undefined) break;
+        tried.add(segment.segmentId);
+        await this.compactSegment(segment);
+      }
     }
     await this.deleteRetired();
+  }
+
+  /**
+   * The next segment background compaction rewrites, deadest first, among sealed segments at or
+   * above `deadRatio`: one that is nearly all dead (copying it costs at most a tenth of it, and
+   * one live record must not pin a file forever), or any of them while the log as a whole is
+   * more than `deadRatio` dead (the space bound). A segment that is dying fast (being overwritten
+   * now) is thus left to die completely instead of having its soon-dead records copied, which
+   * keeps write amplification low under overwrites.
+   */
+  private nextBackgroundSegment(tried: Set<number>): SegmentRecord | undefined {
+    const deadRatio = this.options.compaction.deadRatio;
+    const eligible = this.pickSegments(deadRatio).filter((segment) => !tried.has(segment.segmentId));
+    const deadest = eligible[0];
+    if (deadest === undefined) return undefined;
+    if (this.deadBytesOf(deadest) >= NEARLY_DEAD * deadest.sizeBytes) return deadest;
+    return this.deadFraction() >= deadRatio ? deadest : undefined;
   }
 
   private async compactSegment(segment: SegmentRecord): Promise<void> {
@@ -2521,14 +2821,32 @@ export class Store extends EventEmitter {
       // The entry's bytes are copied as they are: same CRC, same revision.
       parts.push(bytes.subarray(entry.offsetBytes, entry.offsetBytes + entry.lengthBytes));
       copiedBytes += entry.lengthBytes;
+    }, 0, (block) => {
+      // A block carried in the log is copied while a live value references it and this is its newest copy.
+      const hex = block.hash.toString('hex');
+      const location = this.logBlocks.get(hex);
+      if (!this.referenceCounts.has(hex) || location === undefined || location.segmentId !== segment.segmentId || location.offsetBytes !== block.offsetBytes) return;
+      operations.push({
+        key: hex,
+        keyBytes: Buffer.from(block.hash),
+        type: EntryType.BLOCK,
+        relativeOffsetBytes: copiedBytes,
+        lengthBytes: block.lengthBytes,
+        expiresAtMs: undefined,
+        userBytes: 0,
+        relocatedFrom: { segmentId: segment.segmentId, offsetBytes: block.offsetBytes, revision: block.revision },
+      });
+      parts.push(bytes.subarray(block.offsetBytes, block.offsetBytes + block.lengthBytes));
+      copiedBytes += block.lengthBytes;
     });
     if (operations.length > 0) {
       await this.enqueueRelocation(Buffer.concat(parts, copiedBytes), operations);
       this.compactionCounters.bytesWritten += copiedBytes;
       await this.throttle(copiedBytes);
     }
-    // The copies are durable before the original can go (in every durability mode).
-    await this.syncLog();
+    // The copies are durable before the original can go (in every durability mode): they were
+    // applied when the relocation resolved. Later writes are not waited for.
+    await this.syncApplied();
     if (segment.liveBytes !== 0) return;
     // A checkpoint that no longer names the segment is durable before the segment is deleted.
     if (this.options.checkpoint && !(await this.checkpointNow())) return;
@@ -2552,24 +2870,25 @@ export class Store extends EventEmitter {
   }
 
   /**
-   * Write a checkpoint of the index as it is now and wait for it; false if it failed or could not
-   * be taken. The checkpoint covers only durable records: it is taken in the same synchronous step
-   * as a check that nothing was applied since the last fsync (in 'none' and interval modes writes
-   * are applied before they are fsynced), retrying a few times under a steady write load.
+   * Write a checkpoint of the index as it is now and wait for it; false if it failed. The index
+   * and the log position it reflects are taken in one synchronous step; the log is then made
+   * durable up to at least that position (in 'none' and interval modes applied records may not be
+   * fsynced yet) before the checkpoint is written, so it never covers a record a crash could lose.
    */
   private async checkpointNow(): Promise<boolean> {
     const failuresBefore = this.checkpointCounters.failures;
-    for (let attempt = 0; attempt < 8; attempt++) {
-      await this.checkpointRunning;
-      await this.syncLog();
-      if (this.dirty || this.checkpointRunning !== undefined) continue;
-      const active = this.active as SegmentWriter;
-      const record = this.segments.get(active.segmentId) as SegmentRecord;
-      this.scheduleCheckpoint({ segmentId: active.segmentId, offsetBytes: record.appliedBytes, maxRevision: this.lastAppliedRevision }, this.index.snapshot());
-      await this.checkpointRunning;
-      return this.checkpointCounters.failures === failuresBefore;
-    }
-    return false;
+    await this.checkpointRunning;
+    const active = this.active as SegmentWriter;
+    const record = this.segments.get(active.segmentId) as SegmentRecord;
+    const position = { segmentId: active.segmentId, offsetBytes: record.appliedBytes, maxRevision: this.lastAppliedRevision };
+    const snapshot = this.index.snapshot();
+    const blocks = this.liveLogBlocks();
+    // Durable up to the position: the active segment is fsynced (or was sealed, with an fsync, at a roll).
+    await this.syncApplied();
+    await this.checkpointRunning;
+    this.scheduleCheckpoint(position, snapshot, blocks);
+    await this.checkpointRunning;
+    return this.checkpointCounters.failures === failuresBefore;
   }
 
   /** Delete retired segment files that no reader (iterator, snapshot) may still read. */
@@ -2584,6 +2903,8 @@ export class Store extends EventEmitter {
       this.readHandles.delete(retired.segmentId);
       await handle?.close().catch(() => undefined);
       this.readCache.dropSegment(retired.segmentId);
+      // Log blocks still mapped to the file are dead copies no reader needs any more.
+      for (const [hex, location] of this.logBlocks) if (location.segmentId === retired.segmentId) this.logBlocks.delete(hex);
       await this.fs.unlink(retired.path).catch((error: unknown) => {
         if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
       });
@@ -2645,6 +2966,7 @@ export class Store extends EventEmitter {
       snapshot,
       referenceCounts,
       blocks: this.blocks,
+      logBlocks: new Map(this.logBlocks),
       retiredSegmentIds: this.retired.map((retired) => retired.segmentId),
       nowMs: Date.now(),
       onProgress: options?.onProgress,
@@ -2701,7 +3023,7 @@ export class Store extends EventEmitter {
         bytesWritten: this.blocks.blockBytesWritten,
         orphansRemovedAtOpen: this.orphanBlocksRemoved,
       },
-      objects: { ...this.objectCounters },
+      objects: { ...this.objectCounters, ...this.liveLogBlockStats() },
       gc: { ...this.gcCounters, delayedListBytes },
     };
   }

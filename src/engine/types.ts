@@ -244,6 +244,14 @@ export interface StoreStats {
     conflicts: number;
     /** Chunk compactions abandoned after retries. */
     givenUp: number;
+    /** Slices whose bytes were carried in the log (BLOCK entries, at most `objects.inlineBytes` each) instead of block files, and their bytes. */
+    inlineSlices: number;
+    inlineBytes: number;
+    /** Heavy-compaction blocks kept as they were (a whole block visible from one slice): not read nor rewritten. */
+    blocksReused: number;
+    /** Blocks carried in the log that live objects reference now, and their data bytes. */
+    logBlocks: number;
+    logBlockBytes: number;
   };
   /** Two-phase block garbage collection, since open. */
   gc: {

@@ -40,6 +40,12 @@ export const EntryType = {
   /** A put of an object (writeAt/append/truncate); the entry's value is an object manifest (src/log/object.ts). */
   PUT_OBJECT: 6,
   // Reserved for a later format (decoders reject it today): 7 NAMESPACE.
+  /**
+   * A block of an object held in the log instead of a block file (a small slice's bytes, carried
+   * by the write that adds the slice): key = the block's SHA-256 (32 bytes), value = its data.
+   * Not a key's record: the index never sees it (see `decodeBlockEntry`).
+   */
+  BLOCK: 8,
 } as const;
 export type EntryType = (typeof EntryType)[keyof typeof EntryType];
 
@@ -194,7 +200,7 @@ export function checkEntry(buffer: Buffer, offset: number, end = buffer.length):
     return { ok: false, reason: 'checksum mismatch' };
   }
   const type = buffer[offset + 8] as number;
-  if (type < EntryType.PUT || type > EntryType.PUT_OBJECT) return { ok: false, reason: `unknown type ${type}` };
+  if ((type < EntryType.PUT || type > EntryType.PUT_OBJECT) && type !== EntryType.BLOCK) return { ok: false, reason: `unknown type ${type}` };
   const flags = buffer[offset + 9] as number;
   if ((flags & ~KNOWN_FLAGS) !== 0) return { ok: false, reason: `unknown flags ${flags}` };
   return { ok: true, type: type as EntryType, lengthBytes: length };
@@ -250,6 +256,56 @@ export function checkPutEntry(buffer: Buffer, offset: number, length: number, re
   const keyAt = offset + ENTRY_HEADER_BYTES + (flags & EntryFlag.EXPIRES ? EXPIRY_FIELD_BYTES : 0);
   if (keyAt + keyLength > offset + length) return 'key runs past the entry';
   return keyAt;
+}
+
+/** Bytes of a BLOCK entry carrying `dataBytes` bytes. */
+export function blockEntryLength(dataBytes: number): number {
+  return ENTRY_HEADER_BYTES + BLOCK_HASH_BYTES + dataBytes;
+}
+
+const BLOCK_HASH_BYTES = 32;
+
+/** Encode a BLOCK entry (key = `hash`, the SHA-256 of `data`) into `target` at `offset`; returns its length. */
+export function encodeBlockEntry(target: Buffer, offset: number, hash: Uint8Array, data: Uint8Array, revision: number): number {
+  const length = blockEntryLength(data.length);
+  target.writeUInt32LE(length, offset + 4);
+  target[offset + 8] = EntryType.BLOCK;
+  target[offset + 9] = 0;
+  target.writeUInt16LE(BLOCK_HASH_BYTES, offset + 10);
+  writeUint64(target, revision, offset + 12);
+  target.set(hash, offset + ENTRY_HEADER_BYTES);
+  target.set(data, offset + ENTRY_HEADER_BYTES + BLOCK_HASH_BYTES);
+  target.writeUInt32LE(checksum(target.subarray(offset + 4, offset + length)), offset);
+  return length;
+}
+
+/** A decoded BLOCK entry; `hash` and `data` are views into the source buffer. */
+export interface DecodedBlockEntry {
+  hash: Buffer;
+  data: Buffer;
+  revision: number;
+  offsetBytes: number;
+  lengthBytes: number;
+}
+
+/**
+ * Decode a BLOCK entry whose framing and CRC were already checked (`checkEntry`): flags 0, a
+ * 32-byte key (the hash) and at least one byte of data. The data is not hashed here (the CRC
+ * covers it; `verify()` hashes it). A reason string if malformed.
+ */
+export function decodeBlockEntry(buffer: Buffer, offset: number, length: number): DecodedBlockEntry | string {
+  if (buffer[offset + 8] !== EntryType.BLOCK) return `expected a block entry, found type ${buffer[offset + 8] as number}`;
+  if (buffer[offset + 9] !== 0) return 'a block entry has flags';
+  if (buffer.readUInt16LE(offset + 10) !== BLOCK_HASH_BYTES) return 'a block entry key is not a 32-byte hash';
+  if (length <= ENTRY_HEADER_BYTES + BLOCK_HASH_BYTES) return 'a block entry carries no data';
+  const hashAt = offset + ENTRY_HEADER_BYTES;
+  return {
+    hash: buffer.subarray(hashAt, hashAt + BLOCK_HASH_BYTES),
+    data: buffer.subarray(hashAt + BLOCK_HASH_BYTES, offset + length),
+    revision: readUint64(buffer, offset + 12),
+    offsetBytes: offset,
+    lengthBytes: length,
+  };
 }
 
 /** Check and decode a standalone PUT/DELETE entry (the read path); a reason string on failure. */

@@ -24,6 +24,9 @@ const HINT_FLAG_EXPIRES = 1;
 const HINT_FLAG_REFERENCE = 2;
 /** The entry is a PUT_OBJECT: open reads it to learn the object's manifest (and its blocks). */
 const HINT_FLAG_OBJECT = 4;
+/** The entry is a block carried in the log (a BLOCK entry): its key is the block's SHA-256. */
+const HINT_FLAG_BLOCK = 8;
+const BLOCK_KEY_BYTES = 32;
 const CHUNK_BYTES = 1 << 20;
 
 /** Where an entry lives in the log, and what the index needs to know about it. */
@@ -37,6 +40,14 @@ export interface EntryLocation {
   reference?: ValueReference;
   /** Present iff the value is an object (chunks of slices of blocks); the decoded manifest. */
   object?: ObjectManifest;
+}
+
+/** Where a block carried in the log (a BLOCK entry) lives. */
+export interface LogBlockLocation {
+  segmentId: number;
+  offsetBytes: number;
+  lengthBytes: number;
+  revision: number;
 }
 
 export interface HintPosition {
@@ -55,6 +66,7 @@ export async function writeHint(
   directory: string,
   position: HintPosition,
   entries: Iterable<[string, EntryLocation]>,
+  blocks: ReadonlyArray<[string, LogBlockLocation]> = [],
 ): Promise<{ entryCount: number; sizeBytes: number }> {
   const temporaryPath = `${directory}/${HINT_TEMPORARY_FILE_NAME}`;
   const handle = await fs.open(temporaryPath, 'overwrite');
@@ -95,6 +107,20 @@ export async function writeHint(
       used += chunk.write(key, used, 'latin1');
       entryCount++;
     }
+    // Then the blocks carried in the log that live values reference, by increasing hash.
+    for (const [hex, location] of [...blocks].sort((left, right) => (left[0] < right[0] ? -1 : left[0] > right[0] ? 1 : 0))) {
+      const needed = HINT_ENTRY_FIXED_BYTES + BLOCK_KEY_BYTES;
+      if (used + needed > chunk.length) await flushChunk();
+      chunk.writeUInt16LE(BLOCK_KEY_BYTES, used);
+      chunk[used + 2] = HINT_FLAG_BLOCK;
+      chunk.writeUInt32LE(location.segmentId, used + 3);
+      chunk.writeUInt32LE(location.offsetBytes, used + 7);
+      chunk.writeUInt32LE(location.lengthBytes, used + 11);
+      writeUint64(chunk, location.revision, used + 15);
+      used += HINT_ENTRY_FIXED_BYTES;
+      used += chunk.write(hex, used, 'hex');
+      entryCount++;
+    }
     await flushChunk();
     const trailer = Buffer.alloc(4);
     trailer.writeUInt32LE(entriesChecksum >>> 0, 0);
@@ -133,6 +159,8 @@ export interface LoadedHint {
   referencePositions: number[];
   /** Positions (in `keys`) of entries whose values are objects, to be read at open. */
   objectPositions: number[];
+  /** Blocks carried in the log that live values reference: hex hash and where. */
+  blocks: Array<[string, LogBlockLocation]>;
 }
 
 /** Decode a checkpoint: magic, version, header checksum, then entries checksum; a reason on failure. */
@@ -162,6 +190,8 @@ export function decodeHint(bytes: Buffer, nowMs: number): LoadedHint | string {
   let kept = 0;
   let cursor = HINT_HEADER_BYTES;
   let previousKey: string | undefined;
+  const blocks: Array<[string, LogBlockLocation]> = [];
+  let previousBlock: string | undefined;
   for (let index = 0; index < entryCount; index++) {
     if (cursor + HINT_ENTRY_FIXED_BYTES > entriesEnd) return 'entries run past the end';
     const keyLength = bytes.readUInt16LE(cursor);
@@ -178,6 +208,18 @@ export function decodeHint(bytes: Buffer, nowMs: number): LoadedHint | string {
       cursor += 8;
     }
     if (cursor + keyLength > entriesEnd) return 'key runs past the end';
+    if (flags & HINT_FLAG_BLOCK) {
+      // Block entries follow every key entry, by strictly increasing hash.
+      if (flags !== HINT_FLAG_BLOCK || keyLength !== BLOCK_KEY_BYTES) return 'malformed block entry';
+      const hex = bytes.toString('hex', cursor, cursor + keyLength);
+      cursor += keyLength;
+      if (previousBlock !== undefined && !(previousBlock < hex)) return 'block entries out of order';
+      previousBlock = hex;
+      segmentIds.add(segmentId);
+      blocks.push([hex, { segmentId, offsetBytes, lengthBytes, revision }]);
+      continue;
+    }
+    if (previousBlock !== undefined) return 'a key entry after a block entry';
     const key = bytes.toString('latin1', cursor, cursor + keyLength);
     cursor += keyLength;
     if (previousKey !== undefined && !(previousKey < key)) return 'keys out of order';
@@ -197,5 +239,5 @@ export function decodeHint(bytes: Buffer, nowMs: number): LoadedHint | string {
   if (cursor !== entriesEnd) return 'entries do not fill the file';
   keys.length = kept;
   locations.length = kept;
-  return { position, keys, locations, liveBytes, segmentIds, referencePositions, objectPositions };
+  return { position, keys, locations, liveBytes, segmentIds, referencePositions, objectPositions, blocks };
 }

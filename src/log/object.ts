@@ -73,6 +73,36 @@ export function forEachManifestBlock(manifest: ObjectManifest, visit: (hash: Buf
   }
 }
 
+/**
+ * The slices `next` holds that `previous` does not, and the other way round, as multisets of slice
+ * objects (by identity: a manifest derived from another by `withChunk`/`truncateManifest` shares
+ * its unchanged chunks and slices). Chunks that are the very same object at the same index are
+ * skipped whole, so the cost is the size of the changed chunks, not of the object.
+ */
+export function manifestDelta(next: ObjectManifest, previous: ObjectManifest): { added: Slice[]; removed: Slice[] } {
+  const previousChunks = new Map<number, ObjectChunk>();
+  for (const chunk of previous.chunks) previousChunks.set(chunk.index, chunk);
+  const counts = new Map<Slice, number>();
+  for (const chunk of next.chunks) {
+    if (previousChunks.get(chunk.index) === chunk) {
+      previousChunks.delete(chunk.index);
+      continue;
+    }
+    for (const slice of chunk.slices) counts.set(slice, (counts.get(slice) ?? 0) + 1);
+  }
+  const removed: Slice[] = [];
+  for (const chunk of previousChunks.values()) {
+    for (const slice of chunk.slices) {
+      const count = counts.get(slice) ?? 0;
+      if (count > 0) counts.set(slice, count - 1);
+      else removed.push(slice);
+    }
+  }
+  const added: Slice[] = [];
+  for (const [slice, count] of counts) for (let copy = 0; copy < count; copy++) added.push(slice);
+  return { added, removed };
+}
+
 /** Bytes of chunk `index` of an object of `sizeBytes` (the last chunk may be short). */
 export function chunkLength(manifest: { sizeBytes: number; chunkBytes: number }, index: number): number {
   return Math.max(0, Math.min(manifest.chunkBytes, manifest.sizeBytes - index * manifest.chunkBytes));

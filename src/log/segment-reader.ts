@@ -12,6 +12,7 @@ import type { FileHandle } from '../fs/types.js';
 import {
   checkEntry,
   decodeBatch,
+  decodeBlockEntry,
   decodeCheckedEntry,
   decodeFooter,
   decodeSegmentHeader,
@@ -19,6 +20,7 @@ import {
   EntryType,
   SEGMENT_HEADER_BYTES,
   SEGMENT_TRAILER_BYTES,
+  type DecodedBlockEntry,
   type DecodedEntry,
   type SegmentHeader,
   type SegmentSummary,
@@ -41,7 +43,7 @@ export interface ScanResult {
 
 /**
  * Scan `buffer` from `startOffset`, calling `onEntry` for every PUT/DELETE in log order (entries of
- * a batch only once the whole frame has checked out). Offsets are relative to `buffer`, which holds
+ * a batch only once the whole frame has checked out), and `onBlock` (if given) for every BLOCK entry. Offsets are relative to `buffer`, which holds
  * the file's bytes from `bufferFileOffset` on (the trailer records a file offset).
  */
 export function scanSegment(
@@ -49,6 +51,7 @@ export function scanSegment(
   startOffset: number,
   onEntry: (entry: DecodedEntry) => void,
   bufferFileOffset = 0,
+  onBlock?: (block: DecodedBlockEntry) => void,
 ): ScanResult {
   let cursor = startOffset;
   let recordCount = 0;
@@ -73,6 +76,11 @@ export function scanSegment(
       const entries = decodeBatch(buffer, cursor, length);
       if (typeof entries === 'string') return { endOffset: cursor, damage: { offsetBytes: cursor, reason: entries }, footer: undefined, recordCount };
       for (const entry of entries) onEntry(entry);
+    } else if (check.type === EntryType.BLOCK) {
+      // A block carried in the log: checked here, reported only to callers that want blocks.
+      const block = decodeBlockEntry(buffer, cursor, length);
+      if (typeof block === 'string') return { endOffset: cursor, damage: { offsetBytes: cursor, reason: block }, footer: undefined, recordCount };
+      onBlock?.(block);
     } else {
       const entry = decodeCheckedEntry(buffer, cursor, length);
       if (typeof entry === 'string') return { endOffset: cursor, damage: { offsetBytes: cursor, reason: entry }, footer: undefined, recordCount };

@@ -265,3 +265,49 @@ test('a snapshot iterator outlives its released snapshot across compaction; veri
   for (const entry of entries) assert.ok(entry.value.equals(value(0, 100)), entry.key.toString());
   await db.close();
 });
+
+test('steady overwrites: no write stall, and dying segments are left to die rather than copied (write amplification stays low)', async (t) => {
+  const directory = temporaryDirectory(t);
+  const db = await open(directory, { segmentBytes: 256 * 1024 });
+  let peakSpace = 0;
+  for (let round = 0; round < 10; round++) {
+    for (let start = 0; start < 400; start += 20) {
+      await db.batch(Array.from({ length: 20 }, (_, index) => ({ type: 'put' as const, key: `key-${start + index}`, value: value(round, 1024) })));
+      peakSpace = Math.max(peakSpace, db.stats().spaceAmplification);
+    }
+  }
+  await db.idle();
+  const during = db.stats();
+  assert.equal(during.compaction.stalls, 0, `${during.compaction.stalls} stalls (${during.compaction.stallMs} ms)`);
+  assert.ok(during.compaction.segmentsCompacted > 0, 'background compaction never ran');
+  // Copies made by background compaction: a small fraction of what was written.
+  assert.ok(during.compaction.bytesWritten < 0.15 * during.writes.userBytes, `compaction copied ${during.compaction.bytesWritten} of ${during.writes.userBytes} bytes`);
+  // The space bound: the log stays within about 1 / (1 - deadRatio) of the live bytes, plus a segment or two.
+  assert.ok(peakSpace < 3, `space amplification peaked at ${peakSpace}`);
+  await db.compact();
+  const after = db.stats();
+  assert.ok(after.writeAmplification <= 1.3, `write amplification ${after.writeAmplification}`);
+  assert.ok(after.spaceAmplification <= 1.3, `space amplification ${after.spaceAmplification}`);
+  await db.close();
+});
+
+test('a nearly dead segment is rewritten in the background even when the log as a whole is mostly live (one live record pins no file)', async (t) => {
+  const directory = temporaryDirectory(t);
+  const db = await open(directory, { segmentBytes: 16 * 1024 });
+  // Mostly live data that never changes.
+  for (let index = 0; index < 200; index++) await db.put(`cold-${index}`, value(index, 500));
+  // A few keys written once, then overwritten: their first segments die, all but a record or two.
+  for (let round = 0; round < 3; round++) {
+    for (let index = 0; index < 40; index++) await db.put(`hot-${index}`, value(round, 400));
+  }
+  await db.put('stable', 'one live record among dead ones');
+  for (let index = 0; index < 40; index++) await db.put(`hot-${index}`, value(9, 400));
+  await db.idle();
+  const stats = db.stats();
+  assert.ok(stats.compaction.deadFraction < 0.5, `the log is ${stats.compaction.deadFraction} dead: this test wants it mostly live`);
+  const nearlyDead = stats.segments.list.filter((segment) => segment.sealed && segment.deadBytes >= 0.9 * segment.sizeBytes);
+  assert.deepEqual(nearlyDead, [], 'nearly dead sealed segments were left on disk');
+  assert.ok(stats.compaction.segmentsCompacted > 0);
+  assert.equal((await db.get('stable'))?.toString(), 'one live record among dead ones');
+  await db.close();
+});

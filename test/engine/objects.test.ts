@@ -89,8 +89,10 @@ test('writeAt, append and truncate on a missing key, an inline value and a block
   const large = bytes(2, 4096 * 5 + 100);
   await db.put('b', large);
   const writtenBefore = db.stats().blocks.written;
+  const inlineBefore = db.stats().objects.inlineSlices;
   await db.writeAt('b', 4096 * 2 + 5, 'xyz');
-  assert.equal(db.stats().blocks.written - writtenBefore, 1, 'only the new data was written as a block');
+  assert.equal(db.stats().blocks.written - writtenBefore, 0, 'no block file: the 3 new bytes are carried in the log');
+  assert.equal(db.stats().objects.inlineSlices - inlineBefore, 1, 'only the new data was written, as one slice');
   large.write('xyz', 4096 * 2 + 5);
   assert.deepEqual(await db.get('b'), large);
   const entries = await collect(db.entries());
@@ -131,6 +133,9 @@ test('model: random writeAt/append/truncate/put/delete with light, heavy, backgr
   const keys = ['o1', 'o2', 'o3'];
   const models = new Map<string, Model | undefined>(keys.map((key) => [key, undefined]));
   let maxSlices = 0;
+  let heavyBefore = 0;
+  let lightBefore = 0;
+  let inlineBefore = 0;
   const check = async (context: string) => {
     for (const key of keys) {
       const model = models.get(key);
@@ -193,6 +198,9 @@ test('model: random writeAt/append/truncate/put/delete with light, heavy, backgr
     } else if (choice < 0.85) {
       await db.idle();
       await assertVerified(db, `${context} before reopen`);
+      heavyBefore += db.stats().objects.heavyCompactions;
+      lightBefore += db.stats().objects.lightCompactions;
+      inlineBefore += db.stats().objects.inlineSlices;
       await db.close();
       db = await open(directory, SMALL);
     } else if (choice < 0.86) {
@@ -212,7 +220,9 @@ test('model: random writeAt/append/truncate/put/delete with light, heavy, backgr
   await check('end');
   await assertVerified(db, 'end');
   const stats = db.stats().objects;
-  assert.ok(stats.heavyCompactions > 0 && stats.lightCompactions + stats.heavyCompactions > 0, JSON.stringify(stats));
+  // Counters restart at each open: add those of earlier opens.
+  assert.ok(stats.heavyCompactions + heavyBefore > 0 && stats.lightCompactions + lightBefore > 0, JSON.stringify({ ...stats, heavyBefore, lightBefore }));
+  assert.ok(stats.inlineSlices + inlineBefore > 0, 'small slices were carried in the log');
   assert.ok(maxSlices <= SMALL.objects.syncCompactAt + 1, `a chunk reached ${maxSlices} slices`);
   await db.gc();
   await db.gc();
@@ -455,4 +465,237 @@ test('power loss at every fsync point of an object workload, including heavy com
     await reopened.close();
   }
   console.log(`# object crash states tried: ${crashes.length}`);
+});
+
+/** Counts fsyncs of files and directories, by kind of path. */
+class SyncCountingFileSystem extends NodeFileSystem {
+  fileSyncs = 0;
+  blockFileSyncs = 0;
+  directorySyncs = 0;
+  blockFileOpens = 0;
+
+  private counted(handle: FileHandle, path: string): FileHandle {
+    const isBlock = path.includes('/blocks/');
+    const sync = handle.sync.bind(handle);
+    const datasync = handle.datasync.bind(handle);
+    handle.sync = async () => {
+      if (isBlock) this.blockFileSyncs++;
+      else this.fileSyncs++;
+      await sync();
+    };
+    handle.datasync = async () => {
+      if (isBlock) this.blockFileSyncs++;
+      else this.fileSyncs++;
+      await datasync();
+    };
+    return handle;
+  }
+
+  override async open(path: string, mode: OpenMode): Promise<FileHandle> {
+    if (path.endsWith('.blk')) this.blockFileOpens++;
+    return this.counted(await super.open(path, mode), path);
+  }
+
+  override openSync(path: string, mode: OpenMode): FileHandle {
+    if (path.endsWith('.blk')) this.blockFileOpens++;
+    return this.counted(super.openSync(path, mode), path);
+  }
+
+  override async syncDirectory(path: string): Promise<void> {
+    this.directorySyncs++;
+    await super.syncDirectory(path);
+  }
+
+  reset(): void {
+    this.fileSyncs = 0;
+    this.blockFileSyncs = 0;
+    this.directorySyncs = 0;
+    this.blockFileOpens = 0;
+  }
+}
+
+test('small slices are carried in the log: one fsync per append, no block file; larger ones go to block files', async (t) => {
+  const directory = temporaryDirectory(t);
+  const fileSystem = new SyncCountingFileSystem();
+  const options = { fileSystem, valueThreshold: 1000, blockBytes: 65536, gc: { minAgeMs: 0 }, objects: { chunkBytes: 1 << 20, compaction: false, inlineBytes: 8192 } };
+  const db = await open(directory, options);
+  await db.append('log', bytes(1, 2000));
+  const model = new Model();
+  model.writeAt(0, bytes(1, 2000));
+  fileSystem.reset();
+  for (let index = 0; index < 10; index++) {
+    await db.append('log', bytes(100 + index, 8192));
+    model.writeAt(model.bytes.length, bytes(100 + index, 8192));
+  }
+  assert.equal(fileSystem.fileSyncs, 10, 'one log fsync per append');
+  assert.equal(fileSystem.blockFileSyncs + fileSystem.directorySyncs, 0, 'no block file, no directory fsync');
+  // The first append (2000 bytes) was carried too.
+  assert.equal(db.stats().objects.inlineSlices, 11);
+  assert.equal(db.stats().objects.logBlocks, 11);
+  // Past inlineBytes: a block file (its fsync and the blocks/ directory's) as before.
+  fileSystem.reset();
+  await db.append('log', bytes(200, 8193));
+  model.writeAt(model.bytes.length, bytes(200, 8193));
+  assert.equal(fileSystem.blockFileSyncs, 1);
+  assert.equal(fileSystem.directorySyncs, 1);
+  assert.ok((await db.get('log'))?.equals(model.bytes));
+  await assertVerified(db, 'inline appends');
+  await db.close();
+  // inlineBytes 0: every slice in a block file.
+  const other = await open(`${directory}-none`, { ...options, objects: { ...options.objects, inlineBytes: 0 } });
+  t.after(() => rmSync(`${directory}-none`, { recursive: true, force: true }));
+  await other.append('log', bytes(1, 2000));
+  fileSystem.reset();
+  await other.append('log', bytes(2, 100));
+  assert.equal(fileSystem.blockFileSyncs, 1);
+  assert.equal(other.stats().objects.inlineSlices, 0);
+  await other.close();
+  await assert.rejects(open(`${directory}-bad`, { blockBytes: 65536, objects: { inlineBytes: 65537 } }), /inlineBytes/);
+});
+
+test('blocks carried in the log: read after reopen from the checkpoint and from a replay, moved by segment compaction, moved out by heavy compaction', async (t) => {
+  const directory = temporaryDirectory(t);
+  // Segment compaction only when asked (db.compact()), so live-byte counts are not healed behind the test's back.
+  const options = { valueThreshold: 1000, blockBytes: 4096, segmentBytes: 64 * 1024, compaction: false as const, gc: { minAgeMs: 0 }, objects: { chunkBytes: 65536, compaction: false, inlineBytes: 4096 } };
+  let db = await open(directory, options);
+  const model = new Model();
+  // Small writes (log blocks), then puts to another key that fill segments and die.
+  for (let index = 0; index < 40; index++) {
+    const offset = (index * 3001) % 60000;
+    await db.writeAt('obj', offset, bytes(index, 1500));
+    model.writeAt(offset, bytes(index, 1500));
+    await db.put('filler', bytes(1000 + index, 900));
+  }
+  await db.idle();
+  assert.ok((await db.get('obj'))?.equals(model.bytes));
+  const carried = db.stats().objects.logBlocks;
+  assert.ok(carried > 0, 'some slices are carried in the log');
+  await assertVerified(db, 'before reopen');
+  await db.close();
+  // The checkpoint written at close covers the whole log: the blocks' places come from it alone.
+  db = await open(directory, options);
+  assert.equal(db.stats().recovery.usedCheckpoint, true);
+  assert.equal(db.stats().recovery.replayedEntries, 0);
+  assert.ok((await db.get('obj'))?.equals(model.bytes), 'read after reopen from the checkpoint');
+  assert.equal(db.stats().objects.logBlocks, carried);
+  await db.close();
+  rmSync(join(directory, 'index.hint'));
+  db = await open(directory, options);
+  assert.equal(db.stats().recovery.usedCheckpoint, false);
+  assert.ok((await db.get('obj'))?.equals(model.bytes), 'read after a full replay');
+  // Segment compaction copies the live log blocks forward and deletes the old segments.
+  await db.put('filler', 'x');
+  const segmentsBefore = db.stats().segments.list.map((segment) => segment.segmentId);
+  await db.compact();
+  const segmentsAfter = db.stats().segments.list.map((segment) => segment.segmentId);
+  assert.ok(segmentsBefore.some((id) => !segmentsAfter.includes(id)), `compaction deleted no segment (${segmentsBefore} -> ${segmentsAfter})`);
+  assert.ok((await db.get('obj'))?.equals(model.bytes), 'read after segment compaction');
+  await assertVerified(db, 'after segment compaction');
+  // Seal the segment holding the copies, then: live bytes per sealed segment, kept as the store
+  // runs, equal those open recomputes from scratch.
+  for (let index = 0; index < 80; index++) await db.put('filler', bytes(2000 + index, 900));
+  let kept = liveBySegment(db);
+  await db.close();
+  rmSync(join(directory, 'index.hint'));
+  db = await open(directory, options);
+  assertSameLive(db, kept, 'after segment compaction');
+  assert.ok((await db.get('obj'))?.equals(model.bytes), 'read after segment compaction and a full replay');
+  // Heavy compaction moves the bytes into full-size block files: no log block stays live.
+  await db.compactObject('obj', { mode: 'heavy' });
+  assert.equal(db.stats().objects.logBlocks, 0);
+  assert.ok((await db.get('obj'))?.equals(model.bytes));
+  kept = liveBySegment(db);
+  await db.close();
+  rmSync(join(directory, 'index.hint'));
+  db = await open(directory, { ...options, checkpoint: false });
+  assertSameLive(db, kept, 'after heavy compaction');
+  // The dead log blocks are reclaimed: no sealed segment keeps live bytes but the object's records.
+  await db.compact();
+  await assertVerified(db, 'after heavy compaction');
+  const sealed = db.stats().segments.list.filter((segment) => segment.sealed);
+  assert.ok(sealed.every((segment) => segment.liveBytes < 4096), `dead log blocks still count as live: ${JSON.stringify(sealed)}`);
+  await db.close();
+  db = await open(directory, options);
+  assert.ok((await db.get('obj'))?.equals(model.bytes));
+  await db.close();
+});
+
+/** Live bytes of each sealed segment. */
+function liveBySegment(db: Store): Record<number, number> {
+  const live: Record<number, number> = {};
+  for (const segment of db.stats().segments.list) if (segment.sealed) live[segment.segmentId] = segment.liveBytes;
+  return live;
+}
+
+/** `kept` (before a close) and the live bytes open recomputed agree on every segment sealed in both (the active one is sealed at close; an empty one may be compacted away at open). */
+function assertSameLive(db: Store, kept: Record<number, number>, context: string): void {
+  const now = liveBySegment(db);
+  const shared = Object.keys(kept).filter((id) => id in now);
+  assert.ok(shared.length > 0, `${context}: no segment to compare`);
+  assert.deepEqual(
+    shared.map((id) => [id, now[Number(id)]]),
+    shared.map((id) => [id, kept[Number(id)]]),
+    `${context}: live bytes per sealed segment drifted`,
+  );
+}
+
+test('a damaged block carried in the log reads as CORRUPTION, never as other bytes; verify() finds it', async (t) => {
+  const directory = temporaryDirectory(t);
+  const options = { valueThreshold: 100, blockBytes: 4096, objects: { compaction: false, inlineBytes: 4096 } };
+  let db = await open(directory, options);
+  const data = Buffer.alloc(3000, 0x61);
+  await db.writeAt('obj', 0, Buffer.alloc(200, 0x62));
+  await db.writeAt('obj', 100, data);
+  await db.close();
+  // Flip one byte inside the run of 0x61 bytes in the log.
+  const { readdirSync, readFileSync, writeFileSync } = await import('node:fs');
+  const segment = join(directory, readdirSync(directory).filter((name) => name.endsWith('.log')).sort().at(-1) as string);
+  const file = readFileSync(segment);
+  const at = file.indexOf(Buffer.alloc(64, 0x61)) + 10;
+  assert.ok(at > 10);
+  file[at] = 0x7a;
+  writeFileSync(segment, file);
+  // The checkpoint covers the whole log, so open scans no entry: the read itself must catch it.
+  db = await open(directory, { ...options, readOnly: true });
+  assert.equal(db.stats().recovery.replayedEntries, 0);
+  const value = await db.get('obj').catch((error: unknown) => error);
+  assert.equal(code(value), 'CORRUPTION', `damaged bytes were returned: ${value instanceof Buffer ? value.includes(0x7a) : String(value)}`);
+  await assert.rejects(collect(db.createReadStream('obj')), (error: unknown) => code(error) === 'CORRUPTION');
+  const result = await db.verify();
+  assert.ok(!result.ok && result.problems.some((problem) => problem.kind === 'segment'), JSON.stringify(result.problems));
+  await db.close();
+});
+
+test('heavy compaction writes full-size blocks and keeps whole blocks that are already in place', async (t) => {
+  const directory = temporaryDirectory(t);
+  const fileSystem = new SyncCountingFileSystem();
+  const options = { fileSystem, valueThreshold: 100, blockBytes: 4096, gc: { minAgeMs: 0 }, objects: { chunkBytes: 65536, compaction: false, inlineBytes: 4096 } };
+  const db = await open(directory, options);
+  const model = new Model();
+  for (let index = 0; index < 20; index++) {
+    await db.append('log', bytes(index, 1000));
+    model.writeAt(model.bytes.length, bytes(index, 1000));
+  }
+  await db.compactObject('log', { mode: 'heavy' });
+  let stats = db.stats().objects;
+  assert.equal(db.objectStats('log')?.slices, 1);
+  assert.equal(stats.bytesRewritten, 20_000, 'the chunk was rewritten once');
+  assert.equal(stats.blocksReused, 0);
+  for (let index = 20; index < 30; index++) {
+    await db.append('log', bytes(index, 1000));
+    model.writeAt(model.bytes.length, bytes(index, 1000));
+  }
+  await db.compactObject('log', { mode: 'heavy' });
+  stats = db.stats().objects;
+  // Blocks 0-3 (16 KiB) are whole and aligned: kept; only [16384, 30000) is read and rewritten.
+  assert.equal(stats.blocksReused, 4);
+  assert.equal(stats.bytesRewritten, 20_000 + (30_000 - 16_384));
+  assert.ok((await db.get('log'))?.equals(model.bytes));
+  // A read opens each block file once: ceil(30000 / 4096) = 8.
+  fileSystem.reset();
+  assert.ok((await db.get('log'))?.equals(model.bytes));
+  assert.equal(fileSystem.blockFileOpens, 8);
+  await assertVerified(db, 'after compactions');
+  await db.gc();
+  await db.close();
 });
