@@ -393,6 +393,8 @@ export class Store extends EventEmitter {
   private compacting: Promise<void> | undefined;
   /** Dead bytes are past `stallRatio`: writes wait for compaction. */
   private stalled = false;
+  /** Set when a background compaction run retired nothing: the user bytes written by then. */
+  private futileSinceUserBytes: number | undefined;
   /** Compacted segments waiting for the readers that may use them. */
   private readonly retired: Array<{ segmentId: number; path: string; sizeBytes: number; summary: SegmentSummary | undefined; epoch: number }> = [];
   /** Bumped at each retirement; readers pin the epoch they were created in. */
@@ -2692,6 +2694,7 @@ export class Store extends EventEmitter {
     if (!this.options.compaction.enabled || this.state !== 'open' || this.failure !== undefined) return;
     this.stalled = this.deadFraction() > this.options.compaction.stallRatio && this.pickSegments(0).length > 0;
     if (this.compacting !== undefined) return;
+    if (this.futileSinceUserBytes !== undefined && this.counters.userBytes === this.futileSinceUserBytes) return;
     const active = this.segments.get((this.active as SegmentWriter).segmentId) as SegmentRecord;
     // The active segment is sealed early to be compacted on the same terms as a sealed one.
     const activeDead = this.deadBytesOf(active);
@@ -2721,14 +2724,29 @@ export class Store extends EventEmitter {
     while (this.stalled && this.state === 'open' && this.failure === undefined) {
       if (this.compacting === undefined) this.maybeScheduleCompaction();
       if (this.compacting === undefined) break;
+      const retiredBefore = this.compactionCounters.segmentsCompacted;
       await this.compacting;
       this.stalled = this.deadFraction() > this.options.compaction.stallRatio && this.pickSegments(0).length > 0;
+      // A run that retired nothing cannot help: stop waiting rather than spin.
+      if (this.compactionCounters.segmentsCompacted === retiredBefore) break;
     }
     this.compactionCounters.stallMs += performance.now() - started;
   }
 
   private async runCompaction(ratio: number, sealActive: boolean): Promise<void> {
     this.compactionCounters.runs++;
+    const retiredBefore = this.compactionCounters.segmentsCompacted;
+    const writesBefore = this.counters.userBytes;
+    try {
+      await this.runCompactionSteps(ratio, sealActive);
+    } finally {
+      // A background run that retired nothing is not started again until a user write changes
+      // something: no busy loop of futile runs (their own copies would re-trigger them).
+      this.futileSinceUserBytes = this.compactionCounters.segmentsCompacted === retiredBefore && ratio !== 0 ? writesBefore : undefined;
+    }
+  }
+
+  private async runCompactionSteps(ratio: number, sealActive: boolean): Promise<void> {
     if (sealActive) {
       const active = this.segments.get((this.active as SegmentWriter).segmentId) as SegmentRecord;
       if (this.deadBytesOf(active) > 0) await this.requestRoll();
