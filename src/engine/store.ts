@@ -505,7 +505,11 @@ export class Store extends EventEmitter {
         throw toIoError(error, `creating ${directory}`);
       });
     }
-    const lock = options.readOnly ? undefined : await DirectoryLock.acquire(fs, directory);
+    const lock = options.readOnly
+      ? undefined
+      : await DirectoryLock.acquire(fs, directory).catch((error: unknown) => {
+          throw toIoError(error, `locking ${directory}`);
+        });
     try {
       const recovered = await recover(fs, directory, options.readOnly, Date.now());
       const store = new Store(
