@@ -3015,7 +3015,8 @@ export class Store extends EventEmitter {
         count: this.segments.size,
         activeSegmentId: this.active?.segmentId,
         bytes: segmentBytes,
-        deadBytes: segmentBytes - this.liveBytes,
+        // The same measure as each segment's (headers are not dead bytes): their sum.
+        deadBytes: [...this.segments.values()].reduce((sum, segment) => sum + this.deadBytesOf(segment), 0),
         retired: this.retired.length,
         list: [...this.segments.values()]
           .sort((left, right) => left.segmentId - right.segmentId)

@@ -176,7 +176,7 @@ export interface StoreStats {
     count: number;
     activeSegmentId: number | undefined;
     bytes: number;
-    /** Bytes of segments not holding live entries (overwritten, deleted, tombstones, headers). */
+    /** Bytes of segments not holding live entries (overwritten, deleted, tombstones, frame headers, footers; not the segment headers): the sum of `list[].deadBytes`. */
     deadBytes: number;
     /** Compacted segments whose files wait for readers that may still use them. */
     retired: number;
