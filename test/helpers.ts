@@ -24,6 +24,14 @@ export function random(seed: number): () => number {
   };
 }
 
+/** `length` deterministic pseudo-random bytes from `seed` (incompressible, reproducible). */
+export function seededBytes(seed: number, length: number): Buffer {
+  const next = random(seed);
+  const result = Buffer.allocUnsafe(length);
+  for (let index = 0; index < length; index++) result[index] = Math.floor(next() * 256);
+  return result;
+}
+
 /** The seed for a seeded test: $SEED when set (to replay), else a fresh one; printed either way. */
 export function testSeed(name: string): number {
   const fromEnvironment = process.env.SEED;

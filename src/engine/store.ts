@@ -127,7 +127,7 @@ export interface GcResult {
   bytesDeleted: number;
   /** Listed blocks written again meanwhile, taken off the list. */
   revived: number;
-  /** Listed blocks left for later: too young, pinned by a reader, or being rewritten. */
+  /** Blocks still on the list after the pass: too young, pinned by a reader, being rewritten, or past the batch limit. */
   waiting: number;
 }
 const BUFFER_BYTES_MAX = bufferConstants.MAX_LENGTH;
@@ -2510,11 +2510,9 @@ export class Store extends EventEmitter {
       }
       if (now - listedAtMs < this.options.gc.minAgeMs) break;
       const epoch = this.listedEpochs.get(hex);
-      if (this.holds.has(hex) || this.blocks.isWriting(hex) || (epoch !== undefined && this.pinnedAt(epoch))) {
-        if (epoch !== undefined && this.pinnedAt(epoch)) this.gcCounters.skippedPinned++;
-        result.waiting++;
-        continue;
-      }
+      const pinned = epoch !== undefined && this.pinnedAt(epoch);
+      if (pinned) this.gcCounters.skippedPinned++;
+      if (pinned || this.holds.has(hex) || this.blocks.isWriting(hex)) continue;
       if (!this.blocks.has(hex)) {
         // Already gone (deleted before a crash that lost the list's remove record): idempotent.
         removed.push(hex);
@@ -2546,7 +2544,8 @@ export class Store extends EventEmitter {
     });
     await delayed.remove(removed, now);
     await delayed.sync();
-    result.waiting += Math.max(0, delayed.entries.size - examined - result.waiting);
+    // Whatever is still listed waits for a later pass (too young, pinned, being written, past the batch).
+    result.waiting = delayed.entries.size;
     this.gcCounters.listed += result.listed;
     this.gcCounters.deleted += result.deleted;
     this.gcCounters.bytesDeleted += result.bytesDeleted;

@@ -12,6 +12,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open } from '../../src/index.js';
+import { random } from '../helpers.js';
 // @ts-expect-error plain JS module shared with the worker
 import { applyObject, digest, STORE_OPTIONS, stepOperations, valueBytes } from './workload.mjs';
 
@@ -53,17 +54,6 @@ export interface CrashLoopResult {
   inFlightApplied: number;
   inFlightLost: number;
   failures: string[];
-}
-
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let value = state;
-    value = Math.imul(value ^ (value >>> 15), value | 1);
-    value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
-    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const specDigest = (spec: ValueSpec): string => digest(valueBytes(spec.seed, spec.length)) as string;

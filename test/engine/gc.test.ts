@@ -10,18 +10,11 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { CrashFileSystem } from '../../src/fs/crash-file-system.js';
 import { NodeFileSystem, open, type FileSystem, type Store } from '../../src/index.js';
-import { collect, random, temporaryDirectory, testSeed } from '../helpers.js';
+import { collect, random, seededBytes as content, temporaryDirectory, testSeed } from '../helpers.js';
 
 // Values above 1000 bytes go to blocks of 4 KiB.
 const SMALL = { valueThreshold: 1000, blockBytes: 4096 };
 const NOW = { ...SMALL, gc: { minAgeMs: 0 } };
-
-function content(seed: number, length: number): Buffer {
-  const next = random(seed);
-  const buffer = Buffer.allocUnsafe(length);
-  for (let index = 0; index < length; index++) buffer[index] = Math.floor(next() * 256);
-  return buffer;
-}
 
 function blockFiles(directory: string): string[] {
   return existsSync(join(directory, 'blocks')) ? readdirSync(join(directory, 'blocks')).filter((name) => name.endsWith('.blk')) : [];

@@ -11,16 +11,9 @@ import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import { CrashFileSystem } from '../../src/fs/crash-file-system.js';
 import { open, SiltError, type Store } from '../../src/index.js';
-import { collect, random, temporaryDirectory, testSeed } from '../helpers.js';
+import { collect, random, seededBytes as bytes, temporaryDirectory, testSeed } from '../helpers.js';
 
 const SMALL = { valueThreshold: 1000, blockBytes: 4096 };
-
-function bytes(seed: number, length: number): Buffer {
-  const next = random(seed);
-  const result = Buffer.allocUnsafe(length);
-  for (let index = 0; index < length; index++) result[index] = Math.floor(next() * 256);
-  return result;
-}
 
 function code(error: unknown): string | undefined {
   return error instanceof SiltError ? error.code : undefined;

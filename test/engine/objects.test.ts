@@ -11,17 +11,10 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { CrashFileSystem } from '../../src/fs/crash-file-system.js';
 import { NodeFileSystem, open, SiltError, type FileHandle, type OpenMode, type Store } from '../../src/index.js';
-import { collect, random, temporaryDirectory, testSeed } from '../helpers.js';
+import { collect, random, seededBytes as bytes, temporaryDirectory, testSeed } from '../helpers.js';
 
 // Values above 1000 bytes go to blocks of 4 KiB; objects are chunks of 16 KiB.
 const SMALL = { valueThreshold: 1000, blockBytes: 4096, gc: { minAgeMs: 0 }, objects: { chunkBytes: 16384, compactAt: 4, syncCompactAt: 8 } };
-
-function bytes(seed: number, length: number): Buffer {
-  const next = random(seed);
-  const result = Buffer.allocUnsafe(length);
-  for (let index = 0; index < length; index++) result[index] = Math.floor(next() * 256);
-  return result;
-}
 
 function code(error: unknown): string | undefined {
   return error instanceof SiltError ? error.code : undefined;
