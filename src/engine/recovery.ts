@@ -26,7 +26,7 @@ import {
 import type { ValueReference } from '../log/format.js';
 import { decodeHint, HINT_FILE_NAME, type EntryLocation, type LogBlockLocation } from '../log/hint.js';
 import { decodeManifest, type ObjectManifest } from '../log/object.js';
-import { readFully, readSegmentInfo, scanSegment } from '../log/segment-reader.js';
+import { endOfNonZero, readFully, readSegmentInfo, scanSegment } from '../log/segment-reader.js';
 import { OrderedIndex } from '../index/ordered-index.js';
 
 export interface RecoveredSegment {
@@ -115,8 +115,11 @@ export async function recover(fs: FileSystem, directory: string, readOnly: boole
         const reason = typeof info.header === 'string' ? info.header : `header names segment ${info.header.segmentId}`;
         if (!isLast) throw corruption(`segment ${path}: ${reason}`);
         // A last segment without a valid header holds no acknowledged write: its header is synced
-        // before its name, so this is a creation that a crash cut short.
-        report.droppedBytes += info.sizeBytes;
+        // before its name, so this is a creation that a crash cut short. Its preallocated zeros
+        // are not counted as dropped.
+        const whole = Buffer.allocUnsafe(info.sizeBytes);
+        const read = await readFully(handle, whole, 0);
+        report.droppedBytes += endOfNonZero(whole.subarray(0, read), 0);
         report.droppedReason = `segment header: ${reason}`;
         report.droppedSegmentId = segmentId;
         if (!readOnly) {
@@ -261,12 +264,18 @@ export async function recover(fs: FileSystem, directory: string, readOnly: boole
         }
         continue;
       }
-      // The unsealed last segment: keep the longest valid prefix.
+      // The unsealed last segment: keep the longest valid prefix. Zeros after it are the
+      // preallocation of a segment that was being written (not dropped data); anything else
+      // after it is damage, reported. When writable, the file is cut at the valid end either way,
+      // so that no stale record past it can ever be read as one after new records reach it.
       const validEnd = startOffset + scan.endOffset;
-      if (scan.damage !== undefined || validEnd < segment.sizeBytes) {
-        report.droppedBytes += segment.sizeBytes - validEnd;
+      const dataEnd = startOffset + endOfNonZero(bytes.subarray(0, read), scan.endOffset);
+      if (dataEnd > validEnd || (read < segment.sizeBytes - startOffset && scan.damage === undefined)) {
+        report.droppedBytes += dataEnd - validEnd;
         report.droppedReason = scan.damage?.reason ?? 'short read';
         report.droppedSegmentId = segment.segmentId;
+      }
+      if (validEnd < segment.sizeBytes) {
         if (!readOnly) {
           await handle.truncate(validEnd);
           // The cut is durable before new records are appended after it.

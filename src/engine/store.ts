@@ -71,7 +71,7 @@ import {
 import { HINT_FILE_NAME, writeHint, type EntryLocation, type HintPosition, type LogBlockLocation } from '../log/hint.js';
 import { type CacheView, isChecked, markChecked, ReadCache } from '../log/read-cache.js';
 import { readFully, scanSegment } from '../log/segment-reader.js';
-import { SegmentWriter } from '../log/segment-writer.js';
+import { PREALLOCATE_STEP_BYTES, SegmentWriter } from '../log/segment-writer.js';
 import { resolveOptions, type OpenOptions, type ResolvedOptions } from '../options.js';
 import { BLOCK_HEADER_BYTES, BlockStore, sha256 } from '../blob/block-store.js';
 import { DelayedList } from '../blob/delayed-list.js';
@@ -591,13 +591,19 @@ export class Store extends EventEmitter {
     }
   }
 
+  /** How far ahead the active segment's file is extended (see segment-writer.ts). */
+  private preallocateStep(): number {
+    return Math.min(PREALLOCATE_STEP_BYTES, this.options.segmentBytes);
+  }
+
   private async startWriting(activeSegment: { segmentId: number; path: string; sizeBytes: number; baseRevision: number } | undefined): Promise<void> {
     if (activeSegment !== undefined) {
       const handle = await this.fs.open(activeSegment.path, 'readwrite');
-      this.active = SegmentWriter.resume(activeSegment.path, handle, activeSegment.segmentId, activeSegment.baseRevision, activeSegment.sizeBytes);
+      this.active = SegmentWriter.resume(activeSegment.path, handle, activeSegment.segmentId, activeSegment.baseRevision, activeSegment.sizeBytes, this.preallocateStep());
+      await this.active.preallocate();
     } else {
       const lastId = Math.max(0, ...this.segments.keys());
-      this.active = await SegmentWriter.create(this.fs, this.directory, lastId + 1, this.revision);
+      this.active = await SegmentWriter.create(this.fs, this.directory, lastId + 1, this.revision, this.preallocateStep());
       this.addSegmentRecord(this.active);
     }
     const durability = this.options.durability;
@@ -2324,7 +2330,7 @@ export class Store extends EventEmitter {
     // The sealed segment's handle becomes a read handle; the file is complete.
     this.readHandles.set(old.segmentId, old.handle);
     this.evictReadHandles();
-    const next = await SegmentWriter.create(this.fs, this.directory, old.segmentId + 1, this.revision);
+    const next = await SegmentWriter.create(this.fs, this.directory, old.segmentId + 1, this.revision, this.preallocateStep());
     this.active = next;
     this.addSegmentRecord(next);
     if (this.options.checkpoint) {
@@ -3083,6 +3089,8 @@ export class Store extends EventEmitter {
           if (this.options.checkpoint && !unchanged) {
             this.scheduleCheckpoint({ ...position, maxRevision: this.revision }, this.index.snapshot());
           }
+          // A cleanly closed segment holds exactly its bytes (the next open preallocates again).
+          await this.active.trim();
         } catch (error) {
           closeError = toIoError(error, 'fsync on close');
         }

@@ -13,7 +13,8 @@
  * - Directories themselves (`mkdir`) are durable at once and cannot be renamed or removed (a
  *   simplification: the engine creates its directories once).
  * - I/O is POSIX positional I/O: writing past the end zero-fills the gap, reading at or past EOF
- *   returns 0, truncate shrinks or zero-extends. A handle keeps its inode alive after unlink.
+ *   returns 0, truncate shrinks or zero-extends (sparsely: a hole costs no memory, as on ext4).
+ *   A handle keeps its inode alive after unlink.
  * - `crash()` never changes `this`: it returns a new file system holding what a power loss at this
  *   instant leaves. Names revert to the durable tables and contents are, per `unsynced`:
  *   'drop' - the durable content only;
@@ -76,23 +77,48 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-class Inode {
-  /** Capacity-managed storage; bytes at and past `sizeBytes` are always zero. */
-  private storage: Buffer;
+/**
+ * A file's bytes: `bytes`, then zeros up to `sizeBytes` (a file extended by truncate is sparse
+ * here, so preallocated files cost no memory and no copying per sync).
+ */
+interface Extent {
+  bytes: Buffer;
   sizeBytes: number;
-  durable: Buffer;
+}
+
+class Inode {
+  /** Capacity-managed storage of the materialized bytes; storage past `dataBytes` is always zero. */
+  private storage: Buffer;
+  /** Bytes materialized in `storage`; those from here to `sizeBytes` are zeros (a hole). */
+  private dataBytes: number;
+  sizeBytes: number;
+  durable: Extent;
   pending: PendingOperation[] = [];
   mtimeMs = Date.now();
 
-  constructor(content: Buffer = Buffer.alloc(0)) {
-    this.storage = Buffer.from(content);
-    this.sizeBytes = content.length;
-    this.durable = Buffer.from(content);
+  constructor(content: Extent = { bytes: Buffer.alloc(0), sizeBytes: 0 }) {
+    this.storage = Buffer.from(content.bytes);
+    this.dataBytes = content.bytes.length;
+    this.sizeBytes = content.sizeBytes;
+    this.durable = { bytes: Buffer.from(content.bytes), sizeBytes: content.sizeBytes };
   }
 
-  /** The current content (a view: copy it before keeping it). */
+  /** The current content, holes filled with zeros (a copy when there is a hole, else a view). */
   get content(): Buffer {
-    return this.storage.subarray(0, this.sizeBytes);
+    if (this.dataBytes === this.sizeBytes) return this.storage.subarray(0, this.sizeBytes);
+    const whole = Buffer.alloc(this.sizeBytes);
+    this.storage.copy(whole, 0, 0, this.dataBytes);
+    return whole;
+  }
+
+  /** Copy `length` bytes at `position` into `target` (zeros for the hole); returns the count. */
+  read(target: Uint8Array, offset: number, length: number, position: number): number {
+    const countBytes = Math.max(0, Math.min(length, this.sizeBytes - position));
+    if (countBytes === 0) return 0;
+    const materialized = Math.max(0, Math.min(countBytes, this.dataBytes - position));
+    if (materialized > 0) target.set(this.storage.subarray(position, position + materialized), offset);
+    if (materialized < countBytes) target.fill(0, offset + materialized, offset + countBytes);
+    return countBytes;
   }
 
   write(bytes: Buffer, positionBytes: number): void {
@@ -106,14 +132,14 @@ class Inode {
   }
 
   sync(): void {
-    this.durable = Buffer.from(this.content);
+    this.durable = this.extent();
     this.pending = [];
   }
 
   /** The content a crash leaves, per `mode`; `random` is consumed only when there is something to tear. */
-  afterCrash(mode: UnsyncedMode, random: () => number): Buffer {
-    if (mode === 'keep') return Buffer.from(this.content);
-    if (mode === 'drop' || this.pending.length === 0) return Buffer.from(this.durable);
+  afterCrash(mode: UnsyncedMode, random: () => number): Extent {
+    if (mode === 'keep') return this.extent();
+    if (mode === 'drop' || this.pending.length === 0) return this.durable;
     const replayed = new Inode(this.durable);
     const replayCount = Math.floor(random() * (this.pending.length + 1));
     for (const [index, operation] of this.pending.slice(0, replayCount).entries()) {
@@ -125,7 +151,12 @@ class Inode {
       const keptBytes = isLast ? Math.floor(random() * (operation.bytes.length + 1)) : operation.bytes.length;
       replayed.applyWrite(operation.bytes.subarray(0, keptBytes), operation.positionBytes);
     }
-    return Buffer.from(replayed.content);
+    return replayed.extent();
+  }
+
+  /** A copy of the current content in sparse form. */
+  private extent(): Extent {
+    return { bytes: Buffer.from(this.storage.subarray(0, this.dataBytes)), sizeBytes: this.sizeBytes };
   }
 
   private applyWrite(bytes: Uint8Array, positionBytes: number): void {
@@ -135,13 +166,18 @@ class Inode {
     const endBytes = positionBytes + bytes.length;
     this.reserve(endBytes);
     this.storage.set(bytes, positionBytes);
+    this.dataBytes = Math.max(this.dataBytes, endBytes);
     this.sizeBytes = Math.max(this.sizeBytes, endBytes);
   }
 
   private applyTruncate(sizeBytes: number): void {
     this.mtimeMs = Date.now();
-    if (sizeBytes < this.sizeBytes) this.storage.fill(0, sizeBytes, this.sizeBytes);
-    else this.reserve(sizeBytes);
+    // Shrinking drops materialized bytes (the storage past `dataBytes` stays zero); growing
+    // only moves the size: the new bytes are a hole.
+    if (sizeBytes < this.dataBytes) {
+      this.storage.fill(0, sizeBytes, this.dataBytes);
+      this.dataBytes = sizeBytes;
+    }
     this.sizeBytes = sizeBytes;
   }
 
@@ -149,7 +185,7 @@ class Inode {
   private reserve(capacityBytes: number): void {
     if (capacityBytes <= this.storage.length) return;
     const grown = Buffer.alloc(Math.max(capacityBytes, this.storage.length * 2));
-    this.storage.copy(grown, 0, 0, this.sizeBytes);
+    this.storage.copy(grown, 0, 0, this.dataBytes);
     this.storage = grown;
   }
 }
@@ -175,9 +211,7 @@ class CrashFileHandle implements FileHandle {
 
   readSync(buffer: Uint8Array, offset: number, length: number, position: number): number {
     this.checkOpen('read');
-    const countBytes = Math.max(0, Math.min(length, this.inode.sizeBytes - position));
-    if (countBytes > 0) buffer.set(this.inode.content.subarray(position, position + countBytes), offset);
-    return countBytes;
+    return this.inode.read(buffer, offset, length, position);
   }
 
   async write(buffer: Uint8Array, offset: number, length: number, position: number): Promise<void> {

@@ -92,6 +92,21 @@ export function scanSegment(
   return { endOffset: cursor, damage: undefined, footer: undefined, recordCount };
 }
 
+const ZERO_STRIDE = 64 * 1024;
+const ZEROS = Buffer.alloc(ZERO_STRIDE);
+
+/**
+ * The end of the data in `buffer[from..]`: one past its last non-zero byte, or `from` when all of
+ * it is zero. Zeros at the end of a segment are its preallocation, not data (see segment-writer.ts).
+ */
+export function endOfNonZero(buffer: Buffer, from: number): number {
+  let end = buffer.length;
+  // Whole strides of zeros from the end are compared with memcmp, not byte by byte.
+  while (end - from >= ZERO_STRIDE && buffer.subarray(end - ZERO_STRIDE, end).equals(ZEROS)) end -= ZERO_STRIDE;
+  while (end > from && buffer[end - 1] === 0) end--;
+  return end;
+}
+
 export async function readFully(handle: FileHandle, buffer: Buffer, position: number): Promise<number> {
   let read = 0;
   while (read < buffer.length) {

@@ -8,6 +8,12 @@
  *   a record in a segment never outlives the segment's name.
  * - A resumed segment (reopened after a restart) does not know the summary of what it held before;
  *   `seal` rescans that prefix once to compute it.
+ * - While it is written, the file is preallocated: extended with zeros (sparse, by ftruncate)
+ *   `stepBytes` at a time ahead of its end, so an fdatasync after an append inside it does not
+ *   also commit a new file size (measured here: 0.14 ms against 0.26 ms for a 100-byte append +
+ *   fdatasync). The zeros past `sizeBytes` are not data: recovery ends the valid prefix at the first
+ *   zero length. `seal` and `trim` cut the file back to `sizeBytes`, so a sealed or cleanly closed
+ *   segment holds exactly its bytes.
  *
  * Lifecycle:  create/resume ──append*──► seal ──► (read-only, sealed)
  */
@@ -22,6 +28,13 @@ import {
   type SegmentSummary,
 } from './format.js';
 import { scanSegment } from './segment-reader.js';
+
+/**
+ * How far ahead of its end the active segment's file is extended (by ftruncate: a hole, no disk
+ * space until written). One size change per 4 MiB of log instead of one per fdatasync; and after
+ * a crash, recovery reads at most this many zeros past the valid end.
+ */
+export const PREALLOCATE_STEP_BYTES = 4 * 1024 * 1024;
 
 export function emptySummary(): SegmentSummary {
   return {
@@ -53,6 +66,10 @@ export class SegmentWriter {
   readonly handle: FileHandle;
   readonly baseRevision: number;
   sizeBytes: number;
+  /** The file's size: `sizeBytes`, or more while preallocated. */
+  private allocatedBytes: number;
+  /** How far ahead of the end the file is extended (0: never). */
+  private readonly stepBytes: number;
   private readonly summary: SegmentSummary;
   /** False for a resumed segment whose earlier entries are not in `summary`. */
   private summaryComplete: boolean;
@@ -63,23 +80,31 @@ export class SegmentWriter {
     handle: FileHandle,
     baseRevision: number,
     sizeBytes: number,
+    stepBytes: number,
   ) {
     this.segmentId = segmentId;
     this.path = path;
     this.handle = handle;
     this.baseRevision = baseRevision;
     this.sizeBytes = sizeBytes;
+    this.allocatedBytes = sizeBytes;
+    this.stepBytes = stepBytes;
     this.summary = emptySummary();
     this.summaryComplete = sizeBytes === SEGMENT_HEADER_BYTES;
   }
 
-  /** Create a new segment file; its header and its directory entry are durable on return. */
-  static async create(fs: FileSystem, directory: string, segmentId: number, baseRevision: number): Promise<SegmentWriter> {
+  /**
+   * Create a new segment file, preallocated `stepBytes` past its header (0: not at all); its
+   * header, its size and its directory entry are durable on return.
+   */
+  static async create(fs: FileSystem, directory: string, segmentId: number, baseRevision: number, stepBytes = 0): Promise<SegmentWriter> {
     const path = `${directory}/${segmentFileName(segmentId)}`;
     const handle = await fs.open(path, 'create');
+    const allocatedBytes = SEGMENT_HEADER_BYTES + stepBytes;
     try {
       const header = encodeSegmentHeader({ segmentId, baseRevision });
       await handle.write(header, 0, header.length, 0);
+      if (allocatedBytes > SEGMENT_HEADER_BYTES) await handle.truncate(allocatedBytes);
       // The header is synced before the name, and the name before any record is written into
       // the file: recovery then never meets a named segment without a valid header.
       await handle.sync();
@@ -88,21 +113,51 @@ export class SegmentWriter {
       await handle.close().catch(() => undefined);
       throw error;
     }
-    return new SegmentWriter(segmentId, path, handle, baseRevision, SEGMENT_HEADER_BYTES);
+    const writer = new SegmentWriter(segmentId, path, handle, baseRevision, SEGMENT_HEADER_BYTES, stepBytes);
+    writer.allocatedBytes = allocatedBytes;
+    return writer;
   }
 
-  /** Continue appending to an existing unsealed segment whose valid bytes end at `sizeBytes`. */
-  static resume(path: string, handle: FileHandle, segmentId: number, baseRevision: number, sizeBytes: number): SegmentWriter {
-    return new SegmentWriter(segmentId, path, handle, baseRevision, sizeBytes);
+  /**
+   * Continue appending to an existing unsealed segment whose file ends at its valid bytes,
+   * `sizeBytes` (recovery cut anything after them); `stepBytes` as for `create`.
+   */
+  static resume(path: string, handle: FileHandle, segmentId: number, baseRevision: number, sizeBytes: number, stepBytes = 0): SegmentWriter {
+    return new SegmentWriter(segmentId, path, handle, baseRevision, sizeBytes, stepBytes);
+  }
+
+  /** Extend the file with zeros `stepBytes` past the end (when not already), durably. */
+  async preallocate(): Promise<void> {
+    if (this.stepBytes === 0 || this.allocatedBytes > this.sizeBytes) return;
+    await this.handle.truncate(this.sizeBytes + this.stepBytes);
+    await this.handle.sync();
+    this.allocatedBytes = this.sizeBytes + this.stepBytes;
+  }
+
+  /** Cut the preallocated zeros off (a clean close): the file then holds exactly its bytes. */
+  async trim(): Promise<void> {
+    if (this.allocatedBytes <= this.sizeBytes) return;
+    await this.handle.truncate(this.sizeBytes);
+    await this.handle.sync();
+    this.allocatedBytes = this.sizeBytes;
   }
 
   /** Append encoded bytes at the end; returns the offset they were written at. Not synced. */
   async append(bytes: Buffer): Promise<number> {
     const offset = this.sizeBytes;
+    const end = offset + bytes.length;
+    if (end > this.allocatedBytes && this.stepBytes > 0) {
+      // One size change per step, committed by the next fdatasync; appends are never concurrent
+      // (the store's commit loop awaits each), so the offset above stays the end.
+      await this.handle.truncate(end + this.stepBytes);
+      this.allocatedBytes = end + this.stepBytes;
+    }
     // A synchronous pwrite into the page cache costs microseconds; the thread-pool round trip of
     // an async one measured slower for group commits of any size here.
     this.handle.writeSync(bytes, 0, bytes.length, offset);
     this.sizeBytes += bytes.length;
+    // Past the preallocation the file simply grows (a record larger than what is left).
+    if (this.sizeBytes > this.allocatedBytes) this.allocatedBytes = this.sizeBytes;
     if (this.summaryComplete) this.summary.dataChecksum = checksum(bytes, this.summary.dataChecksum);
     return offset;
   }
@@ -127,8 +182,15 @@ export class SegmentWriter {
     await this.handle.write(footer, 0, footer.length, this.sizeBytes);
     this.sizeBytes += footer.length;
     // A sealed segment is durable as a whole before anything (a newer segment, a checkpoint that
-    // skips it at open) relies on it being complete.
-    await this.handle.datasync();
+    // skips it at open) relies on it being complete. Its trailer is found at the end of the file,
+    // so the preallocated zeros are cut first, and the new size is made durable with it (fsync).
+    if (this.allocatedBytes > this.sizeBytes) {
+      await this.handle.truncate(this.sizeBytes);
+      this.allocatedBytes = this.sizeBytes;
+      await this.handle.sync();
+    } else {
+      await this.handle.datasync();
+    }
     return summary;
   }
 

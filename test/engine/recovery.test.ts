@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CrashFileSystem } from '../../src/fs/crash-file-system.js';
 import { open, SiltError } from '../../src/index.js';
-import { checkEntry, SEGMENT_HEADER_BYTES } from '../../src/log/format.js';
+import { checkEntry, decodeTrailer, EntryType, SEGMENT_HEADER_BYTES, SEGMENT_TRAILER_BYTES } from '../../src/log/format.js';
+import { endOfNonZero } from '../../src/log/segment-reader.js';
+import { PREALLOCATE_STEP_BYTES } from '../../src/log/segment-writer.js';
 import { applyToModel, issue, type ModelOperation } from './workload.js';
 
 async function writeFile(fileSystem: CrashFileSystem, path: string, bytes: Buffer): Promise<void> {
@@ -68,7 +70,9 @@ test('a torn tail at every byte offset of the last segment keeps exactly the com
       const state = new Map<string, string>();
       for await (const entry of db.entries()) state.set(entry.key.toString(), entry.value.toString());
       assert.deepEqual(state, modelAfter(list, complete), `cut at ${cut}`);
-      assert.equal(db.stats().recovery.droppedBytes, cut - validEnd, `cut at ${cut}`);
+      // Dropped: the bytes past the valid end up to the last non-zero one (trailing zeros are
+      // a preallocated segment's, not data).
+      assert.equal(db.stats().recovery.droppedBytes, endOfNonZero(segment.subarray(0, cut), validEnd) - validEnd, `cut at ${cut}`);
       // The store goes on from the cut: a new write lands and reads back after reopen.
       await db.put('after', `cut-${cut}`);
       await db.close();
@@ -137,4 +141,90 @@ test('a bit flip at every byte of every file never yields a wrong value', async 
     }
   }
   console.log(`# bit flips tried: ${flips}; noticed by open or a read: ${detected}; all found by verify()`);
+});
+
+/** The byte offsets where the records of a segment end (it must hold only whole records). */
+function recordEndsOf(segment: Buffer): number[] {
+  const ends: number[] = [];
+  for (let cursor = SEGMENT_HEADER_BYTES; cursor < segment.length; ) {
+    const check = checkEntry(segment, cursor);
+    if (!check.ok) break;
+    cursor += check.lengthBytes;
+    ends.push(cursor);
+  }
+  return ends;
+}
+
+test('the active segment is preallocated while written, exact once closed, and a crash in its zeros drops nothing', async () => {
+  const fileSystem = new CrashFileSystem();
+  const db = await open('/db', { fileSystem });
+  for (let index = 0; index < 20; index++) await db.put(`k${index}`, `v${index}`);
+  const segmentPath = [...fileSystem.dump().keys()].find((path) => path.endsWith('.log')) as string;
+  const written = fileSystem.dump().get(segmentPath) as Buffer;
+  const dataEnd = recordEndsOf(written).at(-1) as number;
+  // Extended ahead of its end (a hole), so an fdatasync does not commit a new size each time.
+  assert.equal((await fileSystem.stat(segmentPath)).sizeBytes, SEGMENT_HEADER_BYTES + PREALLOCATE_STEP_BYTES);
+  assert.equal(endOfNonZero(written, 0), dataEnd);
+
+  // Power loss now: every acknowledged record is back, the zeros are not reported as dropped,
+  // and the segment is preallocated again for the writes that follow.
+  const crashed = fileSystem.crash({ unsynced: 'drop' });
+  const reopened = await open('/db', { fileSystem: crashed });
+  assert.equal(reopened.stats().recovery.droppedBytes, 0);
+  for (let index = 0; index < 20; index++) assert.equal((await reopened.get(`k${index}`))?.toString(), `v${index}`);
+  assert.equal((await crashed.stat(segmentPath)).sizeBytes, dataEnd + PREALLOCATE_STEP_BYTES);
+  await reopened.put('after', 'crash');
+  await reopened.close();
+  // A clean close cuts the zeros: the file holds exactly its records.
+  const closed = crashed.dump().get(segmentPath) as Buffer;
+  assert.equal(closed.length, recordEndsOf(closed).at(-1));
+
+  // A segment larger than one step grows by steps and is sealed at exactly its bytes.
+  const small = new CrashFileSystem();
+  const rolled = await open('/db', { fileSystem: small, segmentBytes: 64 * 1024 });
+  for (let index = 0; index < 40; index++) await rolled.put(`big${index}`, Buffer.alloc(4000, index));
+  const logs = [...small.dump()].filter(([path]) => path.endsWith('.log'));
+  assert.ok(logs.length >= 2, 'the log rolled');
+  for (const [path, bytes] of logs.slice(0, -1)) {
+    // Sealed: records, then the footer and its trailer as the file's last bytes (no preallocation after them).
+    const footerAt = decodeTrailer(bytes.subarray(bytes.length - SEGMENT_TRAILER_BYTES)) as number;
+    const footer = checkEntry(bytes, footerAt);
+    assert.ok(footer.ok && footer.type === EntryType.FOOTER, path);
+    assert.equal(footerAt + footer.lengthBytes + SEGMENT_TRAILER_BYTES, bytes.length, path);
+  }
+  await rolled.close();
+});
+
+test('a stale record after a hole in the preallocated tail is dropped, reported, and never read back once new records reach it', async () => {
+  // No checkpoints: one covering 'b' would vouch for it (a checkpoint only ever covers durable records).
+  const fileSystem = new CrashFileSystem();
+  const db = await open('/db', { fileSystem, checkpoint: false });
+  await db.put('a', '1');
+  await db.put('b', '2');
+  await db.close();
+  const segmentPath = [...fileSystem.dump().keys()].find((path) => path.endsWith('.log')) as string;
+  const segment = fileSystem.dump().get(segmentPath) as Buffer;
+  const [endA, endB] = recordEndsOf(segment) as [number, number];
+  const recordB = segment.subarray(endA, endB);
+  // What a power loss can leave when the pages of a write reach the disk out of order: the page
+  // holding 'b' persisted, the one before it did not (a hole of zeros), past the valid end.
+  const gapBytes = 4096;
+  const torn = Buffer.alloc(endA + gapBytes + recordB.length);
+  segment.copy(torn, 0, 0, endA);
+  recordB.copy(torn, endA + gapBytes);
+  await writeFile(fileSystem, segmentPath, torn);
+  const reopened = await open('/db', { fileSystem, checkpoint: false });
+  assert.equal(reopened.stats().recovery.droppedBytes, gapBytes + recordB.length);
+  assert.equal(await reopened.get('b'), undefined);
+  // One record that ends exactly where the stale 'b' starts, then a power loss: were the stale
+  // bytes still there, 'b' would now be the next valid record of the log.
+  const overheadBytes = recordB.length - 2;
+  await reopened.put('c', Buffer.alloc(gapBytes - overheadBytes - 1, 'c'));
+  const crashed = fileSystem.crash({ unsynced: 'drop' });
+  const again = await open('/db', { fileSystem: crashed, checkpoint: false });
+  assert.equal((await again.get('c'))?.length, gapBytes - overheadBytes - 1);
+  assert.equal(await again.get('b'), undefined, 'a record the log had dropped came back');
+  assert.equal((await again.get('a'))?.toString(), '1');
+  await again.close();
+  await reopened.close();
 });

@@ -214,6 +214,40 @@ test('truncate shrinks, then extends with zeros (never the bytes cut off before)
   assert.deepEqual(fileSystem.dump().get('/f'), Buffer.from('ab\0\0\0\0\0Z'));
 });
 
+test('an extension by truncate is a hole: it reads as zeros, survives a power loss once synced, and costs no memory', async () => {
+  const fileSystem = new CrashFileSystem();
+  const handle = await fileSystem.open('/f', 'create');
+  await writeText(handle, 'abc', 0);
+  // 1 GiB: were the hole materialized, each sync and crash below would copy it.
+  const holeEnd = 1 << 30;
+  await handle.truncate(holeEnd);
+  await handle.sync();
+  await fileSystem.syncDirectory('/');
+  await writeText(handle, 'XY', 5);
+  const window = Buffer.alloc(9, 0x2e);
+  assert.equal(handle.readSync(window, 0, 9, 0), 9);
+  assert.deepEqual(window, Buffer.from('abc\0\0XY\0\0'));
+  const tail = Buffer.alloc(4, 0x2e);
+  assert.equal(handle.readSync(tail, 0, 4, holeEnd - 2), 2, 'reads stop at the end of the file');
+  assert.deepEqual(tail, Buffer.from('\0\0..'));
+  const heapBefore = process.memoryUsage().arrayBuffers;
+  const crashed = fileSystem.crash({ unsynced: 'drop' });
+  const kept = fileSystem.crash({ unsynced: 'keep' });
+  assert.ok(process.memoryUsage().arrayBuffers - heapBefore < 1 << 20, 'a crash copied the hole');
+  assert.equal((await crashed.stat('/f')).sizeBytes, holeEnd, 'the synced extension survives');
+  const reopened = await crashed.open('/f', 'read');
+  const start = Buffer.alloc(8, 0x2e);
+  reopened.readSync(start, 0, 8, 0);
+  assert.deepEqual(start, Buffer.from('abc\0\0\0\0\0'), 'the unsynced write is dropped, the hole stays zeros');
+  assert.equal((await kept.stat('/f')).sizeBytes, holeEnd);
+  // Shrinking into the written bytes and growing again never brings the cut bytes back.
+  await handle.truncate(4);
+  await handle.truncate(8);
+  const again = Buffer.alloc(8, 0x2e);
+  handle.readSync(again, 0, 8, 0);
+  assert.deepEqual(again, Buffer.from('abc\0\0\0\0\0'));
+});
+
 test('a zero-length write past the end does not extend the file', async () => {
   const fileSystem = new CrashFileSystem();
   const handle = await fileSystem.open('/f', 'create');

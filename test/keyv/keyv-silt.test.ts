@@ -37,11 +37,12 @@ test('an expired entry is never returned: silt expires it, not only Keyv', async
   t.after(() => store.close());
   const adapter = new KeyvSilt(store);
   const keyv = withIterator(new Keyv({ store: adapter }));
-  await keyv.set('short', 'x', 40);
+  // The TTL is long enough for the sets and the first get on a loaded machine (40 ms was not).
+  await keyv.set('short', 'x', 400);
   await keyv.set('long', 'y', 60_000);
-  await keyv.setMany([{ key: 'many', value: 'z', ttl: 40 }]);
+  await keyv.setMany([{ key: 'many', value: 'z', ttl: 400 }]);
   assert.equal(await keyv.get('short'), 'x');
-  await sleep(80);
+  await sleep(450);
   // The adapter itself (what any Keyv version sees) no longer has them.
   assert.equal(await adapter.get('keyv:short'), undefined);
   assert.equal(await adapter.get('keyv:many'), undefined);
