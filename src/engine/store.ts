@@ -184,7 +184,9 @@ interface PendingWrite {
   revision: number;
   bytes: Buffer;
   operations: PendingOperation[];
-  resolve: () => void;
+  /** What the write's promise resolves with once committed. */
+  result: unknown;
+  resolve: (result: unknown) => void;
   reject: (error: unknown) => void;
 }
 
@@ -1060,15 +1062,23 @@ export class Store extends EventEmitter {
    * Store `value` under `key`. Resolves when durable per the store's durability mode. Values
    * larger than `valueThreshold` go to the block store (always fsynced before their record).
    */
-  async put(key: Bytes, value: Bytes, options?: PutOptions): Promise<WriteResult> {
-    this.checkWritable();
-    const keyString = this.keyString(key);
-    const valueBytes = this.valueBytes(value);
-    const ttlMs = checkTtl(options?.ttlMs);
-    if (valueBytes.length > this.options.valueThreshold || this.keyTails.has(keyString)) {
-      return this.inKeyOrder([keyString], () => this.putInOrder(keyString, valueBytes, options, ttlMs));
+  put(key: Bytes, value: Bytes, options?: PutOptions): Promise<WriteResult> {
+    // Not an async function: the common put (small value, no stall) returns the promise of its
+    // queued write itself, with no extra promise layers. Bad input still rejects, never throws.
+    try {
+      this.checkWritable();
+      const keyString = this.keyString(key);
+      const valueBytes = this.valueBytes(value);
+      const ttlMs = checkTtl(options?.ttlMs);
+      if (valueBytes.length > this.options.valueThreshold || this.keyTails.has(keyString)) {
+        return this.inKeyOrder([keyString], () => this.putInOrder(keyString, valueBytes, options, ttlMs));
+      }
+      if (this.stalled) return this.putInOrder(keyString, valueBytes, options, ttlMs);
+      this.checkConditions(keyString, options);
+      return this.commitPut(keyString, valueBytes, undefined, ttlMs);
+    } catch (error) {
+      return Promise.reject(error);
     }
-    return this.putInOrder(keyString, valueBytes, options, ttlMs);
   }
 
   private async putInOrder(keyString: string, valueBytes: Buffer, options: PutOptions | undefined, ttlMs: number | undefined): Promise<WriteResult> {
@@ -1084,16 +1094,16 @@ export class Store extends EventEmitter {
         // The blocks took time: the store may have closed and the key changed meanwhile.
         this.checkWritable();
         this.checkConditions(keyString, options);
-        return { revision: await this.commitPut(keyString, undefined, reference, ttlMs) };
+        return await this.commitPut(keyString, undefined, reference, ttlMs);
       } finally {
         this.unholdReference(reference);
       }
     }
-    return { revision: await this.commitPut(keyString, valueBytes, undefined, ttlMs) };
+    return this.commitPut(keyString, valueBytes, undefined, ttlMs);
   }
 
   /** Queue the record of one put (inline `value`, or a block `reference`); resolves with its revision once committed. */
-  private async commitPut(keyString: string, value: Buffer | undefined, reference: ValueReference | undefined, ttlMs: number | undefined): Promise<number> {
+  private commitPut(keyString: string, value: Buffer | undefined, reference: ValueReference | undefined, ttlMs: number | undefined): Promise<WriteResult> {
     const revision = ++this.revision;
     const keyBytes = Buffer.from(keyString, 'latin1');
     const expiresAtMs = ttlMs === undefined ? undefined : Date.now() + ttlMs;
@@ -1104,10 +1114,8 @@ export class Store extends EventEmitter {
     encodeEntry(bytes, 0, { type, key: keyBytes, value: payload, revision, expiresAtMs });
     this.counters.puts++;
     const userBytes = keyBytes.length + (reference === undefined ? payload.length : reference.sizeBytes);
-    await this.enqueue(revision, bytes, [
-      { key: keyString, keyBytes, type, relativeOffsetBytes: 0, lengthBytes: length, expiresAtMs, userBytes, reference },
-    ]);
-    return revision;
+    const result: WriteResult = { revision };
+    return this.enqueue(revision, bytes, [{ key: keyString, keyBytes, type, relativeOffsetBytes: 0, lengthBytes: length, expiresAtMs, userBytes, reference }], result);
   }
 
   /**
@@ -1162,7 +1170,7 @@ export class Store extends EventEmitter {
       if (done) {
         const value = this.valueBytes(Buffer.concat(head, headBytes));
         this.checkConditions(keyString, options);
-        revision = await this.commitPut(keyString, value, undefined, ttlMs);
+        revision = (await this.commitPut(keyString, value, undefined, ttlMs)).revision;
         sizeBytes = value.length;
         digest = sha256(value);
       } else {
@@ -1171,7 +1179,7 @@ export class Store extends EventEmitter {
         try {
           this.checkWritable();
           this.checkConditions(keyString, options);
-          revision = await this.commitPut(keyString, undefined, reference, ttlMs);
+          revision = (await this.commitPut(keyString, undefined, reference, ttlMs)).revision;
         } finally {
           this.unholdReference(reference);
         }
@@ -1351,7 +1359,7 @@ export class Store extends EventEmitter {
       const value = Buffer.alloc(newSize);
       old.copy(value, 0, 0, Math.min(old.length, newSize));
       if (operation.kind !== 'truncate') operation.data.copy(value, offset);
-      const revision = await this.commitPut(keyString, value, undefined, undefined);
+      const { revision } = await this.commitPut(keyString, value, undefined, undefined);
       this.objectCounters.writes++;
       return { revision, size: newSize };
     }
@@ -1859,10 +1867,8 @@ export class Store extends EventEmitter {
     const bytes = Buffer.allocUnsafe(length);
     encodeEntry(bytes, 0, { type: EntryType.DELETE, key: keyBytes, revision });
     this.counters.deletes++;
-    await this.enqueue(revision, bytes, [
-      { key: keyString, keyBytes, type: EntryType.DELETE, relativeOffsetBytes: 0, lengthBytes: length, expiresAtMs: undefined, userBytes: keyBytes.length },
-    ]);
-    return { revision, existed: current !== 0 };
+    const result: DeleteResult = { revision, existed: current !== 0 };
+    return this.enqueue(revision, bytes, [{ key: keyString, keyBytes, type: EntryType.DELETE, relativeOffsetBytes: 0, lengthBytes: length, expiresAtMs: undefined, userBytes: keyBytes.length }], result);
   }
 
   /** Apply puts and deletes atomically, as one record with one revision. */
@@ -1976,16 +1982,16 @@ export class Store extends EventEmitter {
     }
     sealBatch(bytes, 0, length);
     this.counters.batches++;
-    await this.enqueue(revision, bytes, pendingOperations);
-    return { revision };
+    const result: WriteResult = { revision };
+    return this.enqueue(revision, bytes, pendingOperations, result);
   }
 
-  private enqueue(revision: number, bytes: Buffer, operations: PendingOperation[]): Promise<void> {
+  private enqueue<T = void>(revision: number, bytes: Buffer, operations: PendingOperation[], result?: T): Promise<T> {
     for (const operation of operations) {
       if (operation.type !== EntryType.BLOCK) this.pending.set(operation.key, { revision, deleted: operation.type === EntryType.DELETE });
     }
-    return new Promise<void>((resolve, reject) => {
-      this.queue.push({ revision, bytes, operations, resolve, reject });
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ revision, bytes, operations, result, resolve: resolve as (result: unknown) => void, reject });
       if (!this.flushScheduled && this.flushing === undefined) {
         this.flushScheduled = true;
         // Start on a microtask, so that writes issued together in this tick share a group.
@@ -2158,7 +2164,7 @@ export class Store extends EventEmitter {
       if (write.revision > this.lastAppliedRevision) this.lastAppliedRevision = write.revision;
     }
     segmentRecord.appliedBytes = writeOffset;
-    for (const write of group) write.resolve();
+    for (const write of group) write.resolve(write.result);
     this.maybeScheduleCompaction();
   }
 
@@ -2885,7 +2891,7 @@ export class Store extends EventEmitter {
 
   private enqueueRelocation(bytes: Buffer, operations: PendingOperation[]): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ revision: 0, bytes, operations, resolve, reject });
+      this.queue.push({ revision: 0, bytes, operations, result: undefined, resolve: resolve as (result: unknown) => void, reject });
       this.startFlushing();
     });
   }
