@@ -143,7 +143,6 @@ async function* concatIterables(head: Buffer[], rest: AsyncIterable<Uint8Array>)
 interface PendingOperation {
   /** For a BLOCK entry: the block's hex hash (not a key: the index and `pending` never see it). */
   key: string;
-  keyBytes: Buffer;
   type: KeyEntryType | typeof EntryType.BLOCK;
   /** Offset of the entry inside the write's bytes, and its length. */
   relativeOffsetBytes: number;
@@ -1115,7 +1114,7 @@ export class Store extends EventEmitter {
     this.counters.puts++;
     const userBytes = keyBytes.length + (reference === undefined ? payload.length : reference.sizeBytes);
     const result: WriteResult = { revision };
-    return this.enqueue(revision, bytes, [{ key: keyString, keyBytes, type, relativeOffsetBytes: 0, lengthBytes: length, expiresAtMs, userBytes, reference }], result);
+    return this.enqueue(revision, bytes, [{ key: keyString, type, relativeOffsetBytes: 0, lengthBytes: length, expiresAtMs, userBytes, reference }], result);
   }
 
   /**
@@ -1483,11 +1482,11 @@ export class Store extends EventEmitter {
     let cursor = 0;
     for (const block of carried) {
       const blockLength = encodeBlockEntry(bytes, cursor, block.hash, block.data, revision);
-      operations.push({ key: block.hash.toString('hex'), keyBytes: block.hash, type: EntryType.BLOCK, relativeOffsetBytes: cursor, lengthBytes: blockLength, expiresAtMs: undefined, userBytes: 0 });
+      operations.push({ key: block.hash.toString('hex'), type: EntryType.BLOCK, relativeOffsetBytes: cursor, lengthBytes: blockLength, expiresAtMs: undefined, userBytes: 0 });
       cursor += blockLength;
     }
     encodeEntry(bytes, cursor, { type: EntryType.PUT_OBJECT, key: keyBytes, value: payload, revision });
-    operations.push({ key: keyString, keyBytes, type: EntryType.PUT_OBJECT, relativeOffsetBytes: cursor, lengthBytes: length, expiresAtMs: undefined, userBytes, object: manifest, replacesRevision });
+    operations.push({ key: keyString, type: EntryType.PUT_OBJECT, relativeOffsetBytes: cursor, lengthBytes: length, expiresAtMs: undefined, userBytes, object: manifest, replacesRevision });
     await this.enqueue(revision, bytes, operations);
     return revision;
   }
@@ -1868,7 +1867,7 @@ export class Store extends EventEmitter {
     encodeEntry(bytes, 0, { type: EntryType.DELETE, key: keyBytes, revision });
     this.counters.deletes++;
     const result: DeleteResult = { revision, existed: current !== 0 };
-    return this.enqueue(revision, bytes, [{ key: keyString, keyBytes, type: EntryType.DELETE, relativeOffsetBytes: 0, lengthBytes: length, expiresAtMs: undefined, userBytes: keyBytes.length }], result);
+    return this.enqueue(revision, bytes, [{ key: keyString, type: EntryType.DELETE, relativeOffsetBytes: 0, lengthBytes: length, expiresAtMs: undefined, userBytes: keyBytes.length }], result);
   }
 
   /** Apply puts and deletes atomically, as one record with one revision. */
@@ -1970,7 +1969,6 @@ export class Store extends EventEmitter {
       });
       pendingOperations.push({
         key: operation.key.toString('latin1'),
-        keyBytes: operation.key,
         type: operation.type,
         relativeOffsetBytes: cursor,
         lengthBytes: entryBytes,
@@ -2105,7 +2103,7 @@ export class Store extends EventEmitter {
           }
           continue;
         }
-        active.note(operation.type, operation.keyBytes, operation.relocatedFrom?.revision ?? write.revision);
+        active.note(operation.type, operation.key, operation.relocatedFrom?.revision ?? write.revision);
         this.counters.userBytes += operation.userBytes;
         const previous = this.index.get(operation.key);
         if (operation.replacesRevision !== undefined) {
@@ -2843,7 +2841,6 @@ export class Store extends EventEmitter {
       }
       operations.push({
         key,
-        keyBytes: Buffer.from(entry.key),
         type: entry.type,
         relativeOffsetBytes: copiedBytes,
         lengthBytes: entry.lengthBytes,
@@ -2861,7 +2858,6 @@ export class Store extends EventEmitter {
       if (!this.referenceCounts.has(hex) || location === undefined || location.segmentId !== segment.segmentId || location.offsetBytes !== block.offsetBytes) return;
       operations.push({
         key: hex,
-        keyBytes: Buffer.from(block.hash),
         type: EntryType.BLOCK,
         relativeOffsetBytes: copiedBytes,
         lengthBytes: block.lengthBytes,

@@ -71,6 +71,9 @@ export class SegmentWriter {
   /** How far ahead of the end the file is extended (0: never). */
   private readonly stepBytes: number;
   private readonly summary: SegmentSummary;
+  /** The smallest and largest key noted, as binary strings (the summary's are set at seal). */
+  private minKey: string | undefined;
+  private maxKey: string | undefined;
   /** False for a resumed segment whose earlier entries are not in `summary`. */
   private summaryComplete: boolean;
 
@@ -168,8 +171,17 @@ export class SegmentWriter {
   }
 
   /** Record what an appended entry holds, for the footer. */
-  note(type: number, key: Buffer, revision: number): void {
-    noteEntry(this.summary, type, key, revision);
+  note(type: number, key: string, revision: number): void {
+    // The key range is kept as binary strings (one char per byte, so `<` is bytewise order):
+    // comparing them costs less than Buffer.compare per record. The summary gets Buffers at seal.
+    const summary = this.summary;
+    summary.entryCount++;
+    if (type === EntryType.DELETE) summary.deleteCount++;
+    else summary.putCount++;
+    if (summary.minRevision === 0 || revision < summary.minRevision) summary.minRevision = revision;
+    if (revision > summary.maxRevision) summary.maxRevision = revision;
+    if (this.minKey === undefined || key < this.minKey) this.minKey = key;
+    if (this.maxKey === undefined || key > this.maxKey) this.maxKey = key;
   }
 
   /**
@@ -177,6 +189,10 @@ export class SegmentWriter {
    * The caller must not append afterwards.
    */
   async seal(): Promise<SegmentSummary> {
+    if (this.summaryComplete) {
+      if (this.minKey !== undefined) this.summary.minKey = Buffer.from(this.minKey, 'latin1');
+      if (this.maxKey !== undefined) this.summary.maxKey = Buffer.from(this.maxKey, 'latin1');
+    }
     const summary = this.summaryComplete ? this.summary : await this.rescanSummary();
     const footer = encodeFooter(summary, this.sizeBytes);
     await this.handle.write(footer, 0, footer.length, this.sizeBytes);
