@@ -189,12 +189,6 @@ interface PendingWrite {
   reject: (error: unknown) => void;
 }
 
-/** What the queued writes will make of a key, for conditional checks. */
-interface PendingKeyState {
-  revision: number;
-  deleted: boolean;
-}
-
 interface SegmentRecord {
   segmentId: number;
   path: string;
@@ -388,7 +382,11 @@ export class Store extends EventEmitter {
   private readonly recoveryReport: RecoveryReport;
 
   private readonly queue: PendingWrite[] = [];
-  private readonly pending = new Map<string, PendingKeyState>();
+  /**
+   * What the queued writes will make of a key: the revision of its last queued write, negated for
+   * a delete (a number, not an object: one Map entry and no allocation per write).
+   */
+  private readonly pending = new Map<string, number>();
   private flushing: Promise<void> | undefined;
   private flushScheduled = false;
   private compacting: Promise<void> | undefined;
@@ -1033,7 +1031,7 @@ export class Store extends EventEmitter {
   /** The key's current revision, counting queued writes; 0 when absent. */
   private currentRevision(key: string): number {
     const queued = this.pending.get(key);
-    if (queued !== undefined) return queued.deleted ? 0 : queued.revision;
+    if (queued !== undefined) return queued < 0 ? 0 : queued;
     const location = this.index.get(key);
     return this.isLive(location, Date.now()) ? location.revision : 0;
   }
@@ -1104,15 +1102,14 @@ export class Store extends EventEmitter {
   /** Queue the record of one put (inline `value`, or a block `reference`); resolves with its revision once committed. */
   private commitPut(keyString: string, value: Buffer | undefined, reference: ValueReference | undefined, ttlMs: number | undefined): Promise<WriteResult> {
     const revision = ++this.revision;
-    const keyBytes = Buffer.from(keyString, 'latin1');
     const expiresAtMs = ttlMs === undefined ? undefined : Date.now() + ttlMs;
     const type = reference === undefined ? EntryType.PUT : EntryType.PUT_REFERENCE;
     const payload = reference === undefined ? (value as Buffer) : encodeReference(reference);
-    const length = entryLength(keyBytes, payload, expiresAtMs !== undefined);
+    const length = entryLength(keyString, payload, expiresAtMs !== undefined);
     const bytes = Buffer.allocUnsafe(length);
-    encodeEntry(bytes, 0, { type, key: keyBytes, value: payload, revision, expiresAtMs });
+    encodeEntry(bytes, 0, { type, key: keyString, value: payload, revision, expiresAtMs });
     this.counters.puts++;
-    const userBytes = keyBytes.length + (reference === undefined ? payload.length : reference.sizeBytes);
+    const userBytes = keyString.length + (reference === undefined ? payload.length : reference.sizeBytes);
     const result: WriteResult = { revision };
     return this.enqueue(revision, bytes, [{ key: keyString, type, relativeOffsetBytes: 0, lengthBytes: length, expiresAtMs, userBytes, reference }], result);
   }
@@ -1861,13 +1858,12 @@ export class Store extends EventEmitter {
     // a write still in flight is not acknowledged, and a crash may lose it.
     if (current === 0 && !this.pending.has(keyString)) return { revision: this.appliedRevision(), existed: false };
     const revision = ++this.revision;
-    const keyBytes = Buffer.from(keyString, 'latin1');
-    const length = entryLength(keyBytes, undefined, false);
+    const length = entryLength(keyString, undefined, false);
     const bytes = Buffer.allocUnsafe(length);
-    encodeEntry(bytes, 0, { type: EntryType.DELETE, key: keyBytes, revision });
+    encodeEntry(bytes, 0, { type: EntryType.DELETE, key: keyString, revision });
     this.counters.deletes++;
     const result: DeleteResult = { revision, existed: current !== 0 };
-    return this.enqueue(revision, bytes, [{ key: keyString, type: EntryType.DELETE, relativeOffsetBytes: 0, lengthBytes: length, expiresAtMs: undefined, userBytes: keyBytes.length }], result);
+    return this.enqueue(revision, bytes, [{ key: keyString, type: EntryType.DELETE, relativeOffsetBytes: 0, lengthBytes: length, expiresAtMs: undefined, userBytes: keyString.length }], result);
   }
 
   /** Apply puts and deletes atomically, as one record with one revision. */
@@ -1986,7 +1982,7 @@ export class Store extends EventEmitter {
 
   private enqueue<T = void>(revision: number, bytes: Buffer, operations: PendingOperation[], result?: T): Promise<T> {
     for (const operation of operations) {
-      if (operation.type !== EntryType.BLOCK) this.pending.set(operation.key, { revision, deleted: operation.type === EntryType.DELETE });
+      if (operation.type !== EntryType.BLOCK) this.pending.set(operation.key, operation.type === EntryType.DELETE ? -revision : revision);
     }
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ revision, bytes, operations, result, resolve: resolve as (result: unknown) => void, reject });
@@ -2067,7 +2063,9 @@ export class Store extends EventEmitter {
 
   private clearPending(write: PendingWrite): void {
     for (const operation of write.operations) {
-      if (operation.type !== EntryType.BLOCK && this.pending.get(operation.key)?.revision === write.revision) this.pending.delete(operation.key);
+      if (operation.type === EntryType.BLOCK) continue;
+      const queued = this.pending.get(operation.key);
+      if (queued === write.revision || queued === -write.revision) this.pending.delete(operation.key);
     }
   }
 

@@ -126,15 +126,18 @@ export function isKeyEntryType(type: number): type is KeyEntryType {
 
 export interface EntryInput {
   type: KeyEntryType;
-  key: Uint8Array;
+  /** The key's bytes, or the key as a binary string (one char per byte, as the store keeps keys). */
+  key: Uint8Array | string;
   value?: Uint8Array;
   revision: number;
   expiresAtMs?: number;
 }
 
-export function entryLength(key: Uint8Array, value: Uint8Array | undefined, expires: boolean): number {
+export function entryLength(key: Uint8Array | string, value: Uint8Array | undefined, expires: boolean): number {
   return ENTRY_HEADER_BYTES + (expires ? EXPIRY_FIELD_BYTES : 0) + key.length + (value?.length ?? 0);
 }
+
+const latin1Write = (Buffer.prototype as unknown as { latin1Write: (this: Buffer, text: string, offset: number, length: number) => number }).latin1Write;
 
 /** Encode one PUT or DELETE entry into `target` at `offset`; returns the entry's length. */
 export function encodeEntry(target: Buffer, offset: number, input: EntryInput): number {
@@ -150,7 +153,9 @@ export function encodeEntry(target: Buffer, offset: number, input: EntryInput): 
     writeUint64(target, input.expiresAtMs as number, cursor);
     cursor += EXPIRY_FIELD_BYTES;
   }
-  target.set(input.key, cursor);
+  // A binary-string key is written straight into the entry (no Buffer made for it first).
+  if (typeof input.key === 'string') latin1Write.call(target, input.key, cursor, input.key.length);
+  else target.set(input.key, cursor);
   cursor += input.key.length;
   if (input.value) target.set(input.value, cursor);
   target.writeUInt32LE(checksum(target.subarray(offset + 4, offset + length)), offset);
