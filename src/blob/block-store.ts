@@ -58,6 +58,8 @@ export class BlockStore {
   private readonly sizes = new Map<string, number>();
   blockWrites = 0;
   blockBytesWritten = 0;
+  /** The header (and one byte past the data) of a synchronous read; reads never overlap. */
+  private readonly headerScratch = Buffer.allocUnsafe(BLOCK_HEADER_BYTES + 1);
 
   constructor(
     private readonly fs: FileSystem,
@@ -176,19 +178,25 @@ export class BlockStore {
     }
   }
 
-  private verify(hash: Buffer, file: Buffer, expectedBytes: number | undefined): Buffer {
+  /**
+   * Check a block file read as `header` (its first bytes, `headerRead` of them read), `data` (the
+   * bytes after the header; `dataRead` of them read) and `extraRead` (bytes found past them: must
+   * be 0), against `hash` and the expected data length.
+   */
+  private check(hash: Buffer, header: Buffer, headerRead: number, data: Buffer, dataRead: number, extraRead: number, expectedBytes: number | undefined): Buffer {
     const where = `block ${hash.toString('hex')}`;
-    if (file.length < BLOCK_HEADER_BYTES || !file.subarray(0, 8).equals(BLOCK_MAGIC)) {
+    if (headerRead < BLOCK_HEADER_BYTES || header.compare(BLOCK_MAGIC, 0, 8, 0, 8) !== 0) {
       throw new SiltError(ErrorCode.CORRUPTION, `${where}: bad header`);
     }
-    if (file.readUInt16LE(8) !== BLOCK_VERSION) throw new SiltError(ErrorCode.CORRUPTION, `${where}: unsupported version`);
-    const dataBytes = file.readUInt32LE(12);
-    const data = file.subarray(BLOCK_HEADER_BYTES);
-    if (dataBytes !== data.length || (expectedBytes !== undefined && dataBytes !== expectedBytes)) {
-      throw new SiltError(ErrorCode.CORRUPTION, `${where}: holds ${data.length} bytes, expected ${expectedBytes ?? dataBytes}`);
+    if (header.readUInt16LE(8) !== BLOCK_VERSION) throw new SiltError(ErrorCode.CORRUPTION, `${where}: unsupported version`);
+    const dataBytes = header.readUInt32LE(12);
+    const held = dataRead + extraRead;
+    if (dataBytes !== held || (expectedBytes !== undefined && dataBytes !== expectedBytes)) {
+      throw new SiltError(ErrorCode.CORRUPTION, `${where}: holds ${held}${extraRead > 0 ? '+' : ''} bytes, expected ${expectedBytes ?? dataBytes}`);
     }
-    if (!sha256(data).equals(hash)) throw new SiltError(ErrorCode.CORRUPTION, `${where}: content does not match its hash`);
-    return data;
+    const view = data.subarray(0, dataRead);
+    if (!sha256(view).equals(hash)) throw new SiltError(ErrorCode.CORRUPTION, `${where}: content does not match its hash`);
+    return view;
   }
 
   private missing(hash: Buffer, error: unknown): SiltError {
@@ -215,19 +223,33 @@ export class BlockStore {
     } catch (error) {
       throw this.missing(hash, error);
     }
-    return this.verify(hash, file, expectedBytes);
+    const headerRead = Math.min(file.length, BLOCK_HEADER_BYTES);
+    const dataBytes = headerRead === BLOCK_HEADER_BYTES ? file.readUInt32LE(12) : 0;
+    const data = file.subarray(headerRead);
+    const dataRead = Math.min(data.length, dataBytes);
+    return this.check(hash, file, headerRead, data, dataRead, data.length - dataRead, expectedBytes);
   }
 
-  /** Synchronous `read`, for `getSync`. */
-  readSync(hash: Buffer, expectedBytes: number): Buffer {
+  /**
+   * Synchronous `read` (for `getSync`) of a block of exactly `expectedBytes`, verified. The data
+   * is read straight into `target` at `targetOffset` when given (no copy afterwards: the caller's
+   * value buffer), else into fresh memory; returns the view of it that holds the block.
+   */
+  readSync(hash: Buffer, expectedBytes: number, target?: Buffer, targetOffset = 0): Buffer {
     const path = `${this.directory}/${blockFileName(hash)}`;
-    let file: Buffer;
+    const data = target === undefined ? Buffer.allocUnsafe(expectedBytes) : target.subarray(targetOffset, targetOffset + expectedBytes);
+    const header = this.headerScratch;
+    let headerRead: number;
+    let dataRead: number;
+    let extraRead: number;
     try {
       const handle = this.fs.openSync(path, 'read');
       try {
-        file = Buffer.allocUnsafe(BLOCK_HEADER_BYTES + expectedBytes + 1);
-        const read = readFullySync(handle, file, 0);
-        file = file.subarray(0, read);
+        // Three positional reads: the header, the data into place, and one byte past the end,
+        // which must not exist. Reading the whole file into one buffer would need a copy after.
+        headerRead = readFullySync(handle, header.subarray(0, BLOCK_HEADER_BYTES), 0);
+        dataRead = headerRead < BLOCK_HEADER_BYTES ? 0 : readFullySync(handle, data, BLOCK_HEADER_BYTES);
+        extraRead = dataRead < expectedBytes ? 0 : handle.readSync(header, BLOCK_HEADER_BYTES, 1, BLOCK_HEADER_BYTES + expectedBytes);
       } finally {
         // Closed before returning: a loop of synchronous reads must not pile up descriptors.
         handle.closeSync();
@@ -235,7 +257,7 @@ export class BlockStore {
     } catch (error) {
       throw this.missing(hash, error);
     }
-    return this.verify(hash, file, expectedBytes);
+    return this.check(hash, header, headerRead, data, dataRead, extraRead, expectedBytes);
   }
 
   /** Bytes of the present blocks that `referenceCounts` does not count. */

@@ -757,8 +757,8 @@ export class Store extends EventEmitter {
     const value = Buffer.allocUnsafe(reference.sizeBytes);
     const count = referenceBlockCount(reference);
     for (let index = 0; index < count; index++) {
-      const block = this.blocks.readSync(referenceBlockHash(reference, index), referenceBlockLength(reference, index));
-      block.copy(value, index * reference.blockBytes);
+      // Straight into the value: each block's data is read into place and verified there.
+      this.blocks.readSync(referenceBlockHash(reference, index), referenceBlockLength(reference, index), value, index * reference.blockBytes);
     }
     return value;
   }
