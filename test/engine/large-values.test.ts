@@ -124,6 +124,37 @@ test('a flipped byte in a block makes reads of that value fail with CORRUPTION; 
   await db.close();
 });
 
+test('a block file cut short, grown by a byte, or with a wrong length field reads as CORRUPTION, never as bytes', async (t) => {
+  const directory = temporaryDirectory(t);
+  const value = bytes(3, 9000);
+  let db = await open(directory, SMALL);
+  await db.put('k', value);
+  await db.close();
+  // The second of the value's three blocks (4096 bytes of data after a 16-byte header).
+  const blockPath = join(directory, 'blocks', `${createHash('sha256').update(value.subarray(4096, 8192)).digest('hex')}.blk`);
+  const original = readFileSync(blockPath);
+  const lengthField = Buffer.from(original);
+  lengthField.writeUInt32LE(4095, 12);
+  const damages: Array<[string, Buffer]> = [
+    ['cut by a byte', original.subarray(0, original.length - 1)],
+    ['cut inside the header', original.subarray(0, 10)],
+    ['grown by a byte', Buffer.concat([original, Buffer.from([0])])],
+    ['length field off by one', lengthField],
+  ];
+  for (const [what, damaged] of damages) {
+    writeFileSync(blockPath, damaged);
+    db = await open(directory, SMALL);
+    assert.throws(() => db.getSync('k'), (error) => code(error) === 'CORRUPTION', `getSync, ${what}`);
+    await assert.rejects(collect(db.createReadStream('k', { start: 5000, end: 5001 })), (error) => code(error) === 'CORRUPTION', `stream, ${what}`);
+    assert.equal((await db.verify()).ok, false, `verify, ${what}`);
+    await db.close();
+  }
+  writeFileSync(blockPath, original);
+  db = await open(directory, SMALL);
+  assert.ok(db.getSync('k')?.equals(value));
+  await db.close();
+});
+
 test('putStream: an aborted signal or a throwing source leaves the key as it was; partial blocks are swept at open', async (t) => {
   const directory = temporaryDirectory(t);
   let db = await open(directory, SMALL);
