@@ -3,9 +3,16 @@
  * `blocks/<sha256 hex>.blk`, shared by every value that contains it, and verified on every read.
  *
  * Invariants:
- * - A block file's name is the SHA-256 of its data. It is written under a temporary name, fsynced,
- *   renamed to its final name; `syncDirectory()` makes the names durable. The store calls it before
- *   writing any log record that points at the blocks (durability ordering).
+ * - A block file's name is the SHA-256 of its data. It is written under that name directly
+ *   (created exclusively; through O_DIRECT from an aligned buffer where the file system allows,
+ *   padded to 4 KiB and truncated back), fdatasynced, and only then counted as present;
+ *   `syncDirectory()` makes the names durable. The store calls it before writing any log record
+ *   that points at the blocks (durability ordering).
+ * - A file under a final name may therefore be incomplete after a crash, but only if no durable
+ *   record points at it (records are written after the data and the name are durable). So at
+ *   open, the files no record references are *unverified*: a write of the same content writes
+ *   the file again (truncating it) instead of trusting it, and the orphan sweep deletes them.
+ *   Files referenced at open, and files this process wrote, are complete.
  * - Writers of the same content share one write: the first writer's promise is reused (per-content
  *   lock), so two writers never race on one file and a writer never sees a half-written block.
  * - Reference counts are kept by the store (one per live version pointing at a block); a block
@@ -14,9 +21,9 @@
  *   per-content lock: the write waits for the deletion, then stores the content again.
  * - A read that does not hash to the block's name is CORRUPTION, never bytes.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { ErrorCode, SiltError, toIoError } from '../errors.js';
-import type { FileHandle, FileSystem } from '../fs/types.js';
+import { DIRECT_IO_ALIGNMENT, type FileHandle, type FileSystem } from '../fs/types.js';
 import { readFully, readFullySync } from '../log/segment-reader.js';
 
 export const BLOCK_DIRECTORY_NAME = 'blocks';
@@ -44,10 +51,84 @@ function encodeBlockHeader(dataBytes: number): Buffer {
   return header;
 }
 
+function alignUp(bytes: number): number {
+  return Math.ceil(bytes / DIRECT_IO_ALIGNMENT) * DIRECT_IO_ALIGNMENT;
+}
+
+/** The one piece of WebAssembly used here (the project's TypeScript lib has no WebAssembly types). */
+declare const WebAssembly: { Memory: new (descriptor: { initial: number; maximum?: number }) => { readonly buffer: ArrayBuffer } };
+
+/** WebAssembly pages are 64 KiB. */
+const WASM_PAGE_BYTES = 65536;
+/** Slots per WebAssembly.Memory, and at most this many memories (slots beyond come from the heap, unaligned). */
+const SLOTS_PER_MEMORY = 8;
+const MEMORIES_MAX = 4;
+
+/**
+ * Buffers for block files, each a header followed by up to `blockBytes` of data, whose start is
+ * aligned for direct I/O. Node cannot ask for aligned memory, but a WebAssembly.Memory is mapped
+ * pages (its first byte is page-aligned) and never moves unless grown, which these never are: each
+ * memory is cut into slots of `slotBytes`, a multiple of the alignment. A direct write of a slot
+ * that is not aligned after all fails with EINVAL and the block store falls back to buffered
+ * writes, so correctness never depends on this.
+ */
+class AlignedSlots {
+  readonly slotBytes: number;
+  private readonly free: Buffer[] = [];
+  private memories = 0;
+  /** The ArrayBuffers the slots live in: a buffer is a slot iff it starts at a slot boundary of one of these. */
+  private readonly arenas = new Set<ArrayBufferLike>();
+
+  constructor(readonly blockBytes: number) {
+    this.slotBytes = alignUp(BLOCK_HEADER_BYTES + blockBytes);
+  }
+
+  /** A free slot (header room + `blockBytes`), or undefined when all are taken. */
+  take(): Buffer | undefined {
+    const slot = this.free.pop();
+    if (slot !== undefined || this.memories >= MEMORIES_MAX) return slot;
+    let memory: { readonly buffer: ArrayBuffer };
+    try {
+      const pages = Math.ceil((this.slotBytes * SLOTS_PER_MEMORY) / WASM_PAGE_BYTES);
+      memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
+    } catch {
+      this.memories = MEMORIES_MAX; // no more of them (address space, or no WebAssembly)
+      return undefined;
+    }
+    this.memories++;
+    this.arenas.add(memory.buffer);
+    for (let index = SLOTS_PER_MEMORY - 1; index > 0; index--) this.free.push(Buffer.from(memory.buffer, index * this.slotBytes, this.slotBytes));
+    return Buffer.from(memory.buffer, 0, this.slotBytes);
+  }
+
+  /** The slot whose data area `data` starts (at the header's end), or undefined. */
+  slotOf(data: Uint8Array): Buffer | undefined {
+    if (!this.arenas.has(data.buffer)) return undefined;
+    const start = data.byteOffset - BLOCK_HEADER_BYTES;
+    if (start < 0 || start % this.slotBytes !== 0 || data.byteLength > this.blockBytes) return undefined;
+    return Buffer.from(data.buffer, start, this.slotBytes);
+  }
+
+  give(slot: Buffer): void {
+    this.free.push(slot);
+  }
+}
+
+/** A block's data buffer: a slot's data area (`slot` set) or plain memory. */
+export interface BlockBuffer {
+  data: Buffer;
+  slot: Buffer | undefined;
+}
+
 export class BlockStore {
   readonly directory: string;
-  /** Hex hashes of the block files present (complete, final name). */
+  /** Hex hashes of the block files present under their final name. */
   private readonly present = new Set<string>();
+  /** Of those, the ones that may be incomplete (unreferenced at open): never trusted by a write. */
+  private readonly unverified = new Set<string>();
+  private readonly slots: AlignedSlots;
+  /** False once a direct write failed with EINVAL: buffered writes from then on. */
+  private directWrites = true;
   /** Writes in flight, by hex hash: the per-content lock. */
   private readonly writing = new Map<string, Promise<void>>();
   /** Deletions in flight, by hex hash: a write of the same content waits for them. */
@@ -64,8 +145,33 @@ export class BlockStore {
   constructor(
     private readonly fs: FileSystem,
     storeDirectory: string,
+    blockBytes: number,
   ) {
     this.directory = `${storeDirectory}/${BLOCK_DIRECTORY_NAME}`;
+    this.slots = new AlignedSlots(blockBytes);
+  }
+
+  /**
+   * Memory to fill with a block's data (`blockBytes` long) before `write`: an aligned slot when
+   * one is free (then `write` sends it to the file without a copy), else plain memory. Give it
+   * back with `releaseBuffer` once its write has settled.
+   */
+  allocateBuffer(): BlockBuffer {
+    const slot = this.slots.take();
+    if (slot === undefined) return { data: Buffer.allocUnsafe(this.slots.blockBytes), slot: undefined };
+    return { data: slot.subarray(BLOCK_HEADER_BYTES, BLOCK_HEADER_BYTES + this.slots.blockBytes), slot };
+  }
+
+  releaseBuffer(buffer: BlockBuffer): void {
+    if (buffer.slot !== undefined) this.slots.give(buffer.slot);
+  }
+
+  /**
+   * Files no record references at open may be incomplete (a write cut by a crash): from now on a
+   * write of the same content rewrites them instead of trusting them.
+   */
+  distrust(isReferenced: (hex: string) => boolean): void {
+    for (const hex of this.present) if (!isReferenced(hex)) this.unverified.add(hex);
   }
 
   /** List the block directory (creating it when writable). */
@@ -131,7 +237,7 @@ export class BlockStore {
     // Content being deleted by GC is written afresh once the deletion is done (per-content lock).
     const deleting = this.deleting.get(hex);
     if (deleting !== undefined) await deleting.catch(() => undefined);
-    if (this.present.has(hex)) return;
+    if (this.present.has(hex) && !this.unverified.has(hex)) return;
     const inFlight = this.writing.get(hex);
     if (inFlight !== undefined) return inFlight;
     const promise = this.writeFile(hex, data).finally(() => this.writing.delete(hex));
@@ -140,30 +246,111 @@ export class BlockStore {
   }
 
   private async writeFile(hex: string, data: Uint8Array): Promise<void> {
-    const finalPath = `${this.directory}/${hex}${BLOCK_SUFFIX}`;
-    const temporaryPath = `${this.directory}/${hex}${TEMPORARY_MARK}${randomBytes(4).toString('hex')}`;
+    const path = `${this.directory}/${hex}${BLOCK_SUFFIX}`;
+    const fileBytes = BLOCK_HEADER_BYTES + data.length;
+    // The bytes to write: header and data side by side in one buffer (the caller's slot, or a
+    // free one the data is copied into), else two buffered writes.
+    let slot = this.directWrites ? this.slots.slotOf(data) : undefined;
+    let borrowed: Buffer | undefined;
+    if (this.directWrites && slot === undefined && data.length <= this.slots.blockBytes) {
+      borrowed = this.slots.take();
+      if (borrowed !== undefined) {
+        borrowed.set(data, BLOCK_HEADER_BYTES);
+        slot = borrowed;
+      }
+    }
+    const header = encodeBlockHeader(data.length);
+    // An existing file of this name is an unverified leftover (or a failed write's): replace it.
+    const existing = this.present.has(hex);
+    let created = false;
     let handle: FileHandle | undefined;
     try {
-      handle = await this.fs.open(temporaryPath, 'create');
-      const header = encodeBlockHeader(data.length);
-      await handle.write(header, 0, header.length, 0);
-      await handle.write(data, 0, data.length, BLOCK_HEADER_BYTES);
-      // The block's bytes are durable before its final name exists.
-      await handle.sync();
+      try {
+        handle = await this.fs.open(path, existing ? 'overwrite' : 'create', { direct: slot !== undefined });
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        // A leftover nobody listed (a failed unlink, or a file listed after open): replace it.
+        handle = await this.fs.open(path, 'overwrite', { direct: slot !== undefined });
+      }
+      created = true;
+      let written = false;
+      if (handle.direct === true && slot !== undefined) {
+        header.copy(slot, 0);
+        const paddedBytes = alignUp(fileBytes);
+        slot.fill(0, fileBytes, paddedBytes);
+        try {
+          // Straight to the device (no page-cache copy): the length must be a multiple of the
+          // alignment, so the file is cut back to its size after.
+          await handle.write(slot, 0, paddedBytes, 0);
+          if (paddedBytes !== fileBytes) await handle.truncate(fileBytes);
+          written = true;
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'EINVAL') throw error;
+          // The memory was not aligned after all, or the device wants more: buffered from now on.
+          this.directWrites = false;
+          await handle.close();
+          handle = undefined;
+          handle = await this.fs.open(path, 'overwrite');
+        }
+      }
+      // No direct I/O here (this file system has none): stop asking for it.
+      if (!written && handle.direct !== true) this.directWrites = false;
+      if (!written && slot !== undefined) {
+        header.copy(slot, 0);
+        await handle.write(slot, 0, fileBytes, 0);
+      } else if (!written) {
+        await handle.write(header, 0, header.length, 0);
+        await handle.write(data, 0, data.length, BLOCK_HEADER_BYTES);
+      }
+      // The data (and the file's size) are durable before the block counts as present; its name
+      // is made durable by syncDirectory(), before any record points at it.
+      await handle.datasync();
       await handle.close();
       handle = undefined;
-      await this.fs.rename(temporaryPath, finalPath);
     } catch (error) {
       if (handle !== undefined) await handle.close().catch(() => undefined);
-      await this.fs.unlink(temporaryPath).catch(() => undefined);
+      if (created || existing) await this.discardFailedWrite(hex, path);
       throw toIoError(error, `writing block ${hex}`);
+    } finally {
+      if (borrowed !== undefined) this.slots.give(borrowed);
     }
     this.directoryDirty = true;
-    this.present.add(hex);
-    this.sizes.set(hex, data.length);
-    this.storedBytes += data.length;
+    this.unverified.delete(hex);
+    if (!this.present.has(hex)) {
+      this.present.add(hex);
+      this.sizes.set(hex, data.length);
+      this.storedBytes += data.length;
+    } else if (this.sizes.get(hex) !== data.length) {
+      this.storedBytes += data.length - (this.sizes.get(hex) ?? 0);
+      this.sizes.set(hex, data.length);
+    }
     this.blockWrites++;
-    this.blockBytesWritten += data.length + BLOCK_HEADER_BYTES;
+    this.blockBytesWritten += fileBytes;
+  }
+
+  /**
+   * After a failed write, the file under the final name is incomplete: delete it. If that fails
+   * too, it stays listed as present but unverified (a later write replaces it; GC deletes it).
+   */
+  private async discardFailedWrite(hex: string, path: string): Promise<void> {
+    try {
+      await this.fs.unlink(path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+        if (!this.present.has(hex)) {
+          this.present.add(hex);
+          this.sizes.set(hex, 0);
+        }
+        this.unverified.add(hex);
+        return;
+      }
+    }
+    this.directoryDirty = true;
+    if (this.present.delete(hex)) {
+      this.storedBytes -= this.sizes.get(hex) ?? 0;
+      this.sizes.delete(hex);
+    }
+    this.unverified.delete(hex);
   }
 
   /** Make the names of blocks written so far durable (one directory fsync for all of them). */
@@ -293,9 +480,14 @@ export class BlockStore {
       this.sizes.delete(hex);
     }
     const deletion = this.fs.unlink(`${this.directory}/${hex}${BLOCK_SUFFIX}`).then(
-      () => undefined,
+      () => {
+        if (!this.present.has(hex)) this.unverified.delete(hex);
+      },
       (error: unknown) => {
-        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+          if (!this.present.has(hex)) this.unverified.delete(hex);
+          return;
+        }
         // Not deleted after all: it is still there (and still unreferenced) for the next pass.
         if (wasPresent && !this.present.has(hex)) {
           this.present.add(hex);

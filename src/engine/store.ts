@@ -73,7 +73,7 @@ import { type CacheView, isChecked, markChecked, ReadCache } from '../log/read-c
 import { readFully, scanSegment } from '../log/segment-reader.js';
 import { SegmentWriter } from '../log/segment-writer.js';
 import { resolveOptions, type OpenOptions, type ResolvedOptions } from '../options.js';
-import { BLOCK_HEADER_BYTES, BlockStore, sha256 } from '../blob/block-store.js';
+import { BLOCK_HEADER_BYTES, BlockStore, sha256, type BlockBuffer } from '../blob/block-store.js';
 import { DelayedList } from '../blob/delayed-list.js';
 import { verifyStore, type VerifyProgress, type VerifyResult } from '../check/verify.js';
 import { DirectoryLock } from './lock.js';
@@ -480,7 +480,7 @@ export class Store extends EventEmitter {
     this.lastAppliedRevision = revision;
     this.recoveryReport = report;
     this.readCache = new ReadCache(options.cacheBytes);
-    this.blocks = new BlockStore(fs, directory);
+    this.blocks = new BlockStore(fs, directory, options.blockBytes);
   }
 
   /** Open (and recover) the store in `directory`. See `open()`. */
@@ -545,6 +545,9 @@ export class Store extends EventEmitter {
         if (held !== undefined) store.retain(held);
       }
       const leftovers = await store.blocks.open(options.readOnly, directory);
+      // Block files written under their final name can be incomplete after a crash, but only if
+      // no durable record points at them: those are never trusted by a write of the same content.
+      store.blocks.distrust((hex) => store.referenceCounts.has(hex));
       store.checkpointBytes = await fs.stat(`${directory}/${HINT_FILE_NAME}`).then((stat) => stat.sizeBytes, () => 0);
       if (recovered.report.usedCheckpoint && recovered.report.replayedEntries === 0) {
         const last = recovered.activeSegment;
@@ -1196,27 +1199,49 @@ export class Store extends EventEmitter {
     let firstBlock: Buffer | undefined;
     const hashes: Buffer[] = [];
     const inFlight: Array<Promise<void>> = [];
-    let block = Buffer.allocUnsafe(blockBytes);
+    // Block buffers come from the block store (aligned memory its direct writes send without a
+    // copy). Each goes back once its write has settled and its bytes are no longer needed for
+    // the digest; every one still out goes back at the end, after every write has settled.
+    const outstanding = new Set<BlockBuffer>();
+    const settled = new Set<BlockBuffer>();
+    let firstBuffer: BlockBuffer | undefined;
+    const giveBack = (buffer: BlockBuffer) => {
+      if (buffer !== firstBuffer && settled.has(buffer) && outstanding.delete(buffer)) this.blocks.releaseBuffer(buffer);
+    };
+    const allocate = () => {
+      const buffer = this.blocks.allocateBuffer();
+      outstanding.add(buffer);
+      return buffer;
+    };
+    let current = allocate();
     let filled = 0;
     let sizeBytes = 0;
     const flushBlock = async () => {
-      const data = block.subarray(0, filled);
+      const buffer = current;
+      const data = buffer.data.subarray(0, filled);
       const hash = sha256(data);
       if (hashes.length === 0) {
         firstBlock = data;
+        firstBuffer = buffer;
       } else {
         if (firstBlock !== undefined) digest.update(firstBlock);
         firstBlock = undefined;
+        const first = firstBuffer;
+        firstBuffer = undefined;
+        if (first !== undefined) giveBack(first);
         digest.update(data);
       }
       hashes.push(hash);
       // From here until the record is applied (or the write fails), GC leaves the block alone.
       this.hold(hash.toString('hex'));
-      const write = this.blocks.write(hash, data);
+      const write = this.blocks.write(hash, data).finally(() => {
+        settled.add(buffer);
+        giveBack(buffer);
+      });
       inFlight.push(write);
       // Each block has its own buffer until its write settles; wait when too many are in flight.
       if (inFlight.length >= BLOCK_WRITES_IN_FLIGHT) await inFlight.shift();
-      block = Buffer.allocUnsafe(blockBytes);
+      current = allocate();
       filled = 0;
     };
     try {
@@ -1229,7 +1254,7 @@ export class Store extends EventEmitter {
         }
         let offset = 0;
         while (offset < chunk.length) {
-          const copied = chunk.copy(block, filled, offset, Math.min(chunk.length, offset + blockBytes - filled));
+          const copied = chunk.copy(current.data, filled, offset, Math.min(chunk.length, offset + blockBytes - filled));
           filled += copied;
           offset += copied;
           if (filled === blockBytes) await flushBlock();
@@ -1244,6 +1269,10 @@ export class Store extends EventEmitter {
       await Promise.allSettled(inFlight);
       for (const hash of hashes) this.unhold(hash.toString('hex'));
       throw error;
+    } finally {
+      // Every write has settled here (awaited above on both paths): no buffer is in use.
+      for (const buffer of outstanding) this.blocks.releaseBuffer(buffer);
+      outstanding.clear();
     }
     return { sizeBytes, blockBytes, digest: hashes.length === 1 ? (hashes[0] as Buffer) : digest.digest(), blockHashes: Buffer.concat(hashes) };
   }
