@@ -28,8 +28,14 @@ import { readFully, readFullySync } from '../log/segment-reader.js';
 
 export const BLOCK_DIRECTORY_NAME = 'blocks';
 export const BLOCK_MAGIC = Buffer.from('SILTBLK\0', 'latin1');
-export const BLOCK_VERSION = 1;
+/**
+ * Version 2: the data is followed by zeros up to a multiple of 4096 bytes (what a direct write
+ * needs). Version 1 files (exactly header + data) are still read.
+ */
+export const BLOCK_VERSION = 2;
 export const BLOCK_HEADER_BYTES = 16;
+/** Block files of version 2 are padded to a multiple of this. */
+export const BLOCK_PADDING_BYTES = 4096;
 export const HASH_BYTES = 32;
 const BLOCK_SUFFIX = '.blk';
 const TEMPORARY_MARK = '.tmp-';
@@ -42,6 +48,12 @@ export function sha256(data: Uint8Array): Buffer {
   return createHash('sha256').update(data).digest();
 }
 
+/** Size of a block file of `dataBytes` of data, of the given version. */
+export function blockFileBytes(dataBytes: number, version = BLOCK_VERSION): number {
+  const unpadded = BLOCK_HEADER_BYTES + dataBytes;
+  return version === 1 ? unpadded : Math.ceil(unpadded / BLOCK_PADDING_BYTES) * BLOCK_PADDING_BYTES;
+}
+
 function encodeBlockHeader(dataBytes: number): Buffer {
   const header = Buffer.alloc(BLOCK_HEADER_BYTES);
   BLOCK_MAGIC.copy(header, 0);
@@ -51,9 +63,8 @@ function encodeBlockHeader(dataBytes: number): Buffer {
   return header;
 }
 
-function alignUp(bytes: number): number {
-  return Math.ceil(bytes / DIRECT_IO_ALIGNMENT) * DIRECT_IO_ALIGNMENT;
-}
+// A padded block file is one aligned direct write: the padding must cover the I/O alignment.
+if (BLOCK_PADDING_BYTES % DIRECT_IO_ALIGNMENT !== 0) throw new Error('block padding must be a multiple of the direct I/O alignment');
 
 /** The one piece of WebAssembly used here (the project's TypeScript lib has no WebAssembly types). */
 declare const WebAssembly: { Memory: new (descriptor: { initial: number; maximum?: number }) => { readonly buffer: ArrayBuffer } };
@@ -80,7 +91,7 @@ class AlignedSlots {
   private readonly arenas = new Set<ArrayBufferLike>();
 
   constructor(readonly blockBytes: number) {
-    this.slotBytes = alignUp(BLOCK_HEADER_BYTES + blockBytes);
+    this.slotBytes = blockFileBytes(blockBytes);
   }
 
   /** A free slot (header room + `blockBytes`), or undefined when all are taken. */
@@ -136,11 +147,17 @@ export class BlockStore {
   private directoryDirty = false;
   /** Bytes of block data in the files present. */
   storedBytes = 0;
+  /** Bytes of the files present (headers and padding included). */
+  fileBytes = 0;
+  /** Data bytes and file bytes of each present block whose size is known. */
   private readonly sizes = new Map<string, number>();
+  private readonly fileSizes = new Map<string, number>();
   blockWrites = 0;
   blockBytesWritten = 0;
   /** The header (and one byte past the data) of a synchronous read; reads never overlap. */
-  private readonly headerScratch = Buffer.allocUnsafe(BLOCK_HEADER_BYTES + 1);
+  private readonly headerScratch = Buffer.allocUnsafe(BLOCK_HEADER_BYTES);
+  /** The bytes past a block's data (padding, and one byte that must not exist) of a synchronous read. */
+  private readonly tailScratch = Buffer.allocUnsafe(BLOCK_PADDING_BYTES + 1);
 
   constructor(
     private readonly fs: FileSystem,
@@ -201,17 +218,35 @@ export class BlockStore {
 
   /** Learn the data size of every present block (for stats); reads only headers. */
   async measure(): Promise<void> {
+    const header = Buffer.allocUnsafe(BLOCK_HEADER_BYTES);
     for (const hex of this.present) {
       if (this.sizes.has(hex)) continue;
       const handle = await this.fs.open(`${this.directory}/${hex}${BLOCK_SUFFIX}`, 'read');
       try {
-        const size = (await handle.size()) - BLOCK_HEADER_BYTES;
-        this.sizes.set(hex, Math.max(0, size));
-        this.storedBytes += Math.max(0, size);
+        const fileBytes = await handle.size();
+        const read = await handle.read(header, 0, BLOCK_HEADER_BYTES, 0);
+        // The header's length when it has one (a damaged file is found when it is read).
+        const dataBytes = read === BLOCK_HEADER_BYTES && header.compare(BLOCK_MAGIC, 0, 8, 0, 8) === 0 ? header.readUInt32LE(12) : fileBytes - BLOCK_HEADER_BYTES;
+        this.setSize(hex, Math.max(0, Math.min(dataBytes, fileBytes - BLOCK_HEADER_BYTES)), fileBytes);
       } finally {
         await handle.close();
       }
     }
+  }
+
+  private setSize(hex: string, dataBytes: number, fileBytes: number): void {
+    this.dropSize(hex);
+    this.sizes.set(hex, dataBytes);
+    this.fileSizes.set(hex, fileBytes);
+    this.storedBytes += dataBytes;
+    this.fileBytes += fileBytes;
+  }
+
+  private dropSize(hex: string): void {
+    this.storedBytes -= this.sizes.get(hex) ?? 0;
+    this.fileBytes -= this.fileSizes.get(hex) ?? 0;
+    this.sizes.delete(hex);
+    this.fileSizes.delete(hex);
   }
 
   /** Is the block (a hash, or its hex) present? */
@@ -247,9 +282,10 @@ export class BlockStore {
 
   private async writeFile(hex: string, data: Uint8Array): Promise<void> {
     const path = `${this.directory}/${hex}${BLOCK_SUFFIX}`;
-    const fileBytes = BLOCK_HEADER_BYTES + data.length;
-    // The bytes to write: header and data side by side in one buffer (the caller's slot, or a
-    // free one the data is copied into), else two buffered writes.
+    const unpaddedBytes = BLOCK_HEADER_BYTES + data.length;
+    const fileBytes = blockFileBytes(data.length);
+    // The bytes to write: header, data and padding side by side in one buffer (the caller's
+    // slot, or a free one the data is copied into), else three buffered writes.
     let slot = this.directWrites ? this.slots.slotOf(data) : undefined;
     let borrowed: Buffer | undefined;
     if (this.directWrites && slot === undefined && data.length <= this.slots.blockBytes) {
@@ -274,15 +310,14 @@ export class BlockStore {
       }
       created = true;
       let written = false;
-      if (handle.direct === true && slot !== undefined) {
+      if (slot !== undefined) {
         header.copy(slot, 0);
-        const paddedBytes = alignUp(fileBytes);
-        slot.fill(0, fileBytes, paddedBytes);
+        slot.fill(0, unpaddedBytes, fileBytes);
+      }
+      if (handle.direct === true && slot !== undefined) {
         try {
-          // Straight to the device (no page-cache copy): the length must be a multiple of the
-          // alignment, so the file is cut back to its size after.
-          await handle.write(slot, 0, paddedBytes, 0);
-          if (paddedBytes !== fileBytes) await handle.truncate(fileBytes);
+          // Straight to the device (no page-cache copy): one aligned write of the whole file.
+          await handle.write(slot, 0, fileBytes, 0);
           written = true;
         } catch (error) {
           if ((error as NodeJS.ErrnoException).code !== 'EINVAL') throw error;
@@ -296,11 +331,11 @@ export class BlockStore {
       // No direct I/O here (this file system has none): stop asking for it.
       if (!written && handle.direct !== true) this.directWrites = false;
       if (!written && slot !== undefined) {
-        header.copy(slot, 0);
         await handle.write(slot, 0, fileBytes, 0);
       } else if (!written) {
         await handle.write(header, 0, header.length, 0);
         await handle.write(data, 0, data.length, BLOCK_HEADER_BYTES);
+        if (fileBytes > unpaddedBytes) await handle.write(Buffer.alloc(fileBytes - unpaddedBytes), 0, fileBytes - unpaddedBytes, unpaddedBytes);
       }
       // The data (and the file's size) are durable before the block counts as present; its name
       // is made durable by syncDirectory(), before any record points at it.
@@ -316,14 +351,8 @@ export class BlockStore {
     }
     this.directoryDirty = true;
     this.unverified.delete(hex);
-    if (!this.present.has(hex)) {
-      this.present.add(hex);
-      this.sizes.set(hex, data.length);
-      this.storedBytes += data.length;
-    } else if (this.sizes.get(hex) !== data.length) {
-      this.storedBytes += data.length - (this.sizes.get(hex) ?? 0);
-      this.sizes.set(hex, data.length);
-    }
+    this.present.add(hex);
+    this.setSize(hex, data.length, fileBytes);
     this.blockWrites++;
     this.blockBytesWritten += fileBytes;
   }
@@ -337,19 +366,13 @@ export class BlockStore {
       await this.fs.unlink(path);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
-        if (!this.present.has(hex)) {
-          this.present.add(hex);
-          this.sizes.set(hex, 0);
-        }
+        this.present.add(hex);
         this.unverified.add(hex);
         return;
       }
     }
     this.directoryDirty = true;
-    if (this.present.delete(hex)) {
-      this.storedBytes -= this.sizes.get(hex) ?? 0;
-      this.sizes.delete(hex);
-    }
+    if (this.present.delete(hex)) this.dropSize(hex);
     this.unverified.delete(hex);
   }
 
@@ -367,19 +390,27 @@ export class BlockStore {
 
   /**
    * Check a block file read as `header` (its first bytes, `headerRead` of them read), `data` (the
-   * bytes after the header; `dataRead` of them read) and `extraRead` (bytes found past them: must
-   * be 0), against `hash` and the expected data length.
+   * bytes after the header; `dataRead` of them read) and `tail` (every byte found after the data:
+   * exactly the version's zero padding), against `hash` and the expected data length.
    */
-  private check(hash: Buffer, header: Buffer, headerRead: number, data: Buffer, dataRead: number, extraRead: number, expectedBytes: number | undefined): Buffer {
+  private check(hash: Buffer, header: Buffer, headerRead: number, data: Buffer, dataRead: number, tail: Buffer, expectedBytes: number | undefined): Buffer {
     const where = `block ${hash.toString('hex')}`;
     if (headerRead < BLOCK_HEADER_BYTES || header.compare(BLOCK_MAGIC, 0, 8, 0, 8) !== 0) {
       throw new SiltError(ErrorCode.CORRUPTION, `${where}: bad header`);
     }
-    if (header.readUInt16LE(8) !== BLOCK_VERSION) throw new SiltError(ErrorCode.CORRUPTION, `${where}: unsupported version`);
+    const version = header.readUInt16LE(8);
+    if (version !== 1 && version !== BLOCK_VERSION) throw new SiltError(ErrorCode.CORRUPTION, `${where}: unsupported version ${version}`);
     const dataBytes = header.readUInt32LE(12);
-    const held = dataRead + extraRead;
-    if (dataBytes !== held || (expectedBytes !== undefined && dataBytes !== expectedBytes)) {
-      throw new SiltError(ErrorCode.CORRUPTION, `${where}: holds ${held}${extraRead > 0 ? '+' : ''} bytes, expected ${expectedBytes ?? dataBytes}`);
+    if (expectedBytes !== undefined && dataBytes !== expectedBytes) {
+      throw new SiltError(ErrorCode.CORRUPTION, `${where}: its header says ${dataBytes} bytes, expected ${expectedBytes}`);
+    }
+    const paddingBytes = blockFileBytes(dataBytes, version) - BLOCK_HEADER_BYTES - dataBytes;
+    if (dataRead !== dataBytes || tail.length !== paddingBytes) {
+      const held = dataRead + Math.max(0, tail.length - paddingBytes);
+      throw new SiltError(ErrorCode.CORRUPTION, `${where}: holds ${held}${tail.length > paddingBytes ? '+' : ''} bytes, expected ${dataBytes}`);
+    }
+    for (let index = 0; index < tail.length; index++) {
+      if (tail[index] !== 0) throw new SiltError(ErrorCode.CORRUPTION, `${where}: padding is not zero`);
     }
     const view = data.subarray(0, dataRead);
     if (!sha256(view).equals(hash)) throw new SiltError(ErrorCode.CORRUPTION, `${where}: content does not match its hash`);
@@ -401,7 +432,8 @@ export class BlockStore {
       const handle = await this.fs.open(path, 'read');
       try {
         const sizeBytes = expectedBytes === undefined ? (await handle.size()) - BLOCK_HEADER_BYTES : expectedBytes;
-        file = Buffer.allocUnsafe(BLOCK_HEADER_BYTES + Math.max(0, sizeBytes) + 1);
+        // Room for the padding, and one byte more to see that the file ends there.
+        file = Buffer.allocUnsafe(blockFileBytes(Math.max(0, sizeBytes)) + 1);
         const read = await readFully(handle, file, 0);
         file = file.subarray(0, read);
       } finally {
@@ -414,7 +446,7 @@ export class BlockStore {
     const dataBytes = headerRead === BLOCK_HEADER_BYTES ? file.readUInt32LE(12) : 0;
     const data = file.subarray(headerRead);
     const dataRead = Math.min(data.length, dataBytes);
-    return this.check(hash, file, headerRead, data, dataRead, data.length - dataRead, expectedBytes);
+    return this.check(hash, file, headerRead, data, dataRead, data.subarray(dataRead), expectedBytes);
   }
 
   /**
@@ -427,16 +459,22 @@ export class BlockStore {
     const data = target === undefined ? Buffer.allocUnsafe(expectedBytes) : target.subarray(targetOffset, targetOffset + expectedBytes);
     const header = this.headerScratch;
     let headerRead: number;
-    let dataRead: number;
-    let extraRead: number;
+    let dataRead = 0;
+    let tailRead = 0;
     try {
       const handle = this.fs.openSync(path, 'read');
       try {
-        // Three positional reads: the header, the data into place, and one byte past the end,
-        // which must not exist. Reading the whole file into one buffer would need a copy after.
-        headerRead = readFullySync(handle, header.subarray(0, BLOCK_HEADER_BYTES), 0);
-        dataRead = headerRead < BLOCK_HEADER_BYTES ? 0 : readFullySync(handle, data, BLOCK_HEADER_BYTES);
-        extraRead = dataRead < expectedBytes ? 0 : handle.readSync(header, BLOCK_HEADER_BYTES, 1, BLOCK_HEADER_BYTES + expectedBytes);
+        // Three positional reads: the header, the data into place, and what follows it (the
+        // padding, and one byte more, which must not exist). Reading the whole file into one
+        // buffer would need a copy after.
+        headerRead = readFullySync(handle, header, 0);
+        if (headerRead === BLOCK_HEADER_BYTES) {
+          dataRead = readFullySync(handle, data, BLOCK_HEADER_BYTES);
+          if (dataRead === expectedBytes) {
+            const paddingBytes = blockFileBytes(expectedBytes, header.readUInt16LE(8)) - BLOCK_HEADER_BYTES - expectedBytes;
+            tailRead = readFullySync(handle, this.tailScratch.subarray(0, Math.min(paddingBytes, BLOCK_PADDING_BYTES) + 1), BLOCK_HEADER_BYTES + expectedBytes);
+          }
+        }
       } finally {
         // Closed before returning: a loop of synchronous reads must not pile up descriptors.
         handle.closeSync();
@@ -444,7 +482,7 @@ export class BlockStore {
     } catch (error) {
       throw this.missing(hash, error);
     }
-    return this.check(hash, header, headerRead, data, dataRead, extraRead, expectedBytes);
+    return this.check(hash, header, headerRead, data, dataRead, this.tailScratch.subarray(0, tailRead), expectedBytes);
   }
 
   /** Bytes of the present blocks that `referenceCounts` does not count. */
@@ -475,10 +513,8 @@ export class BlockStore {
     if (this.writing.has(hex)) return Promise.resolve(false);
     const wasPresent = this.present.delete(hex);
     const size = this.sizes.get(hex);
-    if (wasPresent) {
-      this.storedBytes -= size ?? 0;
-      this.sizes.delete(hex);
-    }
+    const fileSize = this.fileSizes.get(hex);
+    if (wasPresent) this.dropSize(hex);
     const deletion = this.fs.unlink(`${this.directory}/${hex}${BLOCK_SUFFIX}`).then(
       () => {
         if (!this.present.has(hex)) this.unverified.delete(hex);
@@ -491,10 +527,7 @@ export class BlockStore {
         // Not deleted after all: it is still there (and still unreferenced) for the next pass.
         if (wasPresent && !this.present.has(hex)) {
           this.present.add(hex);
-          if (size !== undefined) {
-            this.sizes.set(hex, size);
-            this.storedBytes += size;
-          }
+          if (size !== undefined) this.setSize(hex, size, fileSize ?? blockFileBytes(size));
         }
         throw toIoError(error, `deleting block ${hex}`);
       },

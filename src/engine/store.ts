@@ -73,7 +73,7 @@ import { type CacheView, isChecked, markChecked, ReadCache } from '../log/read-c
 import { readFully, scanSegment } from '../log/segment-reader.js';
 import { SegmentWriter } from '../log/segment-writer.js';
 import { resolveOptions, type OpenOptions, type ResolvedOptions } from '../options.js';
-import { BLOCK_HEADER_BYTES, BlockStore, sha256, type BlockBuffer } from '../blob/block-store.js';
+import { BlockStore, sha256, type BlockBuffer } from '../blob/block-store.js';
 import { DelayedList } from '../blob/delayed-list.js';
 import { verifyStore, type VerifyProgress, type VerifyResult } from '../check/verify.js';
 import { DirectoryLock } from './lock.js';
@@ -3038,7 +3038,7 @@ export class Store extends EventEmitter {
     for (const segment of this.segments.values()) segmentBytes += segment.sizeBytes;
     let retiredBytes = 0;
     for (const retired of this.retired) retiredBytes += retired.sizeBytes;
-    const blockFileBytes = this.blocks.storedBytes + this.blocks.blockCount * BLOCK_HEADER_BYTES;
+    const blockFileBytes = this.blocks.fileBytes;
     const delayedListBytes = this.delayed?.fileBytes ?? 0;
     const diskBytes = segmentBytes + retiredBytes + blockFileBytes + this.checkpointBytes + delayedListBytes;
     const liveTotal = this.liveBytes + this.blocks.storedBytes - this.unreferencedBlockBytes();

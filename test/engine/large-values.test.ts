@@ -125,7 +125,7 @@ test('a flipped byte in a block makes reads of that value fail with CORRUPTION; 
   await db.close();
 });
 
-test('a block file cut short, grown by a byte, or with a wrong length field reads as CORRUPTION, never as bytes', async (t) => {
+test('a block file cut short, grown by a byte, with a wrong length field or dirty padding reads as CORRUPTION, never as bytes; version 1 files still read', async (t) => {
   const directory = temporaryDirectory(t);
   const value = bytes(3, 9000);
   let db = await open(directory, SMALL);
@@ -136,11 +136,19 @@ test('a block file cut short, grown by a byte, or with a wrong length field read
   const original = readFileSync(blockPath);
   const lengthField = Buffer.from(original);
   lengthField.writeUInt32LE(4095, 12);
+  // Version 2: header, 4096 bytes of data, zeros up to 8192.
+  assert.equal(original.readUInt16LE(8), 2);
+  assert.equal(original.length, 8192);
+  const dirtyPadding = Buffer.from(original);
+  dirtyPadding[16 + 4096 + 5] = 1;
   const damages: Array<[string, Buffer]> = [
     ['cut by a byte', original.subarray(0, original.length - 1)],
     ['cut inside the header', original.subarray(0, 10)],
+    ['cut inside the data', original.subarray(0, 16 + 4000)],
+    ['without its padding', original.subarray(0, 16 + 4096)],
     ['grown by a byte', Buffer.concat([original, Buffer.from([0])])],
     ['length field off by one', lengthField],
+    ['a padding byte not zero', dirtyPadding],
   ];
   for (const [what, damaged] of damages) {
     writeFileSync(blockPath, damaged);
@@ -153,6 +161,19 @@ test('a block file cut short, grown by a byte, or with a wrong length field read
   writeFileSync(blockPath, original);
   db = await open(directory, SMALL);
   assert.ok(db.getSync('k')?.equals(value));
+  await db.close();
+  // A version 1 file (no padding: what earlier builds wrote) of the same block reads, and checks.
+  const versionOne = Buffer.from(original.subarray(0, 16 + 4096));
+  versionOne.writeUInt16LE(1, 8);
+  writeFileSync(blockPath, versionOne);
+  db = await open(directory, SMALL);
+  assert.ok(db.getSync('k')?.equals(value));
+  assert.ok(Buffer.concat(await collect(db.createReadStream('k'))).equals(value));
+  assert.ok((await db.verify()).ok);
+  await db.close();
+  writeFileSync(blockPath, Buffer.concat([versionOne, Buffer.alloc(1)]));
+  db = await open(directory, SMALL);
+  assert.throws(() => db.getSync('k'), (error) => code(error) === 'CORRUPTION', 'a version 1 file grown by a byte');
   await db.close();
 });
 
