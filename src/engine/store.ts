@@ -1263,7 +1263,8 @@ export class Store extends EventEmitter {
       if (filled > 0) await flushBlock();
       await Promise.all(inFlight);
       signal?.throwIfAborted();
-      // Every block's name is durable before the record that points at it is written.
+      // Every block's data and name are durable once its write settles (before the record that
+      // points at it is written); this makes any deletion in the directory durable too.
       await this.blocks.syncDirectory();
     } catch (error) {
       await Promise.allSettled(inFlight);
@@ -1779,7 +1780,8 @@ export class Store extends EventEmitter {
         if (inFlight.length >= BLOCK_WRITES_IN_FLIGHT) await inFlight.shift();
       }
       await Promise.all(inFlight);
-      // Every block's name is durable before the record that points at it is written.
+      // Every block's data and name are durable once its write settles (before the record that
+      // points at it is written); this makes any deletion in the directory durable too.
       await this.blocks.syncDirectory();
     } catch (error) {
       await Promise.allSettled(inFlight);
