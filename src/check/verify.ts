@@ -15,13 +15,15 @@
  * - the GC delayed list (`gc.list`): every record's CRC; a torn last record is only reported on
  *   a read-only open (a writable open cuts it); listed blocks that are missing are not a problem
  *   (a deletion whose remove record was lost), nor listed ones referenced again (revived);
- * - files in the directory that nothing owns, and block files nothing references.
+ * - files in the directory that nothing owns, and block files nothing references (whose content
+ *   may be incomplete after a crash: counted, not a problem, see `incompleteBlocks`).
  *
  * Invariants: read-only (safe on a `readOnly` open); reports problems, never repairs.
  */
 import type { BlockStore } from '../blob/block-store.js';
 import { decodeDelayedList, DELAYED_LIST_FILE_NAME, DELAYED_RECORD_BYTES } from '../blob/delayed-list.js';
 import type { FileSystem } from '../fs/types.js';
+import { ErrorCode, SiltError } from '../errors.js';
 import type { IndexSnapshot } from '../index/ordered-index.js';
 import {
   checksum,
@@ -66,6 +68,13 @@ export interface VerifyResult {
   unreferencedBlocks: number;
   /** Of those, the ones on the persisted delayed list. */
   delayedBlocks: number;
+  /**
+   * Of the unreferenced ones, those whose content does not check out: block files are written
+   * under their final name, so a crash can leave one incomplete, but only one no record points
+   * at. Not a problem: nothing reads them, a write of the same content replaces them, and GC
+   * deletes them (the orphan sweep lists them at the next writable open).
+   */
+  incompleteBlocks: number;
 }
 
 export interface VerifyProgress {
@@ -300,6 +309,7 @@ export async function verifyStore(input: VerifyInput): Promise<VerifyResult> {
     if (recounted.has(hex) && !namesBlockEntry(location, hex)) problem('block', `block ${hex}`, `the store reads it at segment ${location.segmentId} offset ${location.offsetBytes}, which holds no such block entry`);
   }
   let unreferencedBlocks = 0;
+  let incompleteBlocks = 0;
   let blockBytesDone = 0;
   for (const hex of present) {
     const expected = blockLengths.get(hex);
@@ -310,7 +320,8 @@ export async function verifyStore(input: VerifyInput): Promise<VerifyResult> {
       checked.blockBytes += data.length;
       blockBytesDone += data.length;
     } catch (error) {
-      problem('block', `block ${hex}`, (error as Error).message);
+      if (!recounted.has(hex) && error instanceof SiltError && error.code === ErrorCode.CORRUPTION) incompleteBlocks++;
+      else problem('block', `block ${hex}`, (error as Error).message);
     }
     input.onProgress?.({ phase: 'blocks', doneBytes: blockBytesDone, totalBytes: input.blocks.storedBytes });
   }
@@ -344,5 +355,5 @@ export async function verifyStore(input: VerifyInput): Promise<VerifyResult> {
   } catch (error) {
     problem('file', directory, `unreadable: ${(error as Error).message}`);
   }
-  return { ok: problems.length === 0, problems, checked, unreferencedBlocks, delayedBlocks };
+  return { ok: problems.length === 0, problems, checked, unreferencedBlocks, delayedBlocks, incompleteBlocks };
 }

@@ -73,7 +73,7 @@ import { type CacheView, isChecked, markChecked, ReadCache } from '../log/read-c
 import { readFully, scanSegment } from '../log/segment-reader.js';
 import { PREALLOCATE_STEP_BYTES, SegmentWriter } from '../log/segment-writer.js';
 import { resolveOptions, type OpenOptions, type ResolvedOptions } from '../options.js';
-import { BLOCK_HEADER_BYTES, BlockStore, sha256 } from '../blob/block-store.js';
+import { BlockStore, sha256, type BlockBuffer } from '../blob/block-store.js';
 import { DelayedList } from '../blob/delayed-list.js';
 import { verifyStore, type VerifyProgress, type VerifyResult } from '../check/verify.js';
 import { DirectoryLock } from './lock.js';
@@ -479,7 +479,7 @@ export class Store extends EventEmitter {
     this.lastAppliedRevision = revision;
     this.recoveryReport = report;
     this.readCache = new ReadCache(options.cacheBytes);
-    this.blocks = new BlockStore(fs, directory);
+    this.blocks = new BlockStore(fs, directory, options.blockBytes);
   }
 
   /** Open (and recover) the store in `directory`. See `open()`. */
@@ -544,6 +544,9 @@ export class Store extends EventEmitter {
         if (held !== undefined) store.retain(held);
       }
       const leftovers = await store.blocks.open(options.readOnly, directory);
+      // Block files written under their final name can be incomplete after a crash, but only if
+      // no durable record points at them: those are never trusted by a write of the same content.
+      store.blocks.distrust((hex) => store.referenceCounts.has(hex));
       store.checkpointBytes = await fs.stat(`${directory}/${HINT_FILE_NAME}`).then((stat) => stat.sizeBytes, () => 0);
       if (recovered.report.usedCheckpoint && recovered.report.replayedEntries === 0) {
         const last = recovered.activeSegment;
@@ -762,8 +765,8 @@ export class Store extends EventEmitter {
     const value = Buffer.allocUnsafe(reference.sizeBytes);
     const count = referenceBlockCount(reference);
     for (let index = 0; index < count; index++) {
-      const block = this.blocks.readSync(referenceBlockHash(reference, index), referenceBlockLength(reference, index));
-      block.copy(value, index * reference.blockBytes);
+      // Straight into the value: each block's data is read into place and verified there.
+      this.blocks.readSync(referenceBlockHash(reference, index), referenceBlockLength(reference, index), value, index * reference.blockBytes);
     }
     return value;
   }
@@ -1199,23 +1202,56 @@ export class Store extends EventEmitter {
    */
   private async writeBlocks(chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, signal: AbortSignal | undefined): Promise<ValueReference> {
     const blockBytes = this.options.blockBytes;
+    // The value's digest is fed block by block, except that the first block waits for a second:
+    // a value of one block has that block's hash as its digest (SHA-256 of the same bytes), so
+    // it is hashed once, not twice (0.6 ms per MiB here).
     const digest = createHash('sha256');
+    let firstBlock: Buffer | undefined;
     const hashes: Buffer[] = [];
     const inFlight: Array<Promise<void>> = [];
-    let block = Buffer.allocUnsafe(blockBytes);
+    // Block buffers come from the block store (aligned memory its direct writes send without a
+    // copy). Each goes back once its write has settled and its bytes are no longer needed for
+    // the digest; every one still out goes back at the end, after every write has settled.
+    const outstanding = new Set<BlockBuffer>();
+    const settled = new Set<BlockBuffer>();
+    let firstBuffer: BlockBuffer | undefined;
+    const giveBack = (buffer: BlockBuffer) => {
+      if (buffer !== firstBuffer && settled.has(buffer) && outstanding.delete(buffer)) this.blocks.releaseBuffer(buffer);
+    };
+    const allocate = () => {
+      const buffer = this.blocks.allocateBuffer();
+      outstanding.add(buffer);
+      return buffer;
+    };
+    let current = allocate();
     let filled = 0;
     let sizeBytes = 0;
     const flushBlock = async () => {
-      const data = block.subarray(0, filled);
+      const buffer = current;
+      const data = buffer.data.subarray(0, filled);
       const hash = sha256(data);
+      if (hashes.length === 0) {
+        firstBlock = data;
+        firstBuffer = buffer;
+      } else {
+        if (firstBlock !== undefined) digest.update(firstBlock);
+        firstBlock = undefined;
+        const first = firstBuffer;
+        firstBuffer = undefined;
+        if (first !== undefined) giveBack(first);
+        digest.update(data);
+      }
       hashes.push(hash);
       // From here until the record is applied (or the write fails), GC leaves the block alone.
       this.hold(hash.toString('hex'));
-      const write = this.blocks.write(hash, data);
+      const write = this.blocks.write(hash, data).finally(() => {
+        settled.add(buffer);
+        giveBack(buffer);
+      });
       inFlight.push(write);
       // Each block has its own buffer until its write settles; wait when too many are in flight.
       if (inFlight.length >= BLOCK_WRITES_IN_FLIGHT) await inFlight.shift();
-      block = Buffer.allocUnsafe(blockBytes);
+      current = allocate();
       filled = 0;
     };
     try {
@@ -1226,10 +1262,9 @@ export class Store extends EventEmitter {
         if (sizeBytes > this.options.maxValueSize) {
           throw new SiltError(ErrorCode.TOO_LARGE, `value exceeds maxValueSize ${this.options.maxValueSize}`);
         }
-        digest.update(chunk);
         let offset = 0;
         while (offset < chunk.length) {
-          const copied = chunk.copy(block, filled, offset, Math.min(chunk.length, offset + blockBytes - filled));
+          const copied = chunk.copy(current.data, filled, offset, Math.min(chunk.length, offset + blockBytes - filled));
           filled += copied;
           offset += copied;
           if (filled === blockBytes) await flushBlock();
@@ -1238,14 +1273,19 @@ export class Store extends EventEmitter {
       if (filled > 0) await flushBlock();
       await Promise.all(inFlight);
       signal?.throwIfAborted();
-      // Every block's name is durable before the record that points at it is written.
+      // Every block's data and name are durable once its write settles (before the record that
+      // points at it is written); this makes any deletion in the directory durable too.
       await this.blocks.syncDirectory();
     } catch (error) {
       await Promise.allSettled(inFlight);
       for (const hash of hashes) this.unhold(hash.toString('hex'));
       throw error;
+    } finally {
+      // Every write has settled here (awaited above on both paths): no buffer is in use.
+      for (const buffer of outstanding) this.blocks.releaseBuffer(buffer);
+      outstanding.clear();
     }
-    return { sizeBytes, blockBytes, digest: digest.digest(), blockHashes: Buffer.concat(hashes) };
+    return { sizeBytes, blockBytes, digest: hashes.length === 1 ? (hashes[0] as Buffer) : digest.digest(), blockHashes: Buffer.concat(hashes) };
   }
 
   // ------------------------------------------------------------------------------------------
@@ -1750,7 +1790,8 @@ export class Store extends EventEmitter {
         if (inFlight.length >= BLOCK_WRITES_IN_FLIGHT) await inFlight.shift();
       }
       await Promise.all(inFlight);
-      // Every block's name is durable before the record that points at it is written.
+      // Every block's data and name are durable once its write settles (before the record that
+      // points at it is written); this makes any deletion in the directory durable too.
       await this.blocks.syncDirectory();
     } catch (error) {
       await Promise.allSettled(inFlight);
@@ -3005,7 +3046,7 @@ export class Store extends EventEmitter {
     for (const segment of this.segments.values()) segmentBytes += segment.sizeBytes;
     let retiredBytes = 0;
     for (const retired of this.retired) retiredBytes += retired.sizeBytes;
-    const blockFileBytes = this.blocks.storedBytes + this.blocks.blockCount * BLOCK_HEADER_BYTES;
+    const blockFileBytes = this.blocks.fileBytes;
     const delayedListBytes = this.delayed?.fileBytes ?? 0;
     const diskBytes = segmentBytes + retiredBytes + blockFileBytes + this.checkpointBytes + delayedListBytes;
     const liveTotal = this.liveBytes + this.blocks.storedBytes - this.unreferencedBlockBytes();

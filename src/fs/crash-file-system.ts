@@ -24,7 +24,7 @@
  * - Paths are normalized with posix semantics against '/'. Errors are Node-style errno errors.
  */
 import { posix } from 'node:path';
-import type { FileHandle, FileStat, FileSystem, OpenMode } from './types.js';
+import type { FileHandle, FileStat, FileSystem, OpenMode, OpenOptions } from './types.js';
 
 /** What survives of operations not yet synced when `crash()` is called. */
 export type UnsyncedMode = 'drop' | 'keep' | 'tear';
@@ -310,7 +310,8 @@ export class CrashFileSystem implements FileSystem {
     return new CrashFileHandle(this, normalized, inode, mode !== 'read');
   }
 
-  async open(path: string, mode: OpenMode): Promise<FileHandle> {
+  /** `options.direct` is accepted and ignored: writes are kept as unsynced either way (`direct` stays false). */
+  async open(path: string, mode: OpenMode, _options?: OpenOptions): Promise<FileHandle> {
     return this.openSync(path, mode);
   }
 

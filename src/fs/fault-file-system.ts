@@ -16,7 +16,7 @@
  *   decides the errno.
  * - Async methods reject; sync methods throw. The error is a Node-style errno error.
  */
-import type { FileCallKind, FileHandle, FileStat, FileSystem, OpenMode } from './types.js';
+import type { FileCallKind, FileHandle, FileStat, FileSystem, OpenMode, OpenOptions } from './types.js';
 
 /** The errnos a fault can carry. */
 export type FaultErrno = 'EIO' | 'ENOSPC' | 'EMFILE' | 'EACCES';
@@ -65,6 +65,10 @@ class FaultFileHandle implements FileHandle {
     private readonly inner: FileHandle,
     private readonly check: CallCheck,
   ) {}
+
+  get direct(): boolean | undefined {
+    return this.inner.direct;
+  }
 
   get path(): string {
     return this.inner.path;
@@ -184,9 +188,9 @@ export class FaultFileSystem implements FileSystem {
     throw faultError(fired.errno, kind, path, destination);
   }
 
-  async open(path: string, mode: OpenMode): Promise<FileHandle> {
+  async open(path: string, mode: OpenMode, options?: OpenOptions): Promise<FileHandle> {
     this.check('open', path);
-    return new FaultFileHandle(await this.inner.open(path, mode), this.check);
+    return new FaultFileHandle(await this.inner.open(path, mode, options), this.check);
   }
 
   openSync(path: string, mode: OpenMode): FileHandle {

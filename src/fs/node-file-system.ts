@@ -13,9 +13,14 @@
  *   renames and unlinks in it durable.
  */
 import * as fs from 'node:fs';
-import type { FileHandle, FileStat, FileSystem, OpenMode } from './types.js';
+import type { FileHandle, FileStat, FileSystem, OpenMode, OpenOptions } from './types.js';
 
 const OPEN_FLAGS: Record<OpenMode, string> = { read: 'r', readwrite: 'r+', create: 'wx+', overwrite: 'w+' };
+const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL, O_TRUNC } = fs.constants;
+/** The same modes as numbers, for opens that add O_DIRECT. */
+const OPEN_BITS: Record<OpenMode, number> = { read: O_RDONLY, readwrite: O_RDWR, create: O_RDWR | O_CREAT | O_EXCL, overwrite: O_RDWR | O_CREAT | O_TRUNC };
+/** 0 where the platform has no O_DIRECT (then no open is direct). */
+const O_DIRECT = (fs.constants as { O_DIRECT?: number }).O_DIRECT ?? 0;
 const CREATE_PERMISSIONS = 0o644;
 
 type Callback<T> = (error: NodeJS.ErrnoException | null, value?: T) => void;
@@ -38,6 +43,7 @@ class NodeFileHandle implements FileHandle {
   constructor(
     readonly path: string,
     private readonly descriptor: number,
+    readonly direct = false,
   ) {}
 
   read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
@@ -94,7 +100,19 @@ class NodeFileHandle implements FileHandle {
 
 /** The real file system: every call goes to node:fs. Paths are passed through unchanged. */
 export class NodeFileSystem implements FileSystem {
-  async open(path: string, mode: OpenMode): Promise<FileHandle> {
+  async open(path: string, mode: OpenMode, options?: OpenOptions): Promise<FileHandle> {
+    if (options?.direct === true && O_DIRECT !== 0) {
+      try {
+        const descriptor = await callbackToPromise<number>((done) => fs.open(path, OPEN_BITS[mode] | O_DIRECT, CREATE_PERMISSIONS, done));
+        return new NodeFileHandle(path, descriptor, true);
+      } catch (error) {
+        // EINVAL: this file system has no direct I/O (tmpfs, some FUSE and network file systems).
+        if ((error as NodeJS.ErrnoException).code !== 'EINVAL') throw error;
+        // An exclusive create that got this far created the file before the open failed (an
+        // existing file fails with EEXIST first): open the file it created, without O_DIRECT.
+        if (mode === 'create') mode = 'overwrite';
+      }
+    }
     const descriptor = await callbackToPromise<number>((done) => fs.open(path, OPEN_FLAGS[mode], CREATE_PERMISSIONS, done));
     return new NodeFileHandle(path, descriptor);
   }

@@ -22,6 +22,23 @@ export type OpenMode =
   /** read and write; created if missing, truncated to zero if present */
   | 'overwrite';
 
+/** Options of `FileSystem.open`. */
+export interface OpenOptions {
+  /**
+   * Ask for direct I/O (O_DIRECT): writes go to the device without a copy into the page cache.
+   * Only a hint: where the file system does not support it the file opens as usual, and the
+   * handle's `direct` says which one happened. Durability is the same either way: nothing is
+   * durable until `sync()`/`datasync()` returns.
+   */
+  direct?: boolean;
+}
+
+/**
+ * Writes through a handle whose `direct` is true must be aligned to this many bytes: the memory
+ * address of the bytes, their file position and their length (else the write fails with EINVAL).
+ */
+export const DIRECT_IO_ALIGNMENT = 4096;
+
 export interface FileStat {
   sizeBytes: number;
   isFile: boolean;
@@ -32,6 +49,8 @@ export interface FileStat {
 /** An open file. All offsets and lengths are in bytes. */
 export interface FileHandle {
   readonly path: string;
+  /** True when opened for direct I/O (see `OpenOptions.direct`): writes must be aligned. */
+  readonly direct?: boolean;
   /** Read up to `length` bytes at `position` into `buffer[offset..]`; returns the count read (0 at EOF). */
   read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number>;
   /** Synchronous `read`, for the engine's synchronous get path. */
@@ -54,7 +73,7 @@ export interface FileHandle {
 
 /** The operations the engine needs from a file system. */
 export interface FileSystem {
-  open(path: string, mode: OpenMode): Promise<FileHandle>;
+  open(path: string, mode: OpenMode, options?: OpenOptions): Promise<FileHandle>;
   /** Synchronous open, for paths that must not yield (rare: the engine prefers `open`). */
   openSync(path: string, mode: OpenMode): FileHandle;
   /** Names (not paths) of the entries of a directory, in no particular order. */

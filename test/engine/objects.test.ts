@@ -242,7 +242,7 @@ class GateFileSystem extends NodeFileSystem {
   }
 
   override async open(path: string, mode: OpenMode): Promise<FileHandle> {
-    if (this.armed && path.includes('/blocks/') && path.includes('.tmp-')) {
+    if (this.armed && path.includes('/blocks/') && mode !== 'read') {
       this.armed = false;
       this.opened?.();
       await this.gate;

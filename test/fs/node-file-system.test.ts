@@ -3,7 +3,7 @@
  * errors, and the process probes the directory lock uses.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { test } from 'node:test';
 import { NodeFileSystem, processIsAlive, processStartTime } from '../../src/fs/node-file-system.js';
 import { temporaryDirectory } from '../helpers.js';
@@ -71,6 +71,46 @@ test('open modes fail with ENOENT and EEXIST, and overwrite truncates', async (t
   const overwritten = await fileSystem.open(`${root}/file`, 'overwrite');
   assert.equal(await overwritten.size(), 0);
   await overwritten.close();
+});
+
+/** Page-aligned memory (a WebAssembly.Memory is mapped pages), as the block store uses for direct writes. */
+function alignedBuffer(bytes: number): Buffer {
+  const wasm = (globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number }) => { buffer: ArrayBuffer } } }).WebAssembly;
+  return Buffer.from(new wasm.Memory({ initial: Math.ceil(bytes / 65536) }).buffer, 0, bytes);
+}
+
+test('direct opens: O_DIRECT where the file system has it (aligned writes only), a plain open where it has not', async (t) => {
+  const fileSystem = new NodeFileSystem();
+  const root = temporaryDirectory(t, 'silt-fs-');
+  const handle = await fileSystem.open(`${root}/direct`, 'create', { direct: true });
+  try {
+    if (handle.direct === true) {
+      const aligned = alignedBuffer(8192).fill(0x61);
+      await handle.write(aligned, 0, 8192, 0);
+      // Misaligned memory, length or position: the kernel refuses (the block store falls back on this).
+      await assert.rejects(handle.write(aligned, 16, 4096, 0), (error: NodeJS.ErrnoException) => error.code === 'EINVAL');
+      await assert.rejects(handle.write(aligned, 0, 100, 0), (error: NodeJS.ErrnoException) => error.code === 'EINVAL');
+      await handle.truncate(5000);
+      await handle.datasync();
+    } else {
+      t.diagnostic(`no O_DIRECT in ${root}`);
+    }
+  } finally {
+    await handle.close();
+  }
+  await assert.rejects(fileSystem.open(`${root}/direct`, 'create', { direct: true }), (error: NodeJS.ErrnoException) => error.code === 'EEXIST');
+  if (handle.direct === true) assert.equal(readFileSync(`${root}/direct`).length, 5000);
+  // tmpfs: no O_DIRECT before Linux 6.6 (the open falls back to a plain one: the exclusive create
+  // still creates the file), and no alignment rule after. Either way a small write works.
+  if (!existsSync('/dev/shm')) return;
+  const shm = mkdtempSync('/dev/shm/silt-fs-');
+  t.after(() => rmSync(shm, { recursive: true, force: true }));
+  const plain = await fileSystem.open(`${shm}/file`, 'create', { direct: true });
+  t.diagnostic(`tmpfs open with direct: ${String(plain.direct)}`);
+  await plain.write(Buffer.from('abc'), 0, 3, 0);
+  await plain.close();
+  assert.equal(readFileSync(`${shm}/file`, 'latin1'), 'abc');
+  await assert.rejects(fileSystem.open(`${shm}/file`, 'create', { direct: true }), (error: NodeJS.ErrnoException) => error.code === 'EEXIST');
 });
 
 test('processIsAlive is true for this process and false for a pid that cannot exist', () => {
