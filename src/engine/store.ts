@@ -2140,6 +2140,8 @@ export class Store extends EventEmitter {
     totalBytes += this.unchainAcrossSegments(group, active.segmentId);
     const buffer = group.length === 1 ? (group[0] as PendingWrite).bytes : Buffer.concat(group.map((write) => write.bytes), totalBytes);
     const offset = await active.append(buffer);
+    // Without a per-group fdatasync the footer checksum is folded now (it holds no buffer for long).
+    if (this.options.durability !== 'sync') active.foldChecksum();
     this.dirty = true;
     this.counters.groups++;
     this.counters.logBytes += totalBytes;
