@@ -1623,28 +1623,57 @@ export class Store extends EventEmitter {
     if (cursor < end) yield { start: cursor, end, slice: undefined, dataStart: 0 };
   }
 
-  /** Bytes `[start, end)` of an object as buffers of at most a block (holes in pieces of at most 1 MiB); blocks read asynchronously. */
+  /**
+   * Bytes `[start, end)` of an object as buffers of at most a block or 1 MiB; blocks read
+   * asynchronously. A part of 256 KiB or more is yielded as it is (a view of its block, no copy);
+   * smaller parts (a fragmented chunk's pieces) are copied together into buffers of up to 1 MiB,
+   * so a stream of a chunk with many slices does not pay a stream hop per piece.
+   */
   private async *objectChunks(manifest: ObjectManifest, start: number, end: number): AsyncGenerator<Buffer> {
+    const OUTPUT_BYTES = 1 << 20;
     const lastBlocks = new Map<Slice, { index: number; block: Buffer }>();
+    let output: Buffer | undefined;
+    let used = 0;
     for (const piece of this.objectPieces(manifest, start, end)) {
       this.checkReadable();
+      const parts: Buffer[] = [];
       if (piece.slice === undefined) {
-        for (let at = piece.start; at < piece.end; at += 1 << 20) yield Buffer.alloc(Math.min(1 << 20, piece.end - at));
-        continue;
-      }
-      const slice = piece.slice;
-      const dataStart = piece.dataStart;
-      const dataEnd = dataStart + (piece.end - piece.start);
-      for (let index = Math.floor(dataStart / slice.blockBytes); index * slice.blockBytes < dataEnd; index++) {
-        let cached = lastBlocks.get(slice);
-        if (cached === undefined || cached.index !== index) {
-          cached = { index, block: await this.readObjectBlock(sliceBlockHash(slice, index), sliceBlockLength(slice, index)) };
-          lastBlocks.set(slice, cached);
+        for (let at = piece.start; at < piece.end; at += OUTPUT_BYTES) parts.push(Buffer.alloc(Math.min(OUTPUT_BYTES, piece.end - at)));
+      } else {
+        const slice = piece.slice;
+        const dataStart = piece.dataStart;
+        const dataEnd = dataStart + (piece.end - piece.start);
+        for (let index = Math.floor(dataStart / slice.blockBytes); index * slice.blockBytes < dataEnd; index++) {
+          let cached = lastBlocks.get(slice);
+          if (cached === undefined || cached.index !== index) {
+            cached = { index, block: await this.readObjectBlock(sliceBlockHash(slice, index), sliceBlockLength(slice, index)) };
+            lastBlocks.set(slice, cached);
+          }
+          const blockStart = index * slice.blockBytes;
+          parts.push(cached.block.subarray(Math.max(dataStart, blockStart) - blockStart, Math.min(dataEnd, blockStart + cached.block.length) - blockStart));
         }
-        const blockStart = index * slice.blockBytes;
-        yield cached.block.subarray(Math.max(dataStart, blockStart) - blockStart, Math.min(dataEnd, blockStart + cached.block.length) - blockStart);
+      }
+      for (const part of parts) {
+        if (output !== undefined && used + part.length > OUTPUT_BYTES) {
+          yield output.subarray(0, used);
+          output = undefined;
+          used = 0;
+        }
+        if (part.length >= OUTPUT_BYTES / 4) {
+          if (output !== undefined) {
+            yield output.subarray(0, used);
+            output = undefined;
+            used = 0;
+          }
+          yield part;
+          continue;
+        }
+        output ??= Buffer.allocUnsafe(OUTPUT_BYTES);
+        part.copy(output, used);
+        used += part.length;
       }
     }
+    if (output !== undefined) yield output.subarray(0, used);
   }
 
   /** Fragmentation of the key's object per chunk, or undefined when the key is absent or not an object. */
