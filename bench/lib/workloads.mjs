@@ -25,7 +25,7 @@ export const SIZES = {
     dupCount: 256,
     overwriteLarge: { keyCount: 64, rounds: 5 },
     overwrite4k: { keyCount: 20_000, rounds: 10, batchSize: 100 },
-    objects: { sizeMiB: 256, writes: { on: [10_000, 100_000], off: [10_000] }, appends: 2000 },
+    objects: { sizeMiB: 256, writes: { on: [10_000, 100_000], off: [10_000, 100_000] }, appends: 2000 },
   },
   quick: {
     fillCount: 20_000,
@@ -45,13 +45,6 @@ export const SIZES = {
   },
 };
 
-/**
- * Why compaction off stops at 10k writes in a full run: without slice compaction a chunk's slice
- * list only grows, and every write's record carries the object's whole manifest (about 56 bytes
- * per slice), so 100k writes would write about 100k x 2.8 MB on average to the log.
- */
-export const OBJECTS_OFF_NOTE =
-  'objects: compaction off runs to 10k writes only; each write re-commits the whole manifest (about 56 B per slice), which without compaction grows to 100k slices (5.6 MB per record) by 100k writes';
 /** The seed of the writeAt offsets (printed in every sample line; replay with bench/objects.mjs --seed). */
 export const OBJECTS_SEED = 42;
 
@@ -397,7 +390,6 @@ async function objectsWriteAt(ctx) {
       samples[mode].push(await measure(ctx, `objects-writeat ${mode} ${run}/${ctx.runs}`, 'silt', task, { unit: 'ops/s', timeoutMs: 90 * 60_000 }));
     }
   }
-  if (!writes.off?.includes(Math.max(...writes.on))) ctx.notes.push(OBJECTS_OFF_NOTE);
   const silt = (outcomes, pick) => summarize({ silt: outcomes }, pick).silt;
   const row = (id, label, unit, results) => ({ id, label, unit, lowerIsBetter: false, results: results ? { silt: results } : {} });
   const rows = [];
