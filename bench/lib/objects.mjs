@@ -6,7 +6,8 @@
  * - writeAtRun: a `size` object and a `size` value written fresh (putStream); random page-aligned
  *   4 KiB `writeAt`s into the object (offsets from a seeded PRNG: the seed is in the result), and
  *   after each count of `writeCounts` the whole object read with createReadStream, in turn with
- *   the fresh value (three reads of each, medians), after `idle()` (background compaction done).
+ *   the fresh value (three reads of each, alternating which goes first, medians), after `idle()`
+ *   and `gc()` passes until none is waiting (background compaction and block GC done).
  * - appendRun: `appends` records of 64 KiB appended to an object, alternating in rounds of 25 with
  *   `writeSync` + `fdatasyncSync` of the same record to a plain file in the same directory (the
  *   machine may be shared: both see the same disk weather); MB/s of each from the totals.
@@ -77,13 +78,22 @@ export async function writeAtRun(open, { dir, sizeBytes, writeCounts, mode, dura
           await db.writeAt('obj', Math.floor(next() * (sizeBytes / PAGE_BYTES)) * PAGE_BYTES, page);
         }
         const writeSeconds = (performance.now() - started) / 1000;
+        // Background work done before reading (compaction, then GC of the replaced blocks, which
+        // would otherwise unlink files during whichever read comes first), and the two reads in
+        // alternating order.
         await db.idle();
+        for (let pass = 0; pass < 100 && (await db.gc()).waiting > 0; pass++);
         const objectStats = db.objectStats('obj');
         const freshReads = [];
         const objectReads = [];
         for (let round = 0; round < 3; round++) {
-          freshReads.push(await readAll(db, 'fresh', sizeBytes));
-          objectReads.push(await readAll(db, 'obj', sizeBytes));
+          if (round % 2 === 0) {
+            freshReads.push(await readAll(db, 'fresh', sizeBytes));
+            objectReads.push(await readAll(db, 'obj', sizeBytes));
+          } else {
+            objectReads.push(await readAll(db, 'obj', sizeBytes));
+            freshReads.push(await readAll(db, 'fresh', sizeBytes));
+          }
         }
         const stats = db.stats();
         const row = {
