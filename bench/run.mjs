@@ -141,20 +141,22 @@ function reportRows(rows, stores) {
 function targetLines(rows) {
   const lines = [];
   for (const target of TARGETS) {
-    const row = rows.find((candidate) => candidate.id === target.id);
-    if (row === undefined) continue;
-    if (target.silt) {
-      const value = row.results.silt?.median;
+    const matched = target.idPrefix === undefined ? rows.filter((row) => row.id === target.id) : rows.filter((row) => row.id.startsWith(target.idPrefix));
+    for (const row of matched) {
+      const what = target.idPrefix === undefined ? target.what : `${row.label.trim()} (${target.what})`;
+      if (target.silt) {
+        const value = row.results.silt?.median;
+        if (value === undefined) continue;
+        const met = (target.min === undefined || value >= target.min) && (target.max === undefined || value <= target.max);
+        const bound = target.min !== undefined ? `>= ${target.min}` : `<= ${target.max}`;
+        const shown = row.unit === 'count' || Math.abs(value) >= 10 ? formatValue(value, row.unit) : value.toFixed(3);
+        lines.push(`- ${what}: silt ${shown} (target ${bound}): ${met ? 'met' : 'NOT met'}`);
+        continue;
+      }
+      const value = ratio(row.results, 'lmdb');
       if (value === undefined) continue;
-      const met = (target.min === undefined || value >= target.min) && (target.max === undefined || value <= target.max);
-      const bound = target.min !== undefined ? `>= ${target.min}` : `<= ${target.max}`;
-      const shown = row.unit === 'count' || Math.abs(value) >= 10 ? formatValue(value, row.unit) : value.toFixed(3);
-      lines.push(`- ${target.what}: silt ${shown} (target ${bound}): ${met ? 'met' : 'NOT met'}`);
-      continue;
+      lines.push(`- ${what}: silt/lmdb ${formatRatio(value)} (target >= ${target.min}x): ${value >= target.min ? 'met' : 'NOT met'}`);
     }
-    const value = ratio(row.results, 'lmdb');
-    if (value === undefined) continue;
-    lines.push(`- ${target.what}: silt/lmdb ${formatRatio(value)} (target >= ${target.min}x): ${value >= target.min ? 'met' : 'NOT met'}`);
   }
   return lines;
 }

@@ -342,6 +342,13 @@ export function median(values) {
 // ---------------------------------------------------------------------------------------------
 // Formatting
 
+/** 200000 -> '200k', 1000000 -> '1M'. */
+export function sizeLabel(count) {
+  if (count >= 1e6 && count % 1e6 === 0) return `${count / 1e6}M`;
+  if (count >= 1e3 && count % 1e3 === 0) return `${count / 1e3}k`;
+  return String(count);
+}
+
 /** 3 significant figures with a k/M suffix: 1234567 -> '1.23M'. */
 export function formatCount(value) {
   if (!Number.isFinite(value)) return String(value);

@@ -22,9 +22,11 @@ import {
   randomKeys,
   randomValues,
   runConcurrent,
+  sizeLabel,
   valuePool,
   withTempDir,
 } from './harness.mjs';
+import { appendRun, writeAtRun } from './objects.mjs';
 import { LOAD_CHUNK, STORES } from './stores.mjs';
 
 function adapter(name) {
@@ -552,4 +554,43 @@ export const tasks = {
       };
     });
   },
+
+  /**
+   * silt only (objects, issue 6): random 4 KiB writeAts into a `sizeMiB` object with slice
+   * compaction `mode` ('on' | 'off'), measured after each of `writeCounts` (bench/lib/objects.mjs).
+   * Flat fields per count (`ops10k`, `read10k`, `fresh10k`, `ratio10k`, `slices10k`, ...) so the
+   * per-sample line shows them; `value` is the ops/s of the first count.
+   */
+  async objectsWriteAt({ store, sizeMiB, writeCounts, mode, seed }) {
+    if (store !== 'silt') throw new Error('objectsWriteAt measures silt only');
+    const { open } = await adapter('silt').library();
+    return withTempDir('objects', async (dir) => {
+      const rows = await writeAtRun(open, { dir, sizeBytes: sizeMiB * 2 ** 20, writeCounts, mode, seed });
+      const result = { value: rows[0].opsPerSecond, seed };
+      for (const row of rows) {
+        const at = sizeLabel(row.writes);
+        Object.assign(result, {
+          [`ops${at}`]: row.opsPerSecond,
+          [`read${at}`]: row.objectRead,
+          [`fresh${at}`]: row.freshRead,
+          [`ratio${at}`]: row.readRatio,
+          [`maxSlices${at}`]: row.maxSlices,
+          [`heavy${at}`]: row.heavy,
+          [`logMiB${at}`]: row.logMiB,
+        });
+      }
+      return result;
+    });
+  },
+
+  /** silt only: `appends` durable 64 KiB appends against write + fdatasync of a plain file, alternating. */
+  async objectsAppend({ store, appends }) {
+    if (store !== 'silt') throw new Error('objectsAppend measures silt only');
+    const { open } = await adapter('silt').library();
+    return withTempDir('objects-append', async (dir) => {
+      const row = await appendRun(open, { dir, appends });
+      return { value: row.siltMBps, ...row };
+    });
+  },
 };
+

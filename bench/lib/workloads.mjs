@@ -7,7 +7,7 @@
  *   { id, label, unit, lowerIsBetter, results: { [store]: { median, samples } | { error } } }
  */
 import { cpSync } from 'node:fs';
-import { flushPageCache, formatValue, makeTempDir, median, removeDir, runTask } from './harness.mjs';
+import { flushPageCache, formatValue, makeTempDir, median, removeDir, runTask, sizeLabel } from './harness.mjs';
 
 /** The sizes of a full run and of a --quick smoke run. */
 export const SIZES = {
@@ -25,6 +25,7 @@ export const SIZES = {
     dupCount: 256,
     overwriteLarge: { keyCount: 64, rounds: 5 },
     overwrite4k: { keyCount: 20_000, rounds: 10, batchSize: 100 },
+    objects: { sizeMiB: 256, writes: { on: [10_000, 100_000], off: [10_000, 100_000] }, appends: 2000 },
   },
   quick: {
     fillCount: 20_000,
@@ -40,8 +41,12 @@ export const SIZES = {
     dupCount: 16,
     overwriteLarge: { keyCount: 16, rounds: 3 },
     overwrite4k: { keyCount: 2_000, rounds: 10, batchSize: 100 },
+    objects: { sizeMiB: 16, writes: { on: [200, 1000], off: [200, 1000] }, appends: 200 },
   },
 };
+
+/** The seed of the writeAt offsets (printed in every sample line; replay with bench/objects.mjs --seed). */
+export const OBJECTS_SEED = 42;
 
 /** The large values of large-write, large-read, dup and overwrite-1M: 1 MiB, random. */
 export const LARGE_VALUE_BYTES = 2 ** 20;
@@ -59,19 +64,13 @@ export const LARGE_SILT_OPTIONS = { valueThreshold: 512 * 1024 };
  */
 export const OVERWRITE_SILT_OPTIONS = { gc: { minAgeMs: 0 } };
 
-/** 200000 -> '200k', 1000000 -> '1M'. */
-export function sizeLabel(count) {
-  if (count >= 1e6 && count % 1e6 === 0) return `${count / 1e6}M`;
-  if (count >= 1e3 && count % 1e3 === 0) return `${count / 1e3}k`;
-  return String(count);
-}
 
 /** Run one task in a child, logging the outcome; returns the result or { error }. */
-async function measure(ctx, label, store, task, { unit, nodeFlags = [] }) {
+async function measure(ctx, label, store, task, { unit, nodeFlags = [], timeoutMs }) {
   const flags = [...nodeFlags, ...(store === 'silt' ? ctx.siltNodeFlags : [])];
   flushPageCache();
   try {
-    const result = await runTask({ ...task, store }, { nodeFlags: flags });
+    const result = await runTask({ ...task, store }, { nodeFlags: flags, ...(timeoutMs === undefined ? {} : { timeoutMs }) });
     ctx.log(`  ${label.padEnd(20)} ${store.padEnd(14)} ${formatValue(result.value, unit)}${details(result)}`);
     return result;
   } catch (error) {
@@ -375,11 +374,78 @@ export const WORKLOADS = {
   },
 };
 
+/**
+ * objects-writeat: per round, one child with slice compaction on and one with it off (their order
+ * alternating from round to round), each writing random 4 KiB pages into its own 256 MiB object
+ * and reading it whole after each write count, beside a fresh value of the same size.
+ */
+async function objectsWriteAt(ctx) {
+  if (!ctx.stores.includes('silt')) return [];
+  const { sizeMiB, writes } = ctx.sizes.objects;
+  const modes = Object.keys(writes);
+  const samples = Object.fromEntries(modes.map((mode) => [mode, []]));
+  for (let run = 1; run <= ctx.runs; run++) {
+    for (const mode of run % 2 === 1 ? modes : [...modes].reverse()) {
+      const task = { name: 'objectsWriteAt', sizeMiB, writeCounts: writes[mode], mode, seed: OBJECTS_SEED };
+      samples[mode].push(await measure(ctx, `objects-writeat ${mode} ${run}/${ctx.runs}`, 'silt', task, { unit: 'ops/s', timeoutMs: 90 * 60_000 }));
+    }
+  }
+  const silt = (outcomes, pick) => summarize({ silt: outcomes }, pick).silt;
+  const row = (id, label, unit, results) => ({ id, label, unit, lowerIsBetter: false, results: results ? { silt: results } : {} });
+  const rows = [];
+  for (const mode of modes) {
+    let previous = 0;
+    for (const count of writes[mode]) {
+      const at = sizeLabel(count);
+      rows.push(
+        row(`objects-writeat-${mode}-${at}`, `objects writeAt 4K, compaction ${mode}, writes ${sizeLabel(previous)}-${at}`, 'ops/s', silt(samples[mode], (outcome) => outcome[`ops${at}`])),
+        row(`objects-read-${mode}-${at}`, `objects read ${sizeMiB} MiB after ${at} writes, compaction ${mode}`, 'MB/s', silt(samples[mode], (outcome) => outcome[`read${at}`])),
+        row(`objects-fresh-${mode}-${at}`, `  beside it: fresh ${sizeMiB} MiB value read`, 'MB/s', silt(samples[mode], (outcome) => outcome[`fresh${at}`])),
+        row(`objects-read-ratio-${mode}-${at}`, `  object read / fresh read, after ${at}, compaction ${mode}`, 'of fresh', silt(samples[mode], (outcome) => outcome[`ratio${at}`])),
+      );
+      previous = count;
+    }
+  }
+  // Writes with compaction on over off: the two children of the same round, per round, median;
+  // for the counts where both modes timed the same range of writes (their lists agree so far).
+  for (let index = 0; index < (writes.on?.length ?? 0) && writes.on[index] === writes.off?.[index]; index++) {
+    const at = sizeLabel(writes.on[index]);
+    const from = sizeLabel(index === 0 ? 0 : writes.on[index - 1]);
+    const ratios = samples.on.map((on, index) => {
+      const off = samples.off[index];
+      if (on?.error || off?.error || off === undefined) return { error: on?.error ?? off?.error ?? 'missing sample' };
+      return { value: on[`ops${at}`] / off[`ops${at}`] };
+    });
+    rows.push(row(`objects-write-ratio-${at}`, `objects writeAt ops/s, compaction on / off, writes ${from}-${at}`, 'on/off', silt(ratios, (outcome) => outcome.value)));
+  }
+  return rows;
+}
+
+/** objects-append: 64 KiB durable appends, beside write + fdatasync of a plain file in the same child. */
+async function objectsAppend(ctx) {
+  if (!ctx.stores.includes('silt')) return [];
+  const { appends } = ctx.sizes.objects;
+  const samples = [];
+  for (let run = 1; run <= ctx.runs; run++) {
+    samples.push(await measure(ctx, `objects-append ${run}/${ctx.runs}`, 'silt', { name: 'objectsAppend', appends }, { unit: 'MB/s' }));
+  }
+  const silt = (pick) => summarize({ silt: samples }, pick).silt;
+  return [
+    { id: 'objects-append', label: `objects append 64K x${sizeLabel(appends)}`, unit: 'MB/s', lowerIsBetter: false, results: { silt: silt((outcome) => outcome.siltMBps) } },
+    { id: 'objects-append-file', label: '  beside it: plain file write + fdatasync', unit: 'MB/s', lowerIsBetter: false, results: { silt: silt((outcome) => outcome.fileMBps) } },
+    { id: 'objects-append-ratio', label: '  silt append / plain file', unit: 'of file', lowerIsBetter: false, results: { silt: silt((outcome) => outcome.ratio) } },
+  ];
+}
+
+WORKLOADS['objects-writeat'] = objectsWriteAt;
+WORKLOADS['objects-append'] = objectsAppend;
+
 export const WORKLOAD_NAMES = Object.keys(WORKLOADS);
 
 /**
- * The issues' targets, on the row `id`: the silt/lmdb ratio at least `min` (default), or, with
- * `silt: true`, silt's own figure at least `min` / at most `max`.
+ * The issues' targets, on the row `id` (or every row whose id starts with `idPrefix`, named by
+ * its label): the silt/lmdb ratio at least `min` (default), or, with `silt: true`, silt's own
+ * figure at least `min` / at most `max`.
  */
 export const TARGETS = [
   { id: 'fill-sync-64', min: 2, what: 'durable concurrent writes (fill-sync-64)' },
@@ -394,4 +460,7 @@ export const TARGETS = [
   { id: 'overwrite-4k-wa', silt: true, max: 1.3, what: 'write amplification, 4 KiB overwrites incl. compaction (overwrite-4k)' },
   { id: 'overwrite-4k-sa', silt: true, max: 1.3, what: 'space amplification after compaction (overwrite-4k)' },
   { id: 'overwrite-4k-stalls', silt: true, max: 0, what: 'write stalls in steady state (overwrite-4k)' },
+  { idPrefix: 'objects-read-ratio-on-', silt: true, min: 0.9, what: 'objects-writeat: reads after slice compaction within 10% of a fresh value' },
+  { idPrefix: 'objects-write-ratio-', silt: true, min: 0.8, what: 'objects-writeat: write throughput with compaction at least 0.8 of without' },
+  { id: 'objects-append-ratio', silt: true, min: 0.7, what: 'durable 64 KiB appends over write + fdatasync of a plain file (objects-append)' },
 ];

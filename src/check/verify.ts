@@ -38,7 +38,7 @@ import {
   type SegmentSummary,
   type ValueReference,
 } from '../log/format.js';
-import { decodeHint, HINT_FILE_NAME, HINT_TEMPORARY_FILE_NAME, type EntryLocation, type LogBlockLocation } from '../log/hint.js';
+import { decodeHint, deltaLocation, HINT_FILE_NAME, HINT_TEMPORARY_FILE_NAME, type EntryLocation, type LogBlockLocation } from '../log/hint.js';
 import { sha256 } from '../blob/block-store.js';
 import { readFully, scanSegment } from '../log/segment-reader.js';
 import { decodeManifest, forEachManifestBlock, type ObjectManifest } from '../log/object.js';
@@ -119,6 +119,8 @@ function sameLocation(left: EntryLocation, right: EntryLocation): boolean {
     left.segmentId === right.segmentId &&
     left.offsetBytes === right.offsetBytes &&
     left.lengthBytes === right.lengthBytes &&
+    left.chainBytes === right.chainBytes &&
+    left.chainStartBytes === right.chainStartBytes &&
     left.revision === right.revision &&
     left.expiresAtMs === right.expiresAtMs
   );
@@ -212,6 +214,16 @@ export async function verifyStore(input: VerifyInput): Promise<VerifyResult> {
       };
       if (entry.type === EntryType.PUT_REFERENCE) location.reference = decodeReference(entry.value as Buffer) as ValueReference;
       if (entry.type === EntryType.PUT_OBJECT) location.object = decodeManifest(entry.value as Buffer) as ObjectManifest;
+      if (entry.type === EntryType.PUT_OBJECT_DELTA) {
+        const chained = deltaLocation(replayed.get(key), location, entry.value as Buffer);
+        if (typeof chained === 'string') {
+          problem('segment', `${segment.path}:${entry.offsetBytes}`, chained);
+          replayed.delete(key);
+          return;
+        }
+        replayed.set(key, chained);
+        return;
+      }
       replayed.set(key, location);
     }, 0, (block) => {
       checked.entries++;

@@ -24,8 +24,8 @@ import {
   type SegmentSummary,
 } from '../log/format.js';
 import type { ValueReference } from '../log/format.js';
-import { decodeHint, HINT_FILE_NAME, type EntryLocation, type LogBlockLocation } from '../log/hint.js';
-import { decodeManifest, type ObjectManifest } from '../log/object.js';
+import { decodeHint, deltaLocation, HINT_FILE_NAME, liveLength, type EntryLocation, type LogBlockLocation } from '../log/hint.js';
+import { decodeDelta, decodeManifest, type ObjectDelta, type ObjectManifest } from '../log/object.js';
 import { endOfNonZero, readFully, readSegmentInfo, scanSegment } from '../log/segment-reader.js';
 import { OrderedIndex } from '../index/ordered-index.js';
 
@@ -175,8 +175,14 @@ export async function recover(fs: FileSystem, directory: string, readOnly: boole
     // Values held in blocks (references and objects): read their records to learn the blocks
     // (for reference counts) and, for objects, the manifest reads need.
     const positions = [...hint.referencePositions.map((position) => ({ position, type: EntryType.PUT_REFERENCE })), ...hint.objectPositions.map((position) => ({ position, type: EntryType.PUT_OBJECT }))];
+    // An object whose record is a delta chain: its manifest is rebuilt from the chain (below).
+    const chained: number[] = [];
     for (const { position, type } of positions) {
       const location = hint.locations[position] as EntryLocation;
+      if (location.chainBytes !== undefined) {
+        chained.push(position);
+        continue;
+      }
       const segment = segments.find((candidate) => candidate.segmentId === location.segmentId) as RecoveredSegment;
       const bytes = Buffer.alloc(location.lengthBytes);
       const handle = await fs.open(segment.path, 'read');
@@ -193,6 +199,7 @@ export async function recover(fs: FileSystem, directory: string, readOnly: boole
       else location.reference = decodeReference(entry.value as Buffer) as ValueReference;
       referenceKeys.add(hint.keys[position] as string);
     }
+    await loadChains(hint.keys, hint.locations, chained);
     try {
       index = OrderedIndex.fromSorted(hint.keys, hint.locations);
     } catch (error) {
@@ -205,6 +212,77 @@ export async function recover(fs: FileSystem, directory: string, readOnly: boole
     maxRevision = Math.max(maxRevision, hint.position.maxRevision);
     replayFrom = { segmentId: hint.position.segmentId, offsetBytes: hint.position.offsetBytes };
     return undefined;
+  }
+
+  /**
+   * Rebuild the manifests of objects whose checkpointed record is the head of a delta chain: per
+   * segment, one read from the earliest chain start to the last head; per key, the chain's entries
+   * found by following each delta's base offset back to the full manifest at the chain start
+   * (each entry checked: CRC, key, type; no other entry of the range is looked at), then applied
+   * forwards.
+   */
+  async function loadChains(keys: string[], locations: EntryLocation[], chained: number[]): Promise<void> {
+    const bySegment = new Map<number, number[]>();
+    for (const position of chained) {
+      const segmentId = (locations[position] as EntryLocation).segmentId;
+      bySegment.set(segmentId, [...(bySegment.get(segmentId) ?? []), position]);
+    }
+    for (const [segmentId, positions] of bySegment) {
+      const segment = segments.find((candidate) => candidate.segmentId === segmentId) as RecoveredSegment;
+      let start = Infinity;
+      let end = 0;
+      for (const position of positions) {
+        const head = locations[position] as EntryLocation;
+        start = Math.min(start, head.chainStartBytes as number);
+        end = Math.max(end, head.offsetBytes + head.lengthBytes);
+      }
+      const bytes = Buffer.alloc(end - start);
+      const handle = await fs.open(segment.path, 'read');
+      try {
+        await readFully(handle, bytes, start);
+      } finally {
+        await handle.close();
+      }
+      for (const position of positions) {
+        const key = keys[position] as string;
+        const head = locations[position] as EntryLocation;
+        const fail = (offsetBytes: number, reason: string) => corruption(`segment ${segment.path} offset ${offsetBytes}: ${reason} (the object chain of ${JSON.stringify(key)} the checkpoint names)`);
+        /** The entry of `key` at `offsetBytes`, checked; its length from its header when not known. */
+        const entryAt = (offsetBytes: number, lengthBytes: number | undefined) => {
+          const at = offsetBytes - start;
+          if (at < 0 || at + 8 > bytes.length) throw fail(offsetBytes, 'outside the chain');
+          const length = lengthBytes ?? bytes.readUInt32LE(at + 4);
+          const entry = at + length <= bytes.length ? decodeEntry(bytes, at, at + length) : 'entry runs past the chain';
+          if (typeof entry === 'string') throw fail(offsetBytes, entry);
+          if (entry.lengthBytes !== length) throw fail(offsetBytes, `entry of ${entry.lengthBytes} bytes, expected ${length}`);
+          if (entry.key.toString('latin1') !== key) throw fail(offsetBytes, 'entry of another key');
+          return entry;
+        };
+        // Back from the head to the chain's start.
+        const deltas: Array<{ location: EntryLocation; value: Buffer }> = [];
+        let offsetBytes = head.offsetBytes;
+        let lengthBytes: number | undefined = head.lengthBytes;
+        let entry = entryAt(offsetBytes, lengthBytes);
+        while (entry.type === EntryType.PUT_OBJECT_DELTA) {
+          deltas.push({ location: { segmentId, offsetBytes, lengthBytes: entry.lengthBytes, revision: entry.revision, expiresAtMs: undefined }, value: entry.value as Buffer });
+          const delta = decodeDelta(entry.value as Buffer) as ObjectDelta;
+          if (delta.baseOffsetBytes >= offsetBytes || delta.baseOffsetBytes < (head.chainStartBytes as number)) throw fail(offsetBytes, 'a delta whose base is not in the chain');
+          offsetBytes = delta.baseOffsetBytes;
+          lengthBytes = undefined;
+          entry = entryAt(offsetBytes, lengthBytes);
+        }
+        if (entry.type !== EntryType.PUT_OBJECT || offsetBytes !== head.chainStartBytes) throw fail(offsetBytes, 'the chain does not start with a full manifest where the checkpoint says');
+        let built: EntryLocation = { segmentId, offsetBytes, lengthBytes: entry.lengthBytes, revision: entry.revision, expiresAtMs: undefined, object: decodeManifest(entry.value as Buffer) as ObjectManifest };
+        for (const { location, value } of deltas.reverse()) {
+          const next = deltaLocation(built, location, value);
+          if (typeof next === 'string') throw fail(location.offsetBytes, next);
+          built = next;
+        }
+        if (built.revision !== head.revision || built.chainBytes !== head.chainBytes) throw fail(head.offsetBytes, 'not the record the checkpoint names');
+        head.object = built.object as ObjectManifest;
+        referenceKeys.add(key);
+      }
+    }
   }
 
   // 3 and 4. Replay.
@@ -232,7 +310,15 @@ export async function recover(fs: FileSystem, directory: string, readOnly: boole
         referenceKeys.delete(key);
         if (entry.type === EntryType.DELETE || expired) {
           const removed = index.delete(key);
-          if (removed !== undefined) liveBytes -= removed.lengthBytes;
+          if (removed !== undefined) liveBytes -= liveLength(removed);
+        } else if (entry.type === EntryType.PUT_OBJECT_DELTA) {
+          // A delta on the key's record just before it in this segment: the chain grows.
+          const here: EntryLocation = { segmentId: segment.segmentId, offsetBytes: startOffset + entry.offsetBytes, lengthBytes: entry.lengthBytes, revision: entry.revision, expiresAtMs: undefined };
+          const next = deltaLocation(index.get(key), here, entry.value as Buffer);
+          if (typeof next === 'string') throw corruption(`segment ${segment.path} offset ${here.offsetBytes}: ${next}`);
+          index.set(key, next);
+          referenceKeys.add(key);
+          liveBytes += entry.lengthBytes;
         } else {
           liveBytes += entry.lengthBytes;
           const location: EntryLocation = {
@@ -250,7 +336,7 @@ export async function recover(fs: FileSystem, directory: string, readOnly: boole
             referenceKeys.add(key);
           }
           const replaced = index.set(key, location);
-          if (replaced !== undefined) liveBytes -= replaced.lengthBytes;
+          if (replaced !== undefined) liveBytes -= liveLength(replaced);
         }
       }, startOffset, (block) => {
         if (block.revision > maxRevision) maxRevision = block.revision;

@@ -54,6 +54,7 @@ import {
   chunkFragmentation,
   chunkLength,
   dropCoveredSlices,
+  encodeDelta,
   encodeManifest,
   findChunk,
   forEachManifestBlock,
@@ -68,7 +69,7 @@ import {
   type ObjectManifest,
   type Slice,
 } from '../log/object.js';
-import { HINT_FILE_NAME, writeHint, type EntryLocation, type HintPosition, type LogBlockLocation } from '../log/hint.js';
+import { HINT_FILE_NAME, liveLength, writeHint, type EntryLocation, type HintPosition, type LogBlockLocation } from '../log/hint.js';
 import { type CacheView, isChecked, markChecked, ReadCache } from '../log/read-cache.js';
 import { readFully, scanSegment } from '../log/segment-reader.js';
 import { PREALLOCATE_STEP_BYTES, SegmentWriter } from '../log/segment-writer.js';
@@ -160,6 +161,13 @@ interface PendingOperation {
   replacesRevision?: number | undefined;
   /** For a copy made by compaction: where the original entry is. */
   relocatedFrom?: { segmentId: number; offsetBytes: number; revision: number } | undefined;
+  /**
+   * For a PUT_OBJECT_DELTA: the key's record it applies to (which must still be the key's record,
+   * in the segment the delta is written to; `commitGroup` writes a full manifest instead otherwise).
+   */
+  deltaBase?: { segmentId: number; offsetBytes: number; object: ObjectManifest } | undefined;
+  /** For segment compaction's copy of a delta chain: a full manifest of the key's current object, not a byte copy. */
+  rebase?: boolean;
 }
 
 /** Hex hashes of every block of `slices` (a block once per slice using it). */
@@ -444,7 +452,7 @@ export class Store extends EventEmitter {
   /** Background slice compaction: chunks waiting (per key), and the run in progress. */
   private readonly objectQueue = new Map<string, Set<number>>();
   private objectCompacting: Promise<void> | undefined;
-  private readonly objectCounters = { writes: 0, lightCompactions: 0, heavyCompactions: 0, syncCompactions: 0, bytesRewritten: 0, conflicts: 0, givenUp: 0, inlineSlices: 0, inlineBytes: 0, blocksReused: 0 };
+  private readonly objectCounters = { writes: 0, lightCompactions: 0, heavyCompactions: 0, syncCompactions: 0, bytesRewritten: 0, conflicts: 0, givenUp: 0, inlineSlices: 0, inlineBytes: 0, blocksReused: 0, deltaRecords: 0 };
   /**
    * Blocks carried in the log (BLOCK entries), by hex hash: where the newest copy is. One is live
    * (counted in its segment's live bytes, copied by segment compaction, listed in the checkpoint)
@@ -534,7 +542,7 @@ export class Store extends EventEmitter {
       store.liveBytes = recovered.liveBytes;
       for (const [, location] of store.index.range()) {
         const segment = store.segments.get(location.segmentId);
-        if (segment !== undefined) segment.liveBytes += location.lengthBytes;
+        if (segment !== undefined) segment.liveBytes += liveLength(location);
       }
       for (const [hex, location] of recovered.logBlocks) store.logBlocks.set(hex, location);
       // The retains below count the live log blocks into their segments' live bytes.
@@ -746,7 +754,7 @@ export class Store extends EventEmitter {
     const end = view.start + location.lengthBytes;
     const decoded = end <= view.bytes.length ? decodeEntry(view.bytes, view.start, end) : 'entry runs past the end of the file';
     if (typeof decoded === 'string') throw this.corruptAt(location, decoded);
-    const expectedType = location.object !== undefined ? EntryType.PUT_OBJECT : EntryType.PUT_REFERENCE;
+    const expectedType = location.object === undefined ? EntryType.PUT_REFERENCE : location.chainBytes === undefined ? EntryType.PUT_OBJECT : EntryType.PUT_OBJECT_DELTA;
     if (decoded.type !== expectedType || decoded.value === undefined || decoded.lengthBytes !== location.lengthBytes) {
       throw this.corruptAt(location, `expected a put entry of ${location.lengthBytes} bytes`);
     }
@@ -1418,8 +1426,11 @@ export class Store extends EventEmitter {
     }
     const held: ValueReference[] = [];
     const carried: CarriedBlock[] = [];
+    // The slices this write appends: recorded as a delta on the key's record when it can be.
+    const appended: Array<{ index: number; slice: Slice }> = [];
     try {
       let manifest = location === undefined ? { sizeBytes: 0, chunkBytes: this.options.objects.chunkBytes, chunks: [] } : await this.toManifest(keyString, location, held);
+      const base = location?.object === manifest ? manifest : undefined;
       if (operation.kind === 'truncate') {
         manifest = truncateManifest(manifest, newSize);
       } else {
@@ -1443,6 +1454,7 @@ export class Store extends EventEmitter {
           }
           const slices = findChunk(manifest, index)?.slices ?? [];
           manifest = withChunk(manifest, index, [...slices, slice]);
+          appended.push({ index, slice });
         }
       }
       this.checkWritable();
@@ -1451,7 +1463,8 @@ export class Store extends EventEmitter {
         throw new SiltError(ErrorCode.CONFLICT, 'the key changed while the write was being prepared', { currentRevision: this.currentRevision(keyString) });
       }
       const userBytes = keyString.length + (operation.kind === 'truncate' ? 0 : operation.data.length);
-      const revision = await this.commitObject(keyString, manifest, undefined, userBytes, carried);
+      const delta = base !== undefined && operation.kind !== 'truncate' ? { base, slices: appended } : undefined;
+      const revision = await this.commitObject(keyString, manifest, undefined, userBytes, carried, delta);
       this.objectCounters.writes++;
       this.objectCounters.inlineSlices += carried.length;
       for (const block of carried) this.objectCounters.inlineBytes += block.data.length;
@@ -1504,8 +1517,27 @@ export class Store extends EventEmitter {
    * Queue a PUT_OBJECT record: a new version (next revision), or with `replacesRevision` a slice
    * compaction's (same bytes, same revision, applied only while the key is still at it).
    */
-  private async commitObject(keyString: string, manifest: ObjectManifest, replacesRevision: number | undefined, userBytes: number, carried: CarriedBlock[] = []): Promise<number> {
-    const payload = encodeManifest(manifest);
+  private async commitObject(
+    keyString: string,
+    manifest: ObjectManifest,
+    replacesRevision: number | undefined,
+    userBytes: number,
+    carried: CarriedBlock[] = [],
+    delta?: { base: ObjectManifest; slices: Array<{ index: number; slice: Slice }> },
+  ): Promise<number> {
+    // A write that only appends slices to the object of the key's record, when that record is in
+    // the active segment, is recorded as a delta on it (a chain stays inside one segment). Decided
+    // in the same synchronous step as the enqueue: nothing can move the record in between.
+    const previous = delta === undefined || replacesRevision !== undefined ? undefined : this.index.get(keyString);
+    const asDelta =
+      delta !== undefined &&
+      previous !== undefined &&
+      previous.object === delta.base &&
+      previous.segmentId === (this.active as SegmentWriter).segmentId &&
+      !this.pending.has(keyString);
+    const payload = asDelta
+      ? encodeDelta({ baseRevision: previous.revision, baseOffsetBytes: previous.offsetBytes, sizeBytes: manifest.sizeBytes, chunkBytes: manifest.chunkBytes, slices: delta.slices })
+      : encodeManifest(manifest);
     const keyBytes = Buffer.from(keyString, 'latin1');
     const length = entryLength(keyBytes, payload, false);
     if (length > 0xffff_ffff) throw new SiltError(ErrorCode.TOO_LARGE, 'the object manifest exceeds 4 GiB: compact the object');
@@ -1522,8 +1554,20 @@ export class Store extends EventEmitter {
       operations.push({ key: block.hash.toString('hex'), type: EntryType.BLOCK, relativeOffsetBytes: cursor, lengthBytes: blockLength, expiresAtMs: undefined, userBytes: 0 });
       cursor += blockLength;
     }
-    encodeEntry(bytes, cursor, { type: EntryType.PUT_OBJECT, key: keyBytes, value: payload, revision });
-    operations.push({ key: keyString, type: EntryType.PUT_OBJECT, relativeOffsetBytes: cursor, lengthBytes: length, expiresAtMs: undefined, userBytes, object: manifest, replacesRevision });
+    const type = asDelta ? EntryType.PUT_OBJECT_DELTA : EntryType.PUT_OBJECT;
+    encodeEntry(bytes, cursor, { type, key: keyBytes, value: payload, revision });
+    operations.push({
+      key: keyString,
+      type,
+      relativeOffsetBytes: cursor,
+      lengthBytes: length,
+      expiresAtMs: undefined,
+      userBytes,
+      object: manifest,
+      replacesRevision,
+      deltaBase: asDelta ? { segmentId: previous.segmentId, offsetBytes: previous.offsetBytes, object: previous.object as ObjectManifest } : undefined,
+    });
+    if (asDelta) this.objectCounters.deltaRecords++;
     await this.enqueue(revision, bytes, operations);
     return revision;
   }
@@ -1628,28 +1672,57 @@ export class Store extends EventEmitter {
     if (cursor < end) yield { start: cursor, end, slice: undefined, dataStart: 0 };
   }
 
-  /** Bytes `[start, end)` of an object as buffers of at most a block (holes in pieces of at most 1 MiB); blocks read asynchronously. */
+  /**
+   * Bytes `[start, end)` of an object as buffers of at most a block or 1 MiB; blocks read
+   * asynchronously. A part of 256 KiB or more is yielded as it is (a view of its block, no copy);
+   * smaller parts (a fragmented chunk's pieces) are copied together into buffers of up to 1 MiB,
+   * so a stream of a chunk with many slices does not pay a stream hop per piece.
+   */
   private async *objectChunks(manifest: ObjectManifest, start: number, end: number): AsyncGenerator<Buffer> {
+    const OUTPUT_BYTES = 1 << 20;
     const lastBlocks = new Map<Slice, { index: number; block: Buffer }>();
+    let output: Buffer | undefined;
+    let used = 0;
     for (const piece of this.objectPieces(manifest, start, end)) {
       this.checkReadable();
+      const parts: Buffer[] = [];
       if (piece.slice === undefined) {
-        for (let at = piece.start; at < piece.end; at += 1 << 20) yield Buffer.alloc(Math.min(1 << 20, piece.end - at));
-        continue;
-      }
-      const slice = piece.slice;
-      const dataStart = piece.dataStart;
-      const dataEnd = dataStart + (piece.end - piece.start);
-      for (let index = Math.floor(dataStart / slice.blockBytes); index * slice.blockBytes < dataEnd; index++) {
-        let cached = lastBlocks.get(slice);
-        if (cached === undefined || cached.index !== index) {
-          cached = { index, block: await this.readObjectBlock(sliceBlockHash(slice, index), sliceBlockLength(slice, index)) };
-          lastBlocks.set(slice, cached);
+        for (let at = piece.start; at < piece.end; at += OUTPUT_BYTES) parts.push(Buffer.alloc(Math.min(OUTPUT_BYTES, piece.end - at)));
+      } else {
+        const slice = piece.slice;
+        const dataStart = piece.dataStart;
+        const dataEnd = dataStart + (piece.end - piece.start);
+        for (let index = Math.floor(dataStart / slice.blockBytes); index * slice.blockBytes < dataEnd; index++) {
+          let cached = lastBlocks.get(slice);
+          if (cached === undefined || cached.index !== index) {
+            cached = { index, block: await this.readObjectBlock(sliceBlockHash(slice, index), sliceBlockLength(slice, index)) };
+            lastBlocks.set(slice, cached);
+          }
+          const blockStart = index * slice.blockBytes;
+          parts.push(cached.block.subarray(Math.max(dataStart, blockStart) - blockStart, Math.min(dataEnd, blockStart + cached.block.length) - blockStart));
         }
-        const blockStart = index * slice.blockBytes;
-        yield cached.block.subarray(Math.max(dataStart, blockStart) - blockStart, Math.min(dataEnd, blockStart + cached.block.length) - blockStart);
+      }
+      for (const part of parts) {
+        if (output !== undefined && used + part.length > OUTPUT_BYTES) {
+          yield output.subarray(0, used);
+          output = undefined;
+          used = 0;
+        }
+        if (part.length >= OUTPUT_BYTES / 4) {
+          if (output !== undefined) {
+            yield output.subarray(0, used);
+            output = undefined;
+            used = 0;
+          }
+          yield part;
+          continue;
+        }
+        output ??= Buffer.allocUnsafe(OUTPUT_BYTES);
+        part.copy(output, used);
+        used += part.length;
       }
     }
+    if (output !== undefined) yield output.subarray(0, used);
   }
 
   /** Fragmentation of the key's object per chunk, or undefined when the key is absent or not an object. */
@@ -2110,13 +2183,42 @@ export class Store extends EventEmitter {
     }
   }
 
+  /**
+   * A delta whose base record is not in the segment it is about to be written to (the segment
+   * rolled since it was encoded) is written as a full manifest instead: chains never span two
+   * segments. Returns the bytes this adds to the group.
+   */
+  private unchainAcrossSegments(group: PendingWrite[], segmentId: number): number {
+    let added = 0;
+    for (const write of group) {
+      const last = write.operations[write.operations.length - 1];
+      if (last?.deltaBase === undefined || last.deltaBase.segmentId === segmentId) continue;
+      // The delta is its write's last entry (after the write's BLOCK entries).
+      const payload = encodeManifest(last.object as ObjectManifest);
+      const length = entryLength(last.key, payload, false);
+      const bytes = Buffer.allocUnsafe(last.relativeOffsetBytes + length);
+      write.bytes.copy(bytes, 0, 0, last.relativeOffsetBytes);
+      encodeEntry(bytes, last.relativeOffsetBytes, { type: EntryType.PUT_OBJECT, key: last.key, value: payload, revision: write.revision });
+      added += bytes.length - write.bytes.length;
+      write.bytes = bytes;
+      last.type = EntryType.PUT_OBJECT;
+      last.lengthBytes = length;
+      last.deltaBase = undefined;
+      this.objectCounters.deltaRecords--;
+    }
+    return added;
+  }
+
   private async commitGroup(group: PendingWrite[], totalBytes: number): Promise<void> {
     let active = this.active as SegmentWriter;
     if (active.sizeBytes > SEGMENT_HEADER_BYTES && active.sizeBytes + totalBytes > this.options.segmentBytes) {
       active = await this.roll();
     }
+    totalBytes += this.unchainAcrossSegments(group, active.segmentId);
     const buffer = group.length === 1 ? (group[0] as PendingWrite).bytes : Buffer.concat(group.map((write) => write.bytes), totalBytes);
     const offset = await active.append(buffer);
+    // Without a per-group fdatasync the footer checksum is folded now (it holds no buffer for long).
+    if (this.options.durability !== 'sync') active.foldChecksum();
     this.dirty = true;
     this.counters.groups++;
     this.counters.logBytes += totalBytes;
@@ -2148,10 +2250,10 @@ export class Store extends EventEmitter {
         if (operation.replacesRevision !== undefined) {
           // A slice compaction: the same bytes under the same revision, with another manifest.
           if (previous !== undefined && previous.revision === operation.replacesRevision && previous.object !== undefined && operation.object !== undefined) {
-            const replaced: EntryLocation = { ...previous, segmentId: active.segmentId, offsetBytes: newOffset, lengthBytes: operation.lengthBytes, object: operation.object };
+            const replaced: EntryLocation = { segmentId: active.segmentId, offsetBytes: newOffset, lengthBytes: operation.lengthBytes, revision: previous.revision, expiresAtMs: previous.expiresAtMs, object: operation.object };
             this.index.set(operation.key, replaced);
-            this.liveBytes += operation.lengthBytes - previous.lengthBytes;
-            this.segmentLiveBytes(previous.segmentId, -previous.lengthBytes);
+            this.liveBytes += operation.lengthBytes - liveLength(previous);
+            this.segmentLiveBytes(previous.segmentId, -liveLength(previous));
             segmentRecord.liveBytes += operation.lengthBytes;
             // Retained before released: blocks the two manifests share never look unreferenced.
             this.replaceHeld(operation.object, previous.object);
@@ -2162,6 +2264,17 @@ export class Store extends EventEmitter {
           // A copy made by compaction: it replaces the key's location only if the key still
           // points at the original (guaranteed by the check at enqueue; checked again here).
           const from = operation.relocatedFrom;
+          if (operation.rebase === true) {
+            // A delta chain rewritten as one full manifest of the same object, same revision.
+            if (previous !== undefined && previous.segmentId === from.segmentId && previous.offsetBytes === from.offsetBytes && previous.object === operation.object) {
+              const rebased: EntryLocation = { segmentId: active.segmentId, offsetBytes: newOffset, lengthBytes: operation.lengthBytes, revision: previous.revision, expiresAtMs: previous.expiresAtMs, object: previous.object };
+              this.index.set(operation.key, rebased);
+              this.liveBytes += operation.lengthBytes - liveLength(previous);
+              this.segmentLiveBytes(from.segmentId, -liveLength(previous));
+              segmentRecord.liveBytes += operation.lengthBytes;
+            }
+            continue;
+          }
           if (operation.type !== EntryType.DELETE && previous !== undefined && previous.segmentId === from.segmentId && previous.offsetBytes === from.offsetBytes) {
             const moved: EntryLocation = { ...previous, segmentId: active.segmentId, offsetBytes: newOffset };
             this.index.set(operation.key, moved);
@@ -2170,9 +2283,31 @@ export class Store extends EventEmitter {
           }
           continue;
         }
+        if (operation.deltaBase !== undefined) {
+          // A delta: the key's previous record stays live as the earlier part of the chain.
+          const base = operation.deltaBase;
+          if (previous === undefined || previous.segmentId !== active.segmentId || previous.offsetBytes !== base.offsetBytes || previous.object !== base.object) {
+            throw new Error(`internal: the record an object delta of ${JSON.stringify(operation.key)} applies to has moved`);
+          }
+          const location: EntryLocation = {
+            segmentId: active.segmentId,
+            offsetBytes: newOffset,
+            lengthBytes: operation.lengthBytes,
+            revision: write.revision,
+            expiresAtMs: undefined,
+            object: operation.object as ObjectManifest,
+            chainStartBytes: previous.chainStartBytes ?? previous.offsetBytes,
+            chainBytes: liveLength(previous),
+          };
+          this.replaceHeld(operation.object, previous.object);
+          this.index.set(operation.key, location);
+          this.liveBytes += operation.lengthBytes;
+          segmentRecord.liveBytes += operation.lengthBytes;
+          continue;
+        }
         if (previous !== undefined) {
-          this.liveBytes -= previous.lengthBytes;
-          this.segmentLiveBytes(previous.segmentId, -previous.lengthBytes);
+          this.liveBytes -= liveLength(previous);
+          this.segmentLiveBytes(previous.segmentId, -liveLength(previous));
         }
         const previousBlocks = previous?.reference ?? previous?.object;
         if (operation.type === EntryType.DELETE) {
@@ -2871,12 +3006,35 @@ export class Store extends EventEmitter {
           // index instead of copying it. (Otherwise it is copied: as the key's newest record, it
           // hides the older ones, like a tombstone.)
           this.index.delete(key);
-          this.liveBytes -= location.lengthBytes;
-          segment.liveBytes -= location.lengthBytes;
+          this.liveBytes -= liveLength(location);
+          segment.liveBytes -= liveLength(location);
           if (location.reference !== undefined) this.release(location.reference);
           if (location.object !== undefined) this.release(location.object);
           return;
         }
+      }
+      if (entry.type === EntryType.PUT_OBJECT_DELTA && location !== undefined) {
+        // The head of a delta chain (its earlier entries are in this segment and go with it): the
+        // key's object as one full manifest, same revision.
+        const payload = encodeManifest(location.object as ObjectManifest);
+        const keyBytes = Buffer.from(entry.key);
+        const length = entryLength(keyBytes, payload, false);
+        const rebased = Buffer.allocUnsafe(length);
+        encodeEntry(rebased, 0, { type: EntryType.PUT_OBJECT, key: keyBytes, value: payload, revision: entry.revision });
+        operations.push({
+          key,
+          type: EntryType.PUT_OBJECT,
+          relativeOffsetBytes: copiedBytes,
+          lengthBytes: length,
+          expiresAtMs: undefined,
+          userBytes: 0,
+          object: location.object,
+          rebase: true,
+          relocatedFrom: { segmentId: segment.segmentId, offsetBytes: entry.offsetBytes, revision: entry.revision },
+        });
+        parts.push(rebased);
+        copiedBytes += length;
+        return;
       }
       operations.push({
         key,

@@ -249,6 +249,8 @@ export interface StoreStats {
     inlineBytes: number;
     /** Heavy-compaction blocks kept as they were (a whole block visible from one slice): not read nor rewritten. */
     blocksReused: number;
+    /** Writes recorded as a delta on the key's previous record (the slices they add, not the whole manifest). */
+    deltaRecords: number;
     /** Blocks carried in the log that live objects reference now, and their data bytes. */
     logBlocks: number;
     logBlockBytes: number;

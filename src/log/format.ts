@@ -13,7 +13,7 @@
  * - This module owns bytes only: no I/O.
  */
 import { crc32 } from 'node:zlib';
-import { decodeManifest } from './object.js';
+import { decodeDelta, decodeManifest } from './object.js';
 
 /** The one on-disk format version; an incompatible change bumps it (and CHANGELOG.md says so). */
 export const FORMAT_VERSION = 1;
@@ -46,6 +46,11 @@ export const EntryType = {
    * Not a key's record: the index never sees it (see `decodeBlockEntry`).
    */
   BLOCK: 8,
+  /**
+   * A write to an object recorded as what it changed: the slices it appends and the new size, on
+   * top of the key's previous record (`baseRevision`), which is in the same segment (src/log/object.ts).
+   */
+  PUT_OBJECT_DELTA: 9,
 } as const;
 export type EntryType = (typeof EntryType)[keyof typeof EntryType];
 
@@ -118,10 +123,10 @@ export function decodeSegmentHeader(buffer: Buffer): SegmentHeader | string {
 //  ..  key bytes, then value bytes (the rest of the entry)
 
 /** The entry types that change a key: the three kinds of record the index applies. */
-export type KeyEntryType = typeof EntryType.PUT | typeof EntryType.DELETE | typeof EntryType.PUT_REFERENCE | typeof EntryType.PUT_OBJECT;
+export type KeyEntryType = typeof EntryType.PUT | typeof EntryType.DELETE | typeof EntryType.PUT_REFERENCE | typeof EntryType.PUT_OBJECT | typeof EntryType.PUT_OBJECT_DELTA;
 
 export function isKeyEntryType(type: number): type is KeyEntryType {
-  return type === EntryType.PUT || type === EntryType.DELETE || type === EntryType.PUT_REFERENCE || type === EntryType.PUT_OBJECT;
+  return type === EntryType.PUT || type === EntryType.DELETE || type === EntryType.PUT_REFERENCE || type === EntryType.PUT_OBJECT || type === EntryType.PUT_OBJECT_DELTA;
 }
 
 export interface EntryInput {
@@ -205,7 +210,7 @@ export function checkEntry(buffer: Buffer, offset: number, end = buffer.length):
     return { ok: false, reason: 'checksum mismatch' };
   }
   const type = buffer[offset + 8] as number;
-  if ((type < EntryType.PUT || type > EntryType.PUT_OBJECT) && type !== EntryType.BLOCK) return { ok: false, reason: `unknown type ${type}` };
+  if ((type < EntryType.PUT || type > EntryType.PUT_OBJECT) && type !== EntryType.BLOCK && type !== EntryType.PUT_OBJECT_DELTA) return { ok: false, reason: `unknown type ${type}` };
   const flags = buffer[offset + 9] as number;
   if ((flags & ~KNOWN_FLAGS) !== 0) return { ok: false, reason: `unknown flags ${flags}` };
   return { ok: true, type: type as EntryType, lengthBytes: length };
@@ -234,6 +239,10 @@ export function decodeCheckedEntry(buffer: Buffer, offset: number, length: numbe
   if (type === EntryType.PUT_OBJECT) {
     const manifest = decodeManifest(value as Buffer);
     if (typeof manifest === 'string') return `malformed object manifest: ${manifest}`;
+  }
+  if (type === EntryType.PUT_OBJECT_DELTA) {
+    const delta = decodeDelta(value as Buffer);
+    if (typeof delta === 'string') return `malformed object delta: ${delta}`;
   }
   return { type, revision, expiresAtMs, key, value, offsetBytes: offset, lengthBytes: length };
 }

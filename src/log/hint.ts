@@ -11,12 +11,13 @@
  */
 import type { FileSystem } from '../fs/types.js';
 import { checksum, readUint64, writeUint64, type ValueReference } from './format.js';
-import type { ObjectManifest } from './object.js';
+import { applyDelta, decodeDelta, type ObjectManifest } from './object.js';
 
 export const HINT_FILE_NAME = 'index.hint';
 export const HINT_TEMPORARY_FILE_NAME = 'index.hint.tmp';
 export const HINT_MAGIC = Buffer.from('SILTHNT\0', 'latin1');
-export const HINT_VERSION = 1;
+/** 2: entries may carry a chain (flag 16). Version 1 files (no chains) are read too. */
+export const HINT_VERSION = 2;
 export const HINT_HEADER_BYTES = 40;
 const HINT_ENTRY_FIXED_BYTES = 23;
 const HINT_FLAG_EXPIRES = 1;
@@ -26,6 +27,9 @@ const HINT_FLAG_REFERENCE = 2;
 const HINT_FLAG_OBJECT = 4;
 /** The entry is a block carried in the log (a BLOCK entry): its key is the block's SHA-256. */
 const HINT_FLAG_BLOCK = 8;
+/** The entry is a PUT_OBJECT_DELTA: chain start u32 and chain bytes u32 follow (after the expiry, if any). */
+const HINT_FLAG_CHAIN = 16;
+const CHAIN_FIELD_BYTES = 8;
 const BLOCK_KEY_BYTES = 32;
 const CHUNK_BYTES = 1 << 20;
 
@@ -40,6 +44,36 @@ export interface EntryLocation {
   reference?: ValueReference;
   /** Present iff the value is an object (chunks of slices of blocks); the decoded manifest. */
   object?: ObjectManifest;
+  /**
+   * Present iff the entry is a PUT_OBJECT_DELTA: the key's record is a chain, a full manifest at
+   * `chainStartBytes` of the same segment and the deltas after it up to this entry, and
+   * `chainBytes` is the bytes of the chain's earlier entries (they are live while this one is).
+   */
+  chainStartBytes?: number;
+  chainBytes?: number;
+}
+
+/** The live log bytes a location holds: its entry's, and those of the earlier entries of its chain. */
+export function liveLength(location: EntryLocation): number {
+  return location.lengthBytes + (location.chainBytes ?? 0);
+}
+
+/**
+ * The location of the PUT_OBJECT_DELTA entry at `location` (segment, offset, length, revision),
+ * applied on top of `current`, the key's location before it: the object with the delta's slices
+ * appended, and the chain grown by `current`'s entries. A reason string if it does not apply (no
+ * object before it in the same segment, or one at another revision).
+ */
+export function deltaLocation(current: EntryLocation | undefined, location: EntryLocation, value: Buffer): EntryLocation | string {
+  const delta = decodeDelta(value);
+  if (typeof delta === 'string') return delta;
+  if (current?.object === undefined || current.segmentId !== location.segmentId || current.offsetBytes !== delta.baseOffsetBytes || delta.baseOffsetBytes >= location.offsetBytes) {
+    return `an object delta on the record at offset ${delta.baseOffsetBytes}, which is not the key's record before it in its segment`;
+  }
+  if (current.revision !== delta.baseRevision) return `an object delta on revision ${delta.baseRevision}, but the key is at revision ${current.revision}`;
+  const object = applyDelta(current.object, delta);
+  if (typeof object === 'string') return object;
+  return { ...location, object, chainStartBytes: current.chainStartBytes ?? current.offsetBytes, chainBytes: liveLength(current) };
 }
 
 /** Where a block carried in the log (a BLOCK entry) lives. */
@@ -87,14 +121,16 @@ export async function writeHint(
       used = 0;
     };
     for (const [key, location] of entries) {
-      const needed = HINT_ENTRY_FIXED_BYTES + 8 + key.length;
+      const needed = HINT_ENTRY_FIXED_BYTES + 8 + CHAIN_FIELD_BYTES + key.length;
       if (used + needed > chunk.length) {
         await flushChunk();
         if (needed > chunk.length) chunk = Buffer.allocUnsafe(needed);
       }
       const expires = location.expiresAtMs !== undefined;
       chunk.writeUInt16LE(key.length, used);
-      chunk[used + 2] = (expires ? HINT_FLAG_EXPIRES : 0) | (location.reference !== undefined ? HINT_FLAG_REFERENCE : 0) | (location.object !== undefined ? HINT_FLAG_OBJECT : 0);
+      const chained = location.chainBytes !== undefined;
+      chunk[used + 2] =
+        (expires ? HINT_FLAG_EXPIRES : 0) | (location.reference !== undefined ? HINT_FLAG_REFERENCE : 0) | (location.object !== undefined ? HINT_FLAG_OBJECT : 0) | (chained ? HINT_FLAG_CHAIN : 0);
       chunk.writeUInt32LE(location.segmentId, used + 3);
       chunk.writeUInt32LE(location.offsetBytes, used + 7);
       chunk.writeUInt32LE(location.lengthBytes, used + 11);
@@ -103,6 +139,11 @@ export async function writeHint(
       if (expires) {
         writeUint64(chunk, location.expiresAtMs as number, used);
         used += 8;
+      }
+      if (chained) {
+        chunk.writeUInt32LE(location.chainStartBytes as number, used);
+        chunk.writeUInt32LE(location.chainBytes as number, used + 4);
+        used += CHAIN_FIELD_BYTES;
       }
       used += chunk.write(key, used, 'latin1');
       entryCount++;
@@ -168,7 +209,7 @@ export function decodeHint(bytes: Buffer, nowMs: number): LoadedHint | string {
   if (bytes.length < HINT_HEADER_BYTES + 4) return 'short file';
   if (!bytes.subarray(0, 8).equals(HINT_MAGIC)) return 'bad magic';
   const version = bytes.readUInt16LE(8);
-  if (version !== HINT_VERSION) return `unsupported version ${version}`;
+  if (version !== HINT_VERSION && version !== 1) return `unsupported version ${version}`;
   if (checksum(bytes.subarray(0, 36)) !== bytes.readUInt32LE(36)) return 'header checksum mismatch';
   const entriesEnd = bytes.length - 4;
   if (checksum(bytes.subarray(HINT_HEADER_BYTES, entriesEnd)) !== bytes.readUInt32LE(entriesEnd)) {
@@ -207,6 +248,15 @@ export function decodeHint(bytes: Buffer, nowMs: number): LoadedHint | string {
       expiresAtMs = readUint64(bytes, cursor);
       cursor += 8;
     }
+    let chainStartBytes: number | undefined;
+    let chainBytes: number | undefined;
+    if (flags & HINT_FLAG_CHAIN) {
+      if (!(flags & HINT_FLAG_OBJECT) || cursor + CHAIN_FIELD_BYTES > entriesEnd) return 'malformed chain entry';
+      chainStartBytes = bytes.readUInt32LE(cursor);
+      chainBytes = bytes.readUInt32LE(cursor + 4);
+      cursor += CHAIN_FIELD_BYTES;
+      if (chainBytes === 0 || chainStartBytes + chainBytes > offsetBytes) return 'chain entry does not end before its record';
+    }
     if (cursor + keyLength > entriesEnd) return 'key runs past the end';
     if (flags & HINT_FLAG_BLOCK) {
       // Block entries follow every key entry, by strictly increasing hash.
@@ -229,11 +279,16 @@ export function decodeHint(bytes: Buffer, nowMs: number): LoadedHint | string {
       segmentIds.add(segmentId);
       lastSegmentId = segmentId;
     }
-    liveBytes += lengthBytes;
+    liveBytes += lengthBytes + (chainBytes ?? 0);
     if (flags & HINT_FLAG_REFERENCE) referencePositions.push(kept);
     if (flags & HINT_FLAG_OBJECT) objectPositions.push(kept);
     keys[kept] = key;
-    locations[kept] = { segmentId, offsetBytes, lengthBytes, revision, expiresAtMs };
+    const location: EntryLocation = { segmentId, offsetBytes, lengthBytes, revision, expiresAtMs };
+    if (chainBytes !== undefined) {
+      location.chainStartBytes = chainStartBytes as number;
+      location.chainBytes = chainBytes;
+    }
+    locations[kept] = location;
     kept++;
   }
   if (cursor !== entriesEnd) return 'entries do not fill the file';

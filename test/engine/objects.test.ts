@@ -692,3 +692,107 @@ test('heavy compaction writes full-size blocks and keeps whole blocks that are a
   await db.gc();
   await db.close();
 });
+
+test('a write records only the slices it adds (a delta on the key record): chains rebuilt from the checkpoint and by replay, rebased by segment compaction, never across segments', async (t) => {
+  const seed = testSeed('objects deltas');
+  const next = random(seed);
+  const directory = temporaryDirectory(t);
+  const options = { valueThreshold: 1000, blockBytes: 4096, gc: { minAgeMs: 0 }, objects: { chunkBytes: 16384, compaction: false, inlineBytes: 4096 } };
+  let db = await open(directory, options);
+  const model = new Model();
+  model.writeAt(0, bytes(1, 200_000));
+  await db.put('obj', model.bytes);
+  const write = async (count: number) => {
+    for (let index = 0; index < count; index++) {
+      const data = bytes(Math.floor(next() * 1e9), 100);
+      const offset = Math.floor(next() * 210_000);
+      await db.writeAt('obj', offset, data);
+      model.writeAt(offset, data);
+    }
+  };
+  const same = async (context: string) => assert.ok((await db.get('obj'))?.equals(model.bytes), `${context}: the object differs from the model (seed ${seed})`);
+  // The first write turns the block value into an object (a full manifest); the rest are deltas,
+  // each about its 100 bytes, not a manifest that grows by a slice per write.
+  const before = db.stats();
+  await write(300);
+  const after = db.stats();
+  assert.equal(after.objects.deltaRecords - before.objects.deltaRecords, 299);
+  const perWrite = (after.writes.logBytes - before.writes.logBytes) / 300;
+  assert.ok(perWrite < 500, `${perWrite.toFixed(0)} log bytes per 100-byte write`);
+  assert.ok(db.objectStats('obj')!.slices >= 300, 'compaction is off: every write is a slice');
+  await same('after the writes');
+  await assertVerified(db, 'after the writes');
+  // The checkpoint at close names the chain's head: open rebuilds the manifest from the chain.
+  // Live bytes per segment (the whole chain is live) as the store kept them, as open computes
+  // them from the checkpoint, and from a replay.
+  const live = () => JSON.stringify({ total: db.stats().liveBytes, segments: db.stats().segments.list.map((segment) => [segment.segmentId, segment.liveBytes]) });
+  const liveBefore = live();
+  await db.close();
+  db = await open(directory, options);
+  assert.equal(db.stats().recovery.usedCheckpoint, true);
+  assert.equal(db.stats().recovery.replayedEntries, 0);
+  assert.equal(live(), liveBefore, 'live bytes from the checkpoint');
+  await same('after reopen from the checkpoint');
+  await db.close();
+  rmSync(join(directory, 'index.hint'));
+  db = await open(directory, options);
+  assert.equal(db.stats().recovery.usedCheckpoint, false);
+  assert.equal(live(), liveBefore, 'live bytes from a replay');
+  await same('after a full replay');
+  await write(50);
+  await same('after more writes');
+  const liveAfter = live();
+  await db.close();
+  // Without the checkpoint: every chain is replayed (a chain the last checkpoint did not cover).
+  rmSync(join(directory, 'index.hint'));
+  db = await open(directory, options);
+  assert.equal(db.stats().recovery.usedCheckpoint, false);
+  assert.equal(live(), liveAfter, 'live bytes from a replay, after more writes');
+  await same('after a full replay');
+  await assertVerified(db, 'after a full replay');
+  // Segment compaction of the segment holding the chain writes the object as one full manifest.
+  await db.put('filler', 'x');
+  await db.put('filler', 'y');
+  const segmentsBefore = db.stats().segments.list.map((segment) => segment.segmentId);
+  await db.compact();
+  const segmentsAfter = db.stats().segments.list.map((segment) => segment.segmentId);
+  assert.ok(segmentsBefore.some((id) => !segmentsAfter.includes(id)), `compaction deleted no segment (${segmentsBefore} -> ${segmentsAfter})`);
+  await same('after segment compaction');
+  await assertVerified(db, 'after segment compaction');
+  await write(20);
+  const liveCompacted = live();
+  await db.close();
+  rmSync(join(directory, 'index.hint'));
+  db = await open(directory, options);
+  assert.equal(live(), liveCompacted, 'live bytes after segment compaction, from a replay');
+  await same('after segment compaction and a replay');
+  await db.close();
+
+  // Tiny segments: the log rolls between a delta's encoding and its commit, and the write goes
+  // out as a full manifest instead (a chain never spans two segments).
+  const small = { ...options, segmentBytes: 8192 };
+  const second = join(directory, 'small');
+  db = await open(second, small);
+  const appended = new Model();
+  for (let index = 0; index < 60; index++) {
+    const data = bytes(5000 + index, 1500);
+    await db.append('log', data);
+    appended.writeAt(appended.bytes.length, data);
+  }
+  const deltas = db.stats().objects.deltaRecords;
+  assert.ok(deltas > 0 && deltas < 59, `${deltas} deltas of 59 appends that could be`);
+  assert.ok((await db.get('log'))?.equals(appended.bytes));
+  await assertVerified(db, 'tiny segments');
+  // Each full manifest replaced a whole chain: its live bytes all went dead.
+  const liveSmall = live();
+  await db.close();
+  db = await open(second, small);
+  assert.ok((await db.get('log'))?.equals(appended.bytes), 'tiny segments, from the checkpoint');
+  assert.equal(live(), liveSmall, 'tiny segments: live bytes from the checkpoint');
+  await db.close();
+  rmSync(join(second, 'index.hint'));
+  db = await open(second, small);
+  assert.ok((await db.get('log'))?.equals(appended.bytes), 'tiny segments, replayed');
+  assert.equal(live(), liveSmall, 'tiny segments: live bytes from a replay');
+  await db.close();
+});

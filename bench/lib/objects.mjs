@@ -1,0 +1,167 @@
+/**
+ * The object measurements (issue 6), shared by the standalone `bench/objects.mjs` and the harness's
+ * `objects-writeat` / `objects-append` workloads (tasks.mjs runs them in a child per sample). Each
+ * takes silt's `open` function, so the caller decides which build is measured.
+ *
+ * - writeAtRun: a `size` object and a `size` value written fresh (putStream); random page-aligned
+ *   4 KiB `writeAt`s into the object (offsets from a seeded PRNG: the seed is in the result), and
+ *   after each count of `writeCounts` the whole object read with createReadStream, in turn with
+ *   the fresh value (three reads of each, alternating which goes first, medians), after `idle()`
+ *   and `gc()` passes until none is waiting (background compaction and block GC done).
+ * - appendRun: `appends` records of 64 KiB appended to an object, alternating in rounds of 25 with
+ *   `writeSync` + `fdatasyncSync` of the same record to a plain file in the same directory (the
+ *   machine may be shared: both see the same disk weather); MB/s of each from the totals.
+ */
+import { randomBytes } from 'node:crypto';
+import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const PAGE_BYTES = 4096;
+export const RECORD_BYTES = 64 * 1024;
+
+/** A small seeded PRNG (mulberry32): the same seed gives the same offsets. */
+export function seeded(seed) {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let value = state;
+    value = Math.imul(value ^ (value >>> 15), value | 1);
+    value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
+    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function median(values) {
+  const sorted = [...values].sort((left, right) => left - right);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+async function readAll(db, key, expectedBytes) {
+  const started = performance.now();
+  let bytes = 0;
+  for await (const chunk of db.createReadStream(key)) bytes += chunk.length;
+  if (bytes !== expectedBytes) throw new Error(`read ${bytes} bytes of ${key}, expected ${expectedBytes}`);
+  return bytes / 1e6 / ((performance.now() - started) / 1000);
+}
+
+async function* source(total) {
+  for (let done = 0; done < total; done += 1 << 20) yield randomBytes(Math.min(1 << 20, total - done));
+}
+
+/** silt's object options for compaction 'on' (the defaults, plus `tuning`) or 'off'. */
+export function objectOptions(mode, tuning = {}) {
+  return mode === 'on' ? { compaction: true, ...tuning } : { ...tuning, compaction: false, compactAt: 1_000_000, syncCompactAt: 1_000_000 };
+}
+
+/**
+ * One object, `writeCounts` (ascending) random 4 KiB writeAts in total, measured after each count.
+ * Returns one row per count: { mode, writes, opsPerSecond (of the writes since the previous count),
+ * objectRead, freshRead, readRatio (MB/s, medians of 3), slices, maxSlices, heavy, logMiB, seed }.
+ */
+export async function writeAtRun(open, { dir, sizeBytes, writeCounts, mode, durability = 'sync', tuning = {}, seed = 42, log = () => {} }) {
+  const directory = mkdtempSync(join(dir, 'silt-objects-bench-'));
+  try {
+    const db = await open(directory, { durability, objects: objectOptions(mode, tuning), gc: { minAgeMs: 0, intervalMs: 1000 } });
+    const rows = [];
+    try {
+      await db.putStream('fresh', source(sizeBytes));
+      await db.putStream('obj', source(sizeBytes));
+      const next = seeded(seed);
+      const page = randomBytes(PAGE_BYTES);
+      let done = 0;
+      for (const target of writeCounts) {
+        const from = done;
+        const started = performance.now();
+        for (; done < target; done++) {
+          page.writeUInt32LE(done, 0);
+          await db.writeAt('obj', Math.floor(next() * (sizeBytes / PAGE_BYTES)) * PAGE_BYTES, page);
+        }
+        const writeSeconds = (performance.now() - started) / 1000;
+        // Background work done before reading (compaction, then GC of the replaced blocks, which
+        // would otherwise unlink files during whichever read comes first), and the two reads in
+        // alternating order.
+        await db.idle();
+        for (let pass = 0; pass < 100 && (await db.gc()).waiting > 0; pass++);
+        const objectStats = db.objectStats('obj');
+        const freshReads = [];
+        const objectReads = [];
+        for (let round = 0; round < 3; round++) {
+          if (round % 2 === 0) {
+            freshReads.push(await readAll(db, 'fresh', sizeBytes));
+            objectReads.push(await readAll(db, 'obj', sizeBytes));
+          } else {
+            objectReads.push(await readAll(db, 'obj', sizeBytes));
+            freshReads.push(await readAll(db, 'fresh', sizeBytes));
+          }
+        }
+        const stats = db.stats();
+        const row = {
+          mode,
+          writes: target,
+          opsPerSecond: (target - from) / writeSeconds,
+          objectRead: median(objectReads),
+          freshRead: median(freshReads),
+          slices: objectStats?.slices,
+          maxSlices: objectStats?.maxSlicesPerChunk,
+          heavy: stats.objects.heavyCompactions,
+          logMiB: stats.writes.logBytes / 2 ** 20,
+          seed,
+        };
+        row.readRatio = row.objectRead / row.freshRead;
+        rows.push(row);
+        log(row);
+      }
+    } finally {
+      await db.close();
+    }
+    return rows;
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+}
+
+/**
+ * `appends` 64 KiB appends to one object against write + fdatasync (in 'sync' mode) of the same
+ * record to a plain file, alternating in rounds of `round`. Returns { siltMBps, fileMBps, ratio, ... }.
+ */
+export async function appendRun(open, { dir, appends, durability = 'sync', tuning = {}, round = 25 }) {
+  const record = randomBytes(RECORD_BYTES);
+  const directory = mkdtempSync(join(dir, 'silt-append-bench-'));
+  try {
+    const db = await open(join(directory, 'db'), { durability, objects: tuning });
+    const descriptor = openSync(join(directory, 'plain.log'), 'a');
+    let siltMs = 0;
+    let fileMs = 0;
+    try {
+      for (let done = 0; done < appends; done += round) {
+        const count = Math.min(round, appends - done);
+        let started = performance.now();
+        for (let index = 0; index < count; index++) await db.append('log', record);
+        siltMs += performance.now() - started;
+        started = performance.now();
+        for (let index = 0; index < count; index++) {
+          writeSync(descriptor, record);
+          if (durability === 'sync') fdatasyncSync(descriptor);
+        }
+        fileMs += performance.now() - started;
+      }
+    } finally {
+      closeSync(descriptor);
+    }
+    try {
+      const siltMBps = (appends * RECORD_BYTES) / 1e6 / (siltMs / 1000);
+      const fileMBps = (appends * RECORD_BYTES) / 1e6 / (fileMs / 1000);
+      await db.idle();
+      const size = db.objectStats('log')?.size;
+      if (size !== appends * RECORD_BYTES) throw new Error(`the appended object holds ${size} bytes, expected ${appends * RECORD_BYTES}`);
+      const stats = db.objectStats('log');
+      const counters = db.stats().objects;
+      return { siltMBps, fileMBps, ratio: siltMBps / fileMBps, maxSlices: stats?.maxSlicesPerChunk, inlineSlices: counters.inlineSlices, heavy: counters.heavyCompactions, blocksReused: counters.blocksReused, fsyncs: db.stats().writes.fsyncs };
+    } finally {
+      await db.close();
+    }
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+}
