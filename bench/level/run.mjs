@@ -26,6 +26,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { mulberry32 } from '../lib/random.mjs';
 
 const HERE = fileURLToPath(import.meta.url);
 const REPO = path.resolve(path.dirname(HERE), '../..');
@@ -45,20 +46,8 @@ const { values: args } = parseArgs({
   },
 });
 
-/** mulberry32: the same keys and values in every child. */
-function random(seed) {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let value = state;
-    value = Math.imul(value ^ (value >>> 15), value | 1);
-    value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
-    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function dataset(count) {
-  const next = random(42);
+  const next = mulberry32(42); // the same keys and values in every child
   const keys = new Set();
   while (keys.size < count) {
     let key = '';

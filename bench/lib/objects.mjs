@@ -15,21 +15,10 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { mulberry32 } from './random.mjs';
 
 export const PAGE_BYTES = 4096;
 export const RECORD_BYTES = 64 * 1024;
-
-/** A small seeded PRNG (mulberry32): the same seed gives the same offsets. */
-export function seeded(seed) {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let value = state;
-    value = Math.imul(value ^ (value >>> 15), value | 1);
-    value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
-    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function median(values) {
   const sorted = [...values].sort((left, right) => left - right);
@@ -67,7 +56,7 @@ export async function writeAtRun(open, { dir, sizeBytes, writeCounts, mode, dura
     try {
       await db.putStream('fresh', source(sizeBytes));
       await db.putStream('obj', source(sizeBytes));
-      const next = seeded(seed);
+      const next = mulberry32(seed);
       const page = randomBytes(PAGE_BYTES);
       let done = 0;
       for (const target of writeCounts) {
