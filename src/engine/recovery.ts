@@ -225,7 +225,9 @@ export async function recover(fs: FileSystem, directory: string, readOnly: boole
     const bySegment = new Map<number, number[]>();
     for (const position of chained) {
       const segmentId = (locations[position] as EntryLocation).segmentId;
-      bySegment.set(segmentId, [...(bySegment.get(segmentId) ?? []), position]);
+      const list = bySegment.get(segmentId);
+      if (list === undefined) bySegment.set(segmentId, [position]);
+      else list.push(position);
     }
     for (const [segmentId, positions] of bySegment) {
       const segment = segments.find((candidate) => candidate.segmentId === segmentId) as RecoveredSegment;
