@@ -221,15 +221,25 @@ export class BlockStore {
     const header = Buffer.allocUnsafe(BLOCK_HEADER_BYTES);
     for (const hex of this.present) {
       if (this.sizes.has(hex)) continue;
-      const handle = await this.fs.open(`${this.directory}/${hex}${BLOCK_SUFFIX}`, 'read');
+      const path = `${this.directory}/${hex}${BLOCK_SUFFIX}`;
+      // Synchronous calls, and the file's size from its header: with a thread-pool round trip
+      // for each of open, fstat, read and close, opening a store with 20k block files spent
+      // about 5 s here; three synchronous syscalls take microseconds.
+      const handle = this.fs.openSync(path, 'read');
+      let read: number;
       try {
-        const fileBytes = await handle.size();
-        const read = await handle.read(header, 0, BLOCK_HEADER_BYTES, 0);
-        // The header's length when it has one (a damaged file is found when it is read).
-        const dataBytes = read === BLOCK_HEADER_BYTES && header.compare(BLOCK_MAGIC, 0, 8, 0, 8) === 0 ? header.readUInt32LE(12) : fileBytes - BLOCK_HEADER_BYTES;
-        this.setSize(hex, Math.max(0, Math.min(dataBytes, fileBytes - BLOCK_HEADER_BYTES)), fileBytes);
+        read = handle.readSync(header, 0, BLOCK_HEADER_BYTES, 0);
       } finally {
-        await handle.close();
+        handle.closeSync();
+      }
+      const version = read === BLOCK_HEADER_BYTES && header.compare(BLOCK_MAGIC, 0, 8, 0, 8) === 0 ? header.readUInt16LE(8) : 0;
+      if (version === 1 || version === BLOCK_VERSION) {
+        const dataBytes = header.readUInt32LE(12);
+        this.setSize(hex, dataBytes, blockFileBytes(dataBytes, version));
+      } else {
+        // A damaged header (reads of the block find it as CORRUPTION): counted at its file size.
+        const fileBytes = (await this.fs.stat(path)).sizeBytes;
+        this.setSize(hex, Math.max(0, fileBytes - BLOCK_HEADER_BYTES), fileBytes);
       }
     }
   }
