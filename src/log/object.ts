@@ -341,19 +341,47 @@ export function encodeManifest(manifest: ObjectManifest): Buffer {
     buffer.writeUInt32LE(chunk.index, cursor);
     buffer.writeUInt32LE(chunk.slices.length, cursor + 4);
     cursor += CHUNK_HEADER_BYTES;
-    for (const slice of chunk.slices) {
-      buffer.writeUInt32LE(slice.offsetBytes, cursor);
-      buffer.writeUInt32LE(slice.lengthBytes, cursor + 4);
-      buffer.writeUInt32LE(slice.skipBytes, cursor + 8);
-      buffer.writeUInt32LE(slice.blockBytes, cursor + 12);
-      buffer.writeUInt32LE(slice.dataBytes, cursor + 16);
-      buffer.writeUInt32LE(slice.blockHashes.length / HASH_BYTES, cursor + 20);
-      cursor += SLICE_HEADER_BYTES;
-      slice.blockHashes.copy(buffer, cursor);
-      cursor += slice.blockHashes.length;
-    }
+    for (const slice of chunk.slices) cursor = writeSlice(buffer, cursor, slice);
   }
   return buffer;
+}
+
+/** Write `slice` (its header, then its block hashes) at `cursor`; returns the cursor after it. */
+function writeSlice(buffer: Buffer, cursor: number, slice: Slice): number {
+  buffer.writeUInt32LE(slice.offsetBytes, cursor);
+  buffer.writeUInt32LE(slice.lengthBytes, cursor + 4);
+  buffer.writeUInt32LE(slice.skipBytes, cursor + 8);
+  buffer.writeUInt32LE(slice.blockBytes, cursor + 12);
+  buffer.writeUInt32LE(slice.dataBytes, cursor + 16);
+  buffer.writeUInt32LE(slice.blockHashes.length / HASH_BYTES, cursor + 20);
+  cursor += SLICE_HEADER_BYTES;
+  slice.blockHashes.copy(buffer, cursor);
+  return cursor + slice.blockHashes.length;
+}
+
+/**
+ * Read and check the slice at `cursor` of chunk `index` of a `what` ('manifest' or 'delta', for
+ * the reasons) of an object of `sizeBytes` in chunks of `chunkBytes`: the slice and the cursor
+ * after it, or a reason string.
+ */
+function readSlice(value: Buffer, cursor: number, what: string, index: number, chunkBytes: number, sizeBytes: number): { slice: Slice; end: number } | string {
+  if (cursor + SLICE_HEADER_BYTES > value.length) return `${what} slice runs past its end`;
+  const offsetBytes = value.readUInt32LE(cursor);
+  const lengthBytes = value.readUInt32LE(cursor + 4);
+  const skipBytes = value.readUInt32LE(cursor + 8);
+  const blockBytes = value.readUInt32LE(cursor + 12);
+  const dataBytes = value.readUInt32LE(cursor + 16);
+  const blockCount = value.readUInt32LE(cursor + 20);
+  const hashesAt = cursor + SLICE_HEADER_BYTES;
+  if (lengthBytes === 0 || offsetBytes + lengthBytes > chunkBytes || index * chunkBytes + offsetBytes + lengthBytes > sizeBytes) {
+    return `${what} chunk ${index}: a slice lies outside its chunk or the object`;
+  }
+  if (blockBytes === 0 || blockCount !== Math.ceil(dataBytes / blockBytes) || skipBytes + lengthBytes > dataBytes) {
+    return `${what} chunk ${index}: a slice's blocks do not match its sizes`;
+  }
+  const end = hashesAt + blockCount * HASH_BYTES;
+  if (end > value.length) return `${what} block hashes run past its end`;
+  return { slice: { offsetBytes, lengthBytes, skipBytes, blockBytes, dataBytes, blockHashes: Buffer.from(value.subarray(hashesAt, end)) }, end };
 }
 
 /** Decode and check a manifest (see the invariants at the top); a reason string if malformed. */
@@ -378,23 +406,10 @@ export function decodeManifest(value: Buffer): ObjectManifest | string {
     if (sliceCount === 0) return `manifest chunk ${index} has no slices`;
     const slices: Slice[] = [];
     for (let slicePosition = 0; slicePosition < sliceCount; slicePosition++) {
-      if (cursor + SLICE_HEADER_BYTES > value.length) return 'manifest slice runs past its end';
-      const offsetBytes = value.readUInt32LE(cursor);
-      const lengthBytes = value.readUInt32LE(cursor + 4);
-      const skipBytes = value.readUInt32LE(cursor + 8);
-      const blockBytes = value.readUInt32LE(cursor + 12);
-      const dataBytes = value.readUInt32LE(cursor + 16);
-      const blockCount = value.readUInt32LE(cursor + 20);
-      cursor += SLICE_HEADER_BYTES;
-      if (lengthBytes === 0 || offsetBytes + lengthBytes > chunkBytes || chunkStart + offsetBytes + lengthBytes > sizeBytes) {
-        return `manifest chunk ${index}: a slice lies outside its chunk or the object`;
-      }
-      if (blockBytes === 0 || blockCount !== Math.ceil(dataBytes / blockBytes) || skipBytes + lengthBytes > dataBytes) {
-        return `manifest chunk ${index}: a slice's blocks do not match its sizes`;
-      }
-      if (cursor + blockCount * HASH_BYTES > value.length) return 'manifest block hashes run past its end';
-      slices.push({ offsetBytes, lengthBytes, skipBytes, blockBytes, dataBytes, blockHashes: Buffer.from(value.subarray(cursor, cursor + blockCount * HASH_BYTES)) });
-      cursor += blockCount * HASH_BYTES;
+      const read = readSlice(value, cursor, 'manifest', index, chunkBytes, sizeBytes);
+      if (typeof read === 'string') return read;
+      slices.push(read.slice);
+      cursor = read.end;
     }
     chunks.push({ index, slices });
   }
@@ -439,15 +454,7 @@ export function encodeDelta(delta: ObjectDelta): Buffer {
   let cursor = DELTA_HEADER_BYTES;
   for (const { index, slice } of delta.slices) {
     buffer.writeUInt32LE(index, cursor);
-    buffer.writeUInt32LE(slice.offsetBytes, cursor + 4);
-    buffer.writeUInt32LE(slice.lengthBytes, cursor + 8);
-    buffer.writeUInt32LE(slice.skipBytes, cursor + 12);
-    buffer.writeUInt32LE(slice.blockBytes, cursor + 16);
-    buffer.writeUInt32LE(slice.dataBytes, cursor + 20);
-    buffer.writeUInt32LE(slice.blockHashes.length / HASH_BYTES, cursor + 24);
-    cursor += 4 + SLICE_HEADER_BYTES;
-    slice.blockHashes.copy(buffer, cursor);
-    cursor += slice.blockHashes.length;
+    cursor = writeSlice(buffer, cursor + 4, slice);
   }
   return buffer;
 }
@@ -466,22 +473,10 @@ export function decodeDelta(value: Buffer): ObjectDelta | string {
   for (let position = 0; position < count; position++) {
     if (cursor + 4 + SLICE_HEADER_BYTES > value.length) return 'delta slice runs past its end';
     const index = value.readUInt32LE(cursor);
-    const offsetBytes = value.readUInt32LE(cursor + 4);
-    const lengthBytes = value.readUInt32LE(cursor + 8);
-    const skipBytes = value.readUInt32LE(cursor + 12);
-    const blockBytes = value.readUInt32LE(cursor + 16);
-    const dataBytes = value.readUInt32LE(cursor + 20);
-    const blockCount = value.readUInt32LE(cursor + 24);
-    cursor += 4 + SLICE_HEADER_BYTES;
-    if (lengthBytes === 0 || offsetBytes + lengthBytes > chunkBytes || index * chunkBytes + offsetBytes + lengthBytes > sizeBytes) {
-      return `delta chunk ${index}: a slice lies outside its chunk or the object`;
-    }
-    if (blockBytes === 0 || blockCount !== Math.ceil(dataBytes / blockBytes) || skipBytes + lengthBytes > dataBytes) {
-      return `delta chunk ${index}: a slice's blocks do not match its sizes`;
-    }
-    if (cursor + blockCount * HASH_BYTES > value.length) return 'delta block hashes run past its end';
-    slices.push({ index, slice: { offsetBytes, lengthBytes, skipBytes, blockBytes, dataBytes, blockHashes: Buffer.from(value.subarray(cursor, cursor + blockCount * HASH_BYTES)) } });
-    cursor += blockCount * HASH_BYTES;
+    const read = readSlice(value, cursor + 4, 'delta', index, chunkBytes, sizeBytes);
+    if (typeof read === 'string') return read;
+    slices.push({ index, slice: read.slice });
+    cursor = read.end;
   }
   if (cursor !== value.length) return 'delta does not fill its entry';
   return { baseRevision, baseOffsetBytes, sizeBytes, chunkBytes, slices };
