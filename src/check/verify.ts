@@ -211,6 +211,7 @@ export async function verifyStore(input: VerifyInput): Promise<VerifyResult> {
         lengthBytes: entry.lengthBytes,
         revision: entry.revision,
         expiresAtMs: entry.expiresAtMs,
+        verifiedKey: undefined,
       };
       if (entry.type === EntryType.PUT_REFERENCE) location.reference = decodeReference(entry.value as Buffer) as ValueReference;
       if (entry.type === EntryType.PUT_OBJECT) location.object = decodeManifest(entry.value as Buffer) as ObjectManifest;

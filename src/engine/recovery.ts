@@ -271,7 +271,7 @@ export async function recover(fs: FileSystem, directory: string, readOnly: boole
         let lengthBytes: number | undefined = head.lengthBytes;
         let entry = entryAt(offsetBytes, lengthBytes);
         while (entry.type === EntryType.PUT_OBJECT_DELTA) {
-          deltas.push({ location: { segmentId, offsetBytes, lengthBytes: entry.lengthBytes, revision: entry.revision, expiresAtMs: undefined }, value: entry.value as Buffer });
+          deltas.push({ location: { segmentId, offsetBytes, lengthBytes: entry.lengthBytes, revision: entry.revision, expiresAtMs: undefined, verifiedKey: undefined }, value: entry.value as Buffer });
           const delta = decodeDelta(entry.value as Buffer) as ObjectDelta;
           if (delta.baseOffsetBytes >= offsetBytes || delta.baseOffsetBytes < (head.chainStartBytes as number)) throw fail(offsetBytes, 'a delta whose base is not in the chain');
           offsetBytes = delta.baseOffsetBytes;
@@ -279,7 +279,7 @@ export async function recover(fs: FileSystem, directory: string, readOnly: boole
           entry = entryAt(offsetBytes, lengthBytes);
         }
         if (entry.type !== EntryType.PUT_OBJECT || offsetBytes !== head.chainStartBytes) throw fail(offsetBytes, 'the chain does not start with a full manifest where the checkpoint says');
-        let built: EntryLocation = { segmentId, offsetBytes, lengthBytes: entry.lengthBytes, revision: entry.revision, expiresAtMs: undefined, object: decodeManifest(entry.value as Buffer) as ObjectManifest };
+        let built: EntryLocation = { segmentId, offsetBytes, lengthBytes: entry.lengthBytes, revision: entry.revision, expiresAtMs: undefined, verifiedKey: undefined, object: decodeManifest(entry.value as Buffer) as ObjectManifest };
         for (const { location, value } of deltas.reverse()) {
           const next = deltaLocation(built, location, value);
           if (typeof next === 'string') throw fail(location.offsetBytes, next);
@@ -320,7 +320,7 @@ export async function recover(fs: FileSystem, directory: string, readOnly: boole
           if (removed !== undefined) liveBytes -= liveLength(removed);
         } else if (entry.type === EntryType.PUT_OBJECT_DELTA) {
           // A delta on the key's record just before it in this segment: the chain grows.
-          const here: EntryLocation = { segmentId: segment.segmentId, offsetBytes: startOffset + entry.offsetBytes, lengthBytes: entry.lengthBytes, revision: entry.revision, expiresAtMs: undefined };
+          const here: EntryLocation = { segmentId: segment.segmentId, offsetBytes: startOffset + entry.offsetBytes, lengthBytes: entry.lengthBytes, revision: entry.revision, expiresAtMs: undefined, verifiedKey: undefined };
           const next = deltaLocation(index.get(key), here, entry.value as Buffer);
           if (typeof next === 'string') throw corruption(`segment ${segment.path} offset ${here.offsetBytes}: ${next}`);
           index.set(key, next);
@@ -334,6 +334,7 @@ export async function recover(fs: FileSystem, directory: string, readOnly: boole
             lengthBytes: entry.lengthBytes,
             revision: entry.revision,
             expiresAtMs: entry.expiresAtMs,
+            verifiedKey: undefined,
           };
           if (entry.type === EntryType.PUT_REFERENCE) {
             location.reference = decodeReference(entry.value as Buffer) as ValueReference;

@@ -51,6 +51,14 @@ export interface EntryLocation {
    */
   chainStartBytes?: number;
   chainBytes?: number;
+  /**
+   * Not state but a memo of a check (see `Store.readValue`): the key that the inline PUT entry at
+   * this location was found to hold when it was read and checked in full (CRC, type, length,
+   * revision, key bytes), as the index's own string for it; `undefined` until then. Every new
+   * location starts with `undefined`, including one copied from another (a moved entry is
+   * checked again at its new place).
+   */
+  verifiedKey: string | undefined;
 }
 
 /** The live log bytes a location holds: its entry's, and those of the earlier entries of its chain. */
@@ -73,7 +81,7 @@ export function deltaLocation(current: EntryLocation | undefined, location: Entr
   if (current.revision !== delta.baseRevision) return `an object delta on revision ${delta.baseRevision}, but the key is at revision ${current.revision}`;
   const object = applyDelta(current.object, delta);
   if (typeof object === 'string') return object;
-  return { ...location, object, chainStartBytes: current.chainStartBytes ?? current.offsetBytes, chainBytes: liveLength(current) };
+  return { ...location, object, chainStartBytes: current.chainStartBytes ?? current.offsetBytes, chainBytes: liveLength(current), verifiedKey: undefined };
 }
 
 /** Where a block carried in the log (a BLOCK entry) lives. */
@@ -283,7 +291,7 @@ export function decodeHint(bytes: Buffer, nowMs: number): LoadedHint | string {
     if (flags & HINT_FLAG_REFERENCE) referencePositions.push(kept);
     if (flags & HINT_FLAG_OBJECT) objectPositions.push(kept);
     keys[kept] = key;
-    const location: EntryLocation = { segmentId, offsetBytes, lengthBytes, revision, expiresAtMs };
+    const location: EntryLocation = { segmentId, offsetBytes, lengthBytes, revision, expiresAtMs, verifiedKey: undefined };
     if (chainBytes !== undefined) {
       location.chainStartBytes = chainStartBytes as number;
       location.chainBytes = chainBytes;

@@ -9,6 +9,9 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { open, SiltError } from '../../src/index.js';
+import type { OrderedIndex } from '../../src/index/ordered-index.js';
+import type { EntryLocation } from '../../src/log/hint.js';
+import type { ReadCache } from '../../src/log/read-cache.js';
 import { collect, temporaryDirectory } from '../helpers.js';
 
 function code(error: unknown): string | undefined {
@@ -88,6 +91,85 @@ test('a damaged entry read for the first time from an already cached block fails
   assert.throws(() => db.getSync(key(2)), (error) => code(error) === 'CORRUPTION');
   assert.throws(() => db.getSync(key(2)), (error) => code(error) === 'CORRUPTION');
   assert.ok(db.getSync(key(3))?.equals(value(3)));
+  await db.close();
+});
+
+/** The store's internals these tests reach into. */
+function internals(db: unknown): { index: OrderedIndex<EntryLocation>; readCache: ReadCache } {
+  return db as { index: OrderedIndex<EntryLocation>; readCache: ReadCache };
+}
+
+/** Three keys written, then enough after them that their block is cacheable; each read twice. */
+async function readTwice(t: Parameters<Parameters<typeof test>[1]>[0]) {
+  const directory = temporaryDirectory(t);
+  const db = await open(directory, { durability: 'none' });
+  const marker = Buffer.alloc(100, 0xe7);
+  marker.write('remembered-entry', 0);
+  await db.put(key(1), value(1));
+  await db.put(key(2), marker);
+  await db.put(key(3), value(3));
+  await db.batch(Array.from({ length: 200 }, (_, index) => ({ type: 'put' as const, key: key(100 + index), value: value(index) })));
+  for (let pass = 0; pass < 2; pass++) {
+    assert.ok(db.getSync(key(1))?.equals(value(1)));
+    assert.ok(db.getSync(key(2))?.equals(marker));
+    assert.ok(db.getSync(key(3))?.equals(value(3)));
+  }
+  return { directory, db, marker };
+}
+
+test('a checked entry is remembered for its own key only: a location reached under another key is checked in full', async (t) => {
+  const { db, marker } = await readTwice(t);
+  const { index } = internals(db);
+  const one = key(1).toString('latin1');
+  const two = key(2).toString('latin1');
+  // The memo is in place (so the reads below would take the short path if it let them).
+  assert.equal(index.get(one)?.verifiedKey, one);
+  assert.equal(index.get(two)?.verifiedKey, two);
+  // A misplaced index entry, as a bug would leave it: key 1 pointing at key 2's entry, location
+  // object, memo and all. The read must not hand out key 2's value as key 1's.
+  index.set(one, index.get(two) as EntryLocation);
+  assert.throws(() => db.getSync(key(1)), (error) => code(error) === 'CORRUPTION');
+  await assert.rejects(db.getEntry(key(1)), (error) => code(error) === 'CORRUPTION');
+  assert.ok(db.getSync(key(2))?.equals(marker));
+  await db.close();
+});
+
+test('a checked entry whose block is read from disk again has its CRC checked again', async (t) => {
+  const { directory, db, marker } = await readTwice(t);
+  const { index, readCache } = internals(db);
+  const location = index.get(key(2).toString('latin1')) as EntryLocation;
+  assert.notEqual(location.verifiedKey, undefined);
+  // The bytes on disk go bad after the entry was checked; while its block stays cached, the
+  // cached copy (checked) is what is read. Once the block is read again, the damage is found.
+  flipByteOf(directory, marker);
+  assert.ok(db.getSync(key(2))?.equals(marker));
+  readCache.dropSegment(location.segmentId);
+  assert.ok(db.getSync(key(1))?.equals(value(1)));
+  assert.throws(() => db.getSync(key(2)), (error) => code(error) === 'CORRUPTION');
+  assert.throws(() => db.getSync(key(2)), (error) => code(error) === 'CORRUPTION');
+  assert.ok(db.getSync(key(3))?.equals(value(3)));
+  await db.close();
+});
+
+test('an entry moved by compaction is checked again at its new place', async (t) => {
+  const directory = temporaryDirectory(t);
+  const db = await open(directory, { durability: 'none', segmentBytes: 16 * 1024, compaction: false });
+  const { index } = internals(db);
+  // Written first and never again, at the start of the first segment (a whole, cacheable block):
+  // the rest of that segment is overwritten below, so compaction moves this entry.
+  await db.put(key(1000), value(9));
+  for (let round = 0; round < 4; round++) {
+    await db.batch(Array.from({ length: 100 }, (_, index) => ({ type: 'put' as const, key: key(index), value: value(index + round) })));
+  }
+  const kept = key(1000).toString('latin1');
+  for (let pass = 0; pass < 2; pass++) assert.ok(db.getSync(key(1000))?.equals(value(9)));
+  const before = index.get(kept) as EntryLocation;
+  assert.equal(before.verifiedKey, kept);
+  await db.compact();
+  const after = index.get(kept) as EntryLocation;
+  assert.notDeepEqual([after.segmentId, after.offsetBytes], [before.segmentId, before.offsetBytes], 'compaction moved the entry');
+  assert.equal(after.verifiedKey, undefined);
+  assert.ok(db.getSync(key(1000))?.equals(value(9)));
   await db.close();
 });
 

@@ -136,6 +136,7 @@ describe('OrderedIndex seeded model', () => {
         } else if (action < 0.75) {
           const key = pickKey();
           assert.equal(index.get(key), model.get(key), `${context}: get ${JSON.stringify(key)}`);
+          assert.equal(index.storedKey(key), model.has(key) ? key : undefined, `${context}: storedKey ${JSON.stringify(key)}`);
         } else if (action < 0.8) {
           const range = randomRange();
           assert.deepEqual(rangeOf(index, range), modelRange(sortedEntries(model), range), `${context}: range ${JSON.stringify(range)}`);
