@@ -25,7 +25,7 @@ import { addAbortSignal, Readable } from 'node:stream';
 import { ErrorCode, SiltError, toIoError } from '../errors.js';
 import { NodeFileSystem } from '../fs/node-file-system.js';
 import type { FileHandle, FileSystem } from '../fs/types.js';
-import { OrderedIndex, type IndexSnapshot, type KeyRange } from '../index/ordered-index.js';
+import { lastFoundKey, OrderedIndex, type IndexSnapshot, type KeyRange } from '../index/ordered-index.js';
 import {
   checkEntry,
   checkPutEntry,
@@ -751,9 +751,11 @@ export class Store extends EventEmitter {
    * at a location never change (segments are append-only and their ids are never reused); and
    * (2) the entry's CRC passed in the cached block it is read from now (its mark; a block read
    * from disk again is checked again). A location reached under another key, as a misplaced
-   * index entry would be, fails (1) and is checked in full, and throws.
+   * index entry would be, fails (1) and is checked in full, and throws. `storedKey`, when the
+   * caller has it, is the index's own string for `key` (from its lookup, `lastFoundKey`, or its
+   * iteration), kept as the memo without a second descent.
    */
-  private readValue(key: string, location: EntryLocation): Buffer {
+  private readValue(key: string, location: EntryLocation, storedKey?: string): Buffer {
     if (location.reference !== undefined || location.object !== undefined) return this.readReferenceValue(key, location);
     const view = this.readView(location);
     const end = view.start + location.lengthBytes;
@@ -762,7 +764,7 @@ export class Store extends EventEmitter {
     const checkedAt = this.checkPut(key, location, view);
     // Memoized only when the header size the fast path assumes is the entry's (it always is for
     // a location built from its entry; this keeps the fast path from trusting that).
-    if (checkedAt === keyAt && view.markAt >= 0) location.verifiedKey = this.index.storedKey(key);
+    if (checkedAt === keyAt && view.markAt >= 0) location.verifiedKey = storedKey === key ? storedKey : this.index.storedKey(key);
     const valueAt = checkedAt + key.length;
     // A view into the cache must not escape: the caller could change the cached bytes.
     return view.markAt < 0 ? view.bytes.subarray(valueAt, end) : copyOut(view.bytes, valueAt, end);
@@ -881,7 +883,7 @@ export class Store extends EventEmitter {
     this.checkReadable();
     const keyString = this.keyString(key);
     const location = this.findLive(keyString, this.index);
-    return location === undefined ? undefined : this.readValue(keyString, location);
+    return location === undefined ? undefined : this.readValue(keyString, location, lastFoundKey());
   }
 
   /** The value of `key`, or undefined when absent or expired. */
@@ -895,7 +897,7 @@ export class Store extends EventEmitter {
     const keyString = this.keyString(key);
     const location = this.findLive(keyString, this.index);
     if (location === undefined) return undefined;
-    return { key: Buffer.from(keyString, 'latin1'), value: this.readValue(keyString, location), revision: location.revision };
+    return { key: Buffer.from(keyString, 'latin1'), value: this.readValue(keyString, location, lastFoundKey()), revision: location.revision };
   }
 
   private toKeyRange(range: RangeOptions | undefined): KeyRange {
@@ -976,7 +978,8 @@ export class Store extends EventEmitter {
   /** Values in key order. */
   values(range?: RangeOptions): AsyncIterableIterator<Buffer> {
     this.checkReadable();
-    return this.iterate(this.toKeyRange(range), (key, location) => this.readValue(key, location));
+    // An iterated key is the index's own string.
+    return this.iterate(this.toKeyRange(range), (key, location) => this.readValue(key, location, key));
   }
 
   /** Whether `key` is present (and not expired); reads no value. */
@@ -1012,11 +1015,11 @@ export class Store extends EventEmitter {
       revision: this.appliedRevision(),
       getSync: (key) => {
         const found = find(key);
-        return found === undefined ? undefined : store.readValue(found.keyString, found.location);
+        return found === undefined ? undefined : store.readValue(found.keyString, found.location, lastFoundKey());
       },
       get: async (key) => {
         const found = find(key);
-        return found === undefined ? undefined : store.readValue(found.keyString, found.location);
+        return found === undefined ? undefined : store.readValue(found.keyString, found.location, lastFoundKey());
       },
       getEntry: async (key) => {
         const found = find(key);
@@ -1033,7 +1036,7 @@ export class Store extends EventEmitter {
       },
       values: (range) => {
         check();
-        return store.iterate(store.toKeyRange(range), (key, location) => store.readValue(key, location), view, epoch);
+        return store.iterate(store.toKeyRange(range), (key, location) => store.readValue(key, location, key), view, epoch);
       },
       release: () => {
         released = true;

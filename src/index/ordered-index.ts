@@ -254,6 +254,20 @@ function removeNumberAt(array: number[], position: number): void {
   array.pop();
 }
 
+/** The tree's own string for the key of the latest `get` (of any tree or snapshot); see `lastFoundKey`. */
+let foundKey: string | undefined;
+
+/**
+ * The string the tree holds for the key that the latest `get` (of any `OrderedIndex` or snapshot)
+ * found, or `undefined` if that `get` found nothing. Equal to the key asked for, but the tree's
+ * own object: a caller that keeps the key for later can keep this one, which the tree holds
+ * anyway, instead of a copy, and without a second descent (`storedKey`). Read it right after the
+ * `get`: the next lookup replaces it.
+ */
+export function lastFoundKey(): string | undefined {
+  return foundKey;
+}
+
 function lookup<V>(root: TreeNode<V>, height: number, key: string): V | undefined {
   const prefix = keyPrefix(key);
   let node = root;
@@ -264,7 +278,12 @@ function lookup<V>(root: TreeNode<V>, height: number, key: string): V | undefine
   const leaf = node as LeafNode<V>;
   const keys = leaf.keys;
   const position = lowerBound(keys, leaf.prefixes, key, prefix);
-  return position < keys.length && leaf.prefixes[position] === prefix && keys[position] === key ? leaf.values[position] : undefined;
+  if (position < keys.length && leaf.prefixes[position] === prefix && keys[position] === key) {
+    foundKey = keys[position];
+    return leaf.values[position];
+  }
+  foundKey = undefined;
+  return undefined;
 }
 
 /** The string stored for `key` (equal to it, but the tree's own object), or undefined if absent. */

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { OrderedIndex, type IndexSnapshot, type KeyRange } from '../../src/index/ordered-index.js';
+import { lastFoundKey, OrderedIndex, type IndexSnapshot, type KeyRange } from '../../src/index/ordered-index.js';
 import { random, testSeed } from '../helpers.js';
 
 type Entry = [string, number];
@@ -136,6 +136,7 @@ describe('OrderedIndex seeded model', () => {
         } else if (action < 0.75) {
           const key = pickKey();
           assert.equal(index.get(key), model.get(key), `${context}: get ${JSON.stringify(key)}`);
+          assert.equal(lastFoundKey(), model.has(key) ? key : undefined, `${context}: lastFoundKey after get ${JSON.stringify(key)}`);
           assert.equal(index.storedKey(key), model.has(key) ? key : undefined, `${context}: storedKey ${JSON.stringify(key)}`);
         } else if (action < 0.8) {
           const range = randomRange();
