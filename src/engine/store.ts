@@ -66,12 +66,13 @@ import {
   truncateManifest,
   withChunk,
   type ChunkFragmentation,
+  type ChunkPiece,
   type ObjectManifest,
   type Slice,
 } from '../log/object.js';
 import { HINT_FILE_NAME, liveLength, writeHint, type EntryLocation, type HintPosition, type LogBlockLocation } from '../log/hint.js';
 import { type CacheView, isChecked, markChecked, ReadCache } from '../log/read-cache.js';
-import { readFully, scanSegment } from '../log/segment-reader.js';
+import { readFully, readFullySync, scanSegment } from '../log/segment-reader.js';
 import { PREALLOCATE_STEP_BYTES, SegmentWriter } from '../log/segment-writer.js';
 import { resolveOptions, type OpenOptions, type ResolvedOptions } from '../options.js';
 import { BlockStore, sha256, type BlockBuffer } from '../blob/block-store.js';
@@ -134,6 +135,8 @@ export interface GcResult {
 const BUFFER_BYTES_MAX = bufferConstants.MAX_LENGTH;
 /** Blocks of one large write being written at once (each holds a `blockBytes` buffer). */
 const BLOCK_WRITES_IN_FLIGHT = 4;
+/** The most bytes an object read stream yields at once; its windows are aligned to this within a chunk. */
+const OBJECT_WINDOW_BYTES = 1 << 20;
 
 async function* concatIterables(head: Buffer[], rest: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
   yield* head;
@@ -1589,8 +1592,32 @@ export class Store extends EventEmitter {
    * is the checksum here, as for any entry; the hash is not recomputed on reads (`verify()` does).
    */
   private readLogBlock(hash: Buffer, location: LogBlockLocation, expectedBytes: number): Buffer {
+    const found = this.logBlockBytes(hash, location, expectedBytes);
+    // A view into the cache must not escape: the caller could change the cached bytes.
+    return found.cached ? copyOut(found.bytes, found.start, found.start + expectedBytes) : found.bytes.subarray(found.start, found.start + expectedBytes);
+  }
+
+  /**
+   * `readLogBlock` without the copy: the block's data is `bytes[start, start + expectedBytes)`;
+   * when `cached`, `bytes` is the read cache's memory, to be copied from at once and not kept.
+   */
+  private logBlockBytes(hash: Buffer, location: LogBlockLocation, expectedBytes: number, scratch?: Buffer): { bytes: Buffer; start: number; cached: boolean } {
     const entry: EntryLocation = { segmentId: location.segmentId, offsetBytes: location.offsetBytes, lengthBytes: location.lengthBytes, revision: location.revision, expiresAtMs: undefined };
-    const view = this.readView(entry);
+    let view: CacheView;
+    if (scratch !== undefined && location.lengthBytes <= scratch.length) {
+      // Straight from the file into the caller's scratch memory (a stream over a fragmented
+      // object): no cache blocks churned, nothing allocated; the CRC is checked every time.
+      this.segmentForRead(location.segmentId);
+      let read: number;
+      try {
+        read = readFullySync(this.readHandle(location.segmentId), scratch.subarray(0, location.lengthBytes), location.offsetBytes);
+      } catch (error) {
+        throw toIoError(error, `reading segment ${location.segmentId}`);
+      }
+      view = { bytes: scratch.subarray(0, read), start: 0, markAt: -1, mark: 0 };
+    } else {
+      view = this.readView(entry);
+    }
     const bytes = view.bytes;
     const start = view.start;
     const end = start + location.lengthBytes;
@@ -1605,8 +1632,7 @@ export class Store extends EventEmitter {
     if (typeof block === 'string') throw this.corruptAt(entry, block);
     if (!block.hash.equals(hash)) throw this.corruptAt(entry, `block entry holds block ${block.hash.toString('hex')}, expected ${hash.toString('hex')}`);
     if (block.data.length !== expectedBytes) throw this.corruptAt(entry, `block entry holds ${block.data.length} bytes, expected ${expectedBytes}`);
-    // A view into the cache must not escape: the caller could change the cached bytes.
-    return view.markAt < 0 ? block.data : copyOut(bytes, end - block.data.length, end);
+    return { bytes, start: end - block.data.length, cached: view.markAt >= 0 || bytes.buffer === scratch?.buffer };
   }
 
   /** Live log blocks (referenced by a live value) and their data bytes, for stats. */
@@ -1673,56 +1699,158 @@ export class Store extends EventEmitter {
   }
 
   /**
-   * Bytes `[start, end)` of an object as buffers of at most a block or 1 MiB; blocks read
-   * asynchronously. A part of 256 KiB or more is yielded as it is (a view of its block, no copy);
-   * smaller parts (a fragmented chunk's pieces) are copied together into buffers of up to 1 MiB,
-   * so a stream of a chunk with many slices does not pay a stream hop per piece.
+   * Bytes `[start, end)` of an object as buffers of at most 1 MiB, in windows aligned to the chunk
+   * (`OBJECT_WINDOW_BYTES`); blocks read asynchronously, each verified whole. A window that one
+   * slice's block gives whole is yielded as a view of that block (no copy). A window mostly from
+   * one block file of a slice that covers all of it (a chunk's base under small newer writes) is
+   * built *in* that block's freshly read buffer: only the newer pieces are copied over it (the
+   * bytes that slice does not give are exactly the newer slices' pieces), so a fragmented chunk
+   * reads with one allocation per window, like a fresh value. Other windows are copied together.
    */
   private async *objectChunks(manifest: ObjectManifest, start: number, end: number): AsyncGenerator<Buffer> {
-    const OUTPUT_BYTES = 1 << 20;
+    const chunkBytes = manifest.chunkBytes;
+    // Blocks read for pieces and kept for the next piece of the same slice (they may be yielded
+    // as views, so a kept block is never written into).
     const lastBlocks = new Map<Slice, { index: number; block: Buffer }>();
-    let output: Buffer | undefined;
-    let used = 0;
-    for (const piece of this.objectPieces(manifest, start, end)) {
-      this.checkReadable();
-      const parts: Buffer[] = [];
-      if (piece.slice === undefined) {
-        for (let at = piece.start; at < piece.end; at += OUTPUT_BYTES) parts.push(Buffer.alloc(Math.min(OUTPUT_BYTES, piece.end - at)));
-      } else {
-        const slice = piece.slice;
-        const dataStart = piece.dataStart;
-        const dataEnd = dataStart + (piece.end - piece.start);
-        for (let index = Math.floor(dataStart / slice.blockBytes); index * slice.blockBytes < dataEnd; index++) {
-          let cached = lastBlocks.get(slice);
-          if (cached === undefined || cached.index !== index) {
-            cached = { index, block: await this.readObjectBlock(sliceBlockHash(slice, index), sliceBlockLength(slice, index)) };
-            lastBlocks.set(slice, cached);
-          }
-          const blockStart = index * slice.blockBytes;
-          parts.push(cached.block.subarray(Math.max(dataStart, blockStart) - blockStart, Math.min(dataEnd, blockStart + cached.block.length) - blockStart));
-        }
+    const blockOf = async (slice: Slice, index: number): Promise<Buffer> => {
+      let cached = lastBlocks.get(slice);
+      if (cached === undefined || cached.index !== index) {
+        cached = { index, block: await this.readObjectBlock(sliceBlockHash(slice, index), sliceBlockLength(slice, index)) };
+        lastBlocks.set(slice, cached);
       }
-      for (const part of parts) {
-        if (output !== undefined && used + part.length > OUTPUT_BYTES) {
-          yield output.subarray(0, used);
-          output = undefined;
-          used = 0;
-        }
-        if (part.length >= OUTPUT_BYTES / 4) {
-          if (output !== undefined) {
-            yield output.subarray(0, used);
-            output = undefined;
-            used = 0;
-          }
-          yield part;
+      return cached.block;
+    };
+    let scratch: Buffer | undefined;
+    // Copy `[dataStart, dataEnd)` of `slice`'s data into `target` at `at`. A block carried in the
+    // log is read straight into scratch memory and copied from there (checked as `readLogBlock`
+    // does). Synchronous unless a block file must be read: a fragmented window's thousands of
+    // small pieces allocate no promise each (they kept the window's buffer alive across minor
+    // GCs, into the old generation).
+    const copyPiece = (slice: Slice, dataStart: number, dataEnd: number, target: Buffer, at: number): Promise<void> | undefined => {
+      for (let index = Math.floor(dataStart / slice.blockBytes); index * slice.blockBytes < dataEnd; index++) {
+        const blockStart = index * slice.blockBytes;
+        const from = Math.max(dataStart, blockStart);
+        const to = Math.min(dataEnd, blockStart + sliceBlockLength(slice, index));
+        const hash = sliceBlockHash(slice, index);
+        const logBlock = this.logBlocks.size === 0 ? undefined : this.logBlocks.get(hash.toString('hex'));
+        if (logBlock !== undefined) {
+          scratch ??= Buffer.allocUnsafe(blockEntryLength(this.options.objects.inlineBytes));
+          const found = this.logBlockBytes(hash, logBlock, sliceBlockLength(slice, index), scratch);
+          found.bytes.copy(target, at + (from - dataStart), found.start + from - blockStart, found.start + to - blockStart);
           continue;
         }
-        output ??= Buffer.allocUnsafe(OUTPUT_BYTES);
-        part.copy(output, used);
-        used += part.length;
+        const cached = lastBlocks.get(slice);
+        if (cached !== undefined && cached.index === index) {
+          cached.block.copy(target, at + (from - dataStart), from - blockStart, to - blockStart);
+          continue;
+        }
+        return (async () => {
+          (await blockOf(slice, index)).copy(target, at + (from - dataStart), from - blockStart, to - blockStart);
+          const rest = copyPiece(slice, to, dataEnd, target, at + (to - dataStart));
+          if (rest !== undefined) await rest;
+        })();
+      }
+      return undefined;
+    };
+    let position = start;
+    while (position < end) {
+      this.checkReadable();
+      const index = Math.floor(position / chunkBytes);
+      const chunkStart = index * chunkBytes;
+      const chunkEnd = Math.min(end, chunkStart + chunkLength(manifest, index));
+      const chunk = findChunk(manifest, index);
+      if (chunk === undefined) {
+        // A chunk with no slice reads as zeros.
+        for (; position < chunkEnd; position += Math.min(OBJECT_WINDOW_BYTES, chunkEnd - position)) yield Buffer.alloc(Math.min(OBJECT_WINDOW_BYTES, chunkEnd - position));
+        continue;
+      }
+      const pieces = resolveChunk(chunk.slices, position - chunkStart, chunkEnd - chunkStart);
+      let next = 0;
+      while (position < chunkEnd) {
+        this.checkReadable();
+        // The window: chunk-relative [from, to), aligned to OBJECT_WINDOW_BYTES within the chunk.
+        const from = position - chunkStart;
+        const to = Math.min(chunkEnd - chunkStart, (Math.floor(from / OBJECT_WINDOW_BYTES) + 1) * OBJECT_WINDOW_BYTES);
+        const windowPieces: ChunkPiece[] = [];
+        while (next < pieces.length) {
+          const piece = pieces[next] as ChunkPiece;
+          if (piece.start >= to) break;
+          windowPieces.push({ start: Math.max(from, piece.start), end: Math.min(to, piece.end), slice: piece.slice });
+          if (piece.end > to) break;
+          next++;
+        }
+        position = chunkStart + to;
+        const dataStartOf = (piece: ChunkPiece): number => (piece.slice as Slice).skipBytes + piece.start - (piece.slice as Slice).offsetBytes;
+        const only = windowPieces.length === 1 ? windowPieces[0] : undefined;
+        if (only !== undefined) {
+          if (only.slice === undefined) {
+            yield Buffer.alloc(to - from);
+            continue;
+          }
+          const dataStart = dataStartOf(only);
+          const blockIndex = Math.floor(dataStart / only.slice.blockBytes);
+          if (dataStart + (to - from) <= blockIndex * only.slice.blockBytes + sliceBlockLength(only.slice, blockIndex)) {
+            // One block gives the whole window: a view of it.
+            const block = await blockOf(only.slice, blockIndex);
+            const at = dataStart - blockIndex * only.slice.blockBytes;
+            yield block.subarray(at, at + (to - from));
+            continue;
+          }
+        }
+        const host = this.windowHost(windowPieces, from, to);
+        let target: Buffer;
+        if (host !== undefined) {
+          const slice = host.slice;
+          const hostDataStart = slice.skipBytes + from - slice.offsetBytes;
+          // Read fresh (never one kept in `lastBlocks`, which may have been yielded): it is written into.
+          const block = await this.readObjectBlock(sliceBlockHash(slice, host.blockIndex), sliceBlockLength(slice, host.blockIndex));
+          const at = hostDataStart - host.blockIndex * slice.blockBytes;
+          target = block.subarray(at, at + (to - from));
+          for (const piece of windowPieces) {
+            if (piece.slice === slice) continue;
+            // `slice` covers the whole window, so every other piece is a newer slice's (no holes).
+            const pending = copyPiece(piece.slice as Slice, dataStartOf(piece), dataStartOf(piece) + (piece.end - piece.start), target, piece.start - from);
+            if (pending !== undefined) await pending;
+          }
+        } else {
+          target = Buffer.allocUnsafe(to - from);
+          for (const piece of windowPieces) {
+            if (piece.slice === undefined) target.fill(0, piece.start - from, piece.end - from);
+            else {
+              const pending = copyPiece(piece.slice, dataStartOf(piece), dataStartOf(piece) + (piece.end - piece.start), target, piece.start - from);
+              if (pending !== undefined) await pending;
+            }
+          }
+        }
+        yield target;
       }
     }
-    if (output !== undefined) yield output.subarray(0, used);
+  }
+
+  /**
+   * The slice a window `[from, to)` of a chunk can be built in (see `objectChunks`): the one
+   * giving most of the window's bytes, if it covers the whole window with one block that is a
+   * block file (a fresh buffer; a block carried in the log is read from the cache).
+   */
+  private windowHost(pieces: ChunkPiece[], from: number, to: number): { slice: Slice; blockIndex: number } | undefined {
+    let best: Slice | undefined;
+    let bestBytes = 0;
+    const bytes = new Map<Slice, number>();
+    for (const piece of pieces) {
+      if (piece.slice === undefined) continue;
+      const total = (bytes.get(piece.slice) ?? 0) + piece.end - piece.start;
+      bytes.set(piece.slice, total);
+      if (total > bestBytes) {
+        best = piece.slice;
+        bestBytes = total;
+      }
+    }
+    if (best === undefined || best.offsetBytes > from || best.offsetBytes + best.lengthBytes < to) return undefined;
+    const dataStart = best.skipBytes + from - best.offsetBytes;
+    const blockIndex = Math.floor(dataStart / best.blockBytes);
+    if (dataStart + (to - from) > blockIndex * best.blockBytes + sliceBlockLength(best, blockIndex)) return undefined;
+    if (this.logBlocks.size > 0 && this.logBlocks.has(sliceBlockHash(best, blockIndex).toString('hex'))) return undefined;
+    return { slice: best, blockIndex };
   }
 
   /** Fragmentation of the key's object per chunk, or undefined when the key is absent or not an object. */
@@ -1854,7 +1982,8 @@ export class Store extends EventEmitter {
         }
         const parts: Buffer[] = [];
         for await (const part of this.objectChunks(view, chunkStart + blockStart, chunkStart + blockEnd)) parts.push(part);
-        const data = Buffer.concat(parts, blockEnd - blockStart);
+        // One part is the block's own buffer (the generator is done with it): no copy needed.
+        const data = parts.length === 1 && (parts[0] as Buffer).length === blockEnd - blockStart ? (parts[0] as Buffer) : Buffer.concat(parts, blockEnd - blockStart);
         const hash = sha256(data);
         hashes.push(hash);
         this.hold(hash.toString('hex'));
