@@ -135,8 +135,6 @@ export interface GcResult {
 const BUFFER_BYTES_MAX = bufferConstants.MAX_LENGTH;
 /** Blocks of one large write being written at once (each holds a `blockBytes` buffer). */
 const BLOCK_WRITES_IN_FLIGHT = 4;
-/** The most bytes an object read stream yields at once; its windows are aligned to this within a chunk. */
-const OBJECT_WINDOW_BYTES = 1 << 20;
 
 async function* concatIterables(head: Buffer[], rest: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
   yield* head;
@@ -1699,8 +1697,9 @@ export class Store extends EventEmitter {
   }
 
   /**
-   * Bytes `[start, end)` of an object as buffers of at most 1 MiB, in windows aligned to the chunk
-   * (`OBJECT_WINDOW_BYTES`); blocks read asynchronously, each verified whole. A window that one
+   * Bytes `[start, end)` of an object as buffers of at most the block size, in windows of the
+   * block size aligned to the chunk (heavy compaction's grid); blocks read asynchronously, each
+   * verified whole. A window that one
    * slice's block gives whole is yielded as a view of that block (no copy). A window mostly from
    * one block file of a slice that covers all of it (a chunk's base under small newer writes) is
    * built *in* that block's freshly read buffer: only the newer pieces are copied over it (the
@@ -1709,6 +1708,7 @@ export class Store extends EventEmitter {
    */
   private async *objectChunks(manifest: ObjectManifest, start: number, end: number): AsyncGenerator<Buffer> {
     const chunkBytes = manifest.chunkBytes;
+    const windowBytes = this.options.blockBytes;
     // Blocks read for pieces and kept for the next piece of the same slice (they may be yielded
     // as views, so a kept block is never written into).
     const lastBlocks = new Map<Slice, { index: number; block: Buffer }>();
@@ -1761,16 +1761,16 @@ export class Store extends EventEmitter {
       const chunk = findChunk(manifest, index);
       if (chunk === undefined) {
         // A chunk with no slice reads as zeros.
-        for (; position < chunkEnd; position += Math.min(OBJECT_WINDOW_BYTES, chunkEnd - position)) yield Buffer.alloc(Math.min(OBJECT_WINDOW_BYTES, chunkEnd - position));
+        for (; position < chunkEnd; position += Math.min(windowBytes, chunkEnd - position)) yield Buffer.alloc(Math.min(windowBytes, chunkEnd - position));
         continue;
       }
       const pieces = resolveChunk(chunk.slices, position - chunkStart, chunkEnd - chunkStart);
       let next = 0;
       while (position < chunkEnd) {
         this.checkReadable();
-        // The window: chunk-relative [from, to), aligned to OBJECT_WINDOW_BYTES within the chunk.
+        // The window: chunk-relative [from, to), aligned to the block size within the chunk.
         const from = position - chunkStart;
-        const to = Math.min(chunkEnd - chunkStart, (Math.floor(from / OBJECT_WINDOW_BYTES) + 1) * OBJECT_WINDOW_BYTES);
+        const to = Math.min(chunkEnd - chunkStart, (Math.floor(from / windowBytes) + 1) * windowBytes);
         const windowPieces: ChunkPiece[] = [];
         while (next < pieces.length) {
           const piece = pieces[next] as ChunkPiece;
