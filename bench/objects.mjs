@@ -6,7 +6,7 @@
  * `objects-writeat` and `objects-append`, one child per sample, with medians and targets.
  *
  *   node bench/objects.mjs [--size-mib 256] [--writes 10000,100000] [--appends 2000] [--durability sync|none]
- *                          [--modes on,off] [--compact-at N] [--sync-compact-at N] [--inline-bytes N] [--chunk-mib N]
+ *                          [--modes on,off] [--compact-at N] [--sync-compact-at N] [--inline-bytes N] [--chunk-mib N] [--compact-budget N]
  *                          [--seed 42] [--dir /tmp] [--json]
  *
  * Reports, for compaction on and off: writeAt ops/s, and whole-object read MB/s after each
@@ -31,6 +31,7 @@ const { values } = parseArgs({
     'sync-compact-at': { type: 'string' },
     'inline-bytes': { type: 'string' },
     'chunk-mib': { type: 'string' },
+    'compact-budget': { type: 'string' },
     seed: { type: 'string', default: '42' },
     json: { type: 'boolean', default: false },
     dir: { type: 'string', default: tmpdir() },
@@ -45,6 +46,7 @@ const tuning = {
   ...(values['sync-compact-at'] !== undefined ? { syncCompactAt: Number(values['sync-compact-at']) } : {}),
   ...(values['inline-bytes'] !== undefined ? { inlineBytes: Number(values['inline-bytes']) } : {}),
   ...(values['chunk-mib'] !== undefined ? { chunkBytes: Number(values['chunk-mib']) * 1024 * 1024 } : {}),
+  ...(values['compact-budget'] !== undefined ? { compactBudget: Number(values['compact-budget']) } : {}),
 };
 const seed = Number(values.seed);
 console.log(`seed ${seed}`);

@@ -453,7 +453,16 @@ export class Store extends EventEmitter {
   /** Background slice compaction: chunks waiting (per key), and the run in progress. */
   private readonly objectQueue = new Map<string, Set<number>>();
   private objectCompacting: Promise<void> | undefined;
-  private readonly objectCounters = { writes: 0, lightCompactions: 0, heavyCompactions: 0, syncCompactions: 0, bytesRewritten: 0, conflicts: 0, givenUp: 0, inlineSlices: 0, inlineBytes: 0, blocksReused: 0, deltaRecords: 0 };
+  /**
+   * Pacing of background slice compaction (`objects.compactBudget`): bytes it may still rewrite
+   * (negative: rewritten ahead of the object writes that pay for them), when an object write last
+   * happened, the wake-up of a paced wait, and whether `idle()` asked it to catch up.
+   */
+  private objectCredit = 0;
+  private lastObjectWriteMs = 0;
+  private objectPaceWake: (() => void) | undefined;
+  private objectCatchUp = false;
+  private readonly objectCounters = { writes: 0, lightCompactions: 0, heavyCompactions: 0, syncCompactions: 0, bytesRewritten: 0, conflicts: 0, givenUp: 0, inlineSlices: 0, inlineBytes: 0, blocksReused: 0, deltaRecords: 0, pacedWaits: 0 };
   /**
    * Blocks carried in the log (BLOCK entries), by hex hash: where the newest copy is. One is live
    * (counted in its segment's live bytes, copied by segment compaction, listed in the checkpoint)
@@ -1469,6 +1478,7 @@ export class Store extends EventEmitter {
       this.objectCounters.writes++;
       this.objectCounters.inlineSlices += carried.length;
       for (const block of carried) this.objectCounters.inlineBytes += block.data.length;
+      this.payObjectCompaction(operation.kind === 'truncate' ? 0 : operation.data.length);
       this.scheduleObjectCompaction(keyString, manifest, touched);
       return { revision, size: newSize };
     } finally {
@@ -2061,18 +2071,84 @@ export class Store extends EventEmitter {
   private async runObjectCompaction(): Promise<void> {
     await new Promise<void>((resolve) => setImmediate(resolve));
     while (this.objectQueue.size > 0 && this.state === 'open' && this.failure === undefined) {
-      const [keyString, chunks] = this.objectQueue.entries().next().value as [string, Set<number>];
-      const index = chunks.values().next().value as number;
-      chunks.delete(index);
-      if (chunks.size === 0) this.objectQueue.delete(keyString);
+      await this.paceObjectCompaction();
+      if (this.state !== 'open' || this.failure !== undefined) break;
+      const next = this.nextQueuedChunk();
+      if (next === undefined) break;
+      const [keyString, index] = next;
       const sliceCount = () => {
         const object = this.liveLocation(keyString)?.object;
         return object === undefined ? 0 : (findChunk(object, index)?.slices.length ?? 0);
       };
       if (sliceCount() <= this.options.objects.compactAt) continue;
       await this.compactChunk(keyString, index, 'light', false);
-      if (sliceCount() > this.options.objects.compactAt) await this.compactChunk(keyString, index, 'heavy', false);
+      if (sliceCount() > this.options.objects.compactAt) {
+        const before = this.objectCounters.bytesRewritten;
+        await this.compactChunk(keyString, index, 'heavy', false);
+        // Charged after the fact: what it rewrote is paid for by later object writes.
+        if (this.options.objects.compactBudget > 0) this.objectCredit -= this.objectCounters.bytesRewritten - before;
+      }
     }
+    this.objectCatchUp = false;
+  }
+
+  /** The queued chunk with the most slices (taken off the queue), or undefined when none is left. */
+  private nextQueuedChunk(): [string, number] | undefined {
+    let best: [string, number] | undefined;
+    let bestSlices = -1;
+    for (const [keyString, chunks] of this.objectQueue) {
+      const object = this.liveLocation(keyString)?.object;
+      for (const index of chunks) {
+        const slices = object === undefined ? 0 : (findChunk(object, index)?.slices.length ?? 0);
+        if (slices > bestSlices) {
+          best = [keyString, index];
+          bestSlices = slices;
+        }
+      }
+    }
+    if (best === undefined) return undefined;
+    const chunks = this.objectQueue.get(best[0]) as Set<number>;
+    chunks.delete(best[1]);
+    if (chunks.size === 0) this.objectQueue.delete(best[0]);
+    return best;
+  }
+
+  /**
+   * An object write of `bytes` happened: it pays for `objects.compactBudget` times as many bytes of
+   * background compaction (banked up to one chunk), and wakes a paced compaction it paid for.
+   */
+  private payObjectCompaction(bytes: number): void {
+    this.lastObjectWriteMs = performance.now();
+    const budget = this.options.objects.compactBudget;
+    if (budget === 0) return;
+    this.objectCredit = Math.min(this.objectCredit + bytes * budget, this.options.objects.chunkBytes);
+    if (this.objectCredit >= 0) this.objectPaceWake?.();
+  }
+
+  /**
+   * Before background compaction starts a chunk: while it is ahead of what object writes paid
+   * for, wait for them to pay, or for them to pause (`objects.compactQuietMs` without one), `idle()`
+   * or close. A pause forgives the debt: compaction then catches up on every queued chunk, as
+   * fast as it can. Writes past `objects.syncCompactAt` do not wait for this: they compact first.
+   */
+  private async paceObjectCompaction(): Promise<void> {
+    if (this.options.objects.compactBudget === 0) return;
+    while (this.objectCredit < 0 && !this.objectCatchUp && this.state === 'open' && this.failure === undefined) {
+      const quietInMs = this.lastObjectWriteMs + this.options.objects.compactQuietMs - performance.now();
+      if (quietInMs <= 0) break;
+      this.objectCounters.pacedWaits++;
+      await new Promise<void>((resolve) => {
+        const wake = (): void => {
+          clearTimeout(timer);
+          if (this.objectPaceWake === wake) this.objectPaceWake = undefined;
+          resolve();
+        };
+        const timer = setTimeout(wake, Math.ceil(quietInMs));
+        timer.unref();
+        this.objectPaceWake = wake;
+      });
+    }
+    if (this.objectCredit < 0) this.objectCredit = 0;
   }
 
   /** Delete `key`. Writes nothing when the key is absent. */
@@ -2716,6 +2792,11 @@ export class Store extends EventEmitter {
   /** Resolves once no background work (compaction, GC, checkpoint, interval fsync) is running. */
   async idle(): Promise<void> {
     while (this.compacting !== undefined || this.checkpointRunning !== undefined || this.intervalSync !== undefined || this.gcRunning !== undefined || this.objectCompacting !== undefined) {
+      // Paced slice compaction catches up now instead of waiting for writes to pause.
+      if (this.objectCompacting !== undefined) {
+        this.objectCatchUp = true;
+        this.objectPaceWake?.();
+      }
       await this.objectCompacting;
       await this.compacting?.catch(() => undefined);
       await this.checkpointRunning;
@@ -3397,7 +3478,9 @@ export class Store extends EventEmitter {
     this.gcTimer = undefined;
     let closeError: unknown;
     if (!this.options.readOnly) {
-      // Background compaction sees 'closing' and stops after the segment (or chunk) it is on.
+      // Background compaction sees 'closing' and stops after the segment (or chunk) it is on
+      // (a paced wait is woken to see it).
+      this.objectPaceWake?.();
       await this.objectCompacting;
       await this.compacting?.catch(() => undefined);
       await this.gcRunning?.catch(() => undefined);

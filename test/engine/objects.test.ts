@@ -842,3 +842,53 @@ test('read streams of fragmented chunks: windows built in their base block match
   await assertVerified(db, 'fragmented stream');
   await db.close();
 });
+
+test('paced background compaction: rewrites at most compactBudget bytes per byte written while writes flow, catches up on idle(), syncCompactAt still bounds every chunk, close() does not wait for a pause', async (t) => {
+  const seed = testSeed('objects paced compaction');
+  const next = random(seed);
+  const chunkBytes = 16384;
+  const budget = 1;
+  const directory = temporaryDirectory(t);
+  // A pause never comes by itself here (an hour): only idle() or close() ends a paced wait.
+  const objects = { chunkBytes, compactAt: 4, syncCompactAt: 40, compactBudget: budget, compactQuietMs: 3_600_000 };
+  let db = await open(directory, { ...SMALL, objects });
+  const model = new Model();
+  model.writeAt(0, bytes(seed, 8 * chunkBytes));
+  await db.writeAt('paced', 0, model.bytes);
+  await db.idle();
+  let written = 0;
+  const rewrittenBefore = db.stats().objects.bytesRewritten;
+  for (let index = 0; index < 300; index++) {
+    const data = bytes(seed + 1 + index, 1 + Math.floor(next() * 700));
+    const offset = Math.floor(next() * (model.bytes.length - data.length));
+    await db.writeAt('paced', offset, data);
+    model.writeAt(offset, data);
+    written += data.length;
+    const stats = db.stats().objects;
+    // Compaction starts a chunk only once what it rewrote is paid for, so it runs at most one
+    // chunk ahead, plus at most one chunk's worth banked before the loop (the first write).
+    const rewritten = stats.bytesRewritten - rewrittenBefore;
+    assert.ok(rewritten <= budget * written + 2 * chunkBytes, `write ${index}: ${rewritten} bytes rewritten for ${written} written (seed ${seed})`);
+    const maxSlices = db.objectStats('paced')?.maxSlicesPerChunk ?? 0;
+    assert.ok(maxSlices <= objects.syncCompactAt, `write ${index}: a chunk holds ${maxSlices} slices, past syncCompactAt (seed ${seed})`);
+  }
+  const paced = db.stats().objects;
+  assert.ok(paced.pacedWaits > 0, 'compaction waited for writes to pay');
+  assert.ok((db.objectStats('paced')?.maxSlicesPerChunk ?? 0) > objects.compactAt, 'chunks were left past compactAt while paced');
+  await db.idle();
+  assert.ok((db.objectStats('paced')?.maxSlicesPerChunk ?? 99) <= objects.compactAt, `idle() catches up: ${JSON.stringify(db.objectStats('paced')?.chunks.map((chunk) => chunk.slices))}`);
+  assert.deepEqual(await db.get('paced'), model.bytes);
+  await assertVerified(db, 'paced compaction');
+  // A paced wait in progress does not hold up close().
+  for (let index = 0; index < 200; index++) {
+    const data = bytes(seed + 1000 + index, 600);
+    const offset = Math.floor(next() * (model.bytes.length - data.length));
+    await db.writeAt('paced', offset, data);
+    model.writeAt(offset, data);
+  }
+  assert.ok(db.stats().objects.pacedWaits > paced.pacedWaits, 'a paced wait is in progress at close');
+  await db.close();
+  db = await open(directory, { ...SMALL, objects });
+  assert.deepEqual(await db.get('paced'), model.bytes);
+  await db.close();
+});
