@@ -2081,7 +2081,10 @@ export class Store extends EventEmitter {
         return object === undefined ? 0 : (findChunk(object, index)?.slices.length ?? 0);
       };
       if (sliceCount() <= this.options.objects.compactAt) continue;
-      await this.compactChunk(keyString, index, 'light', false);
+      // Light first only when it is enough on its own: its record is a whole manifest, wasted
+      // when heavy compaction follows anyway (heavy resolves the covered slices away too).
+      const slices = findChunk(this.liveLocation(keyString)?.object as ObjectManifest, index)?.slices ?? [];
+      if (dropCoveredSlices(slices).length <= this.options.objects.compactAt) await this.compactChunk(keyString, index, 'light', false);
       if (sliceCount() > this.options.objects.compactAt) {
         const before = this.objectCounters.bytesRewritten;
         await this.compactChunk(keyString, index, 'heavy', false);
