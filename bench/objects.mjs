@@ -6,14 +6,15 @@
  * `objects-writeat` and `objects-append`, one child per sample, with medians and targets.
  *
  *   node bench/objects.mjs [--size-mib 256] [--writes 10000,100000] [--appends 2000] [--durability sync|none]
- *                          [--modes on,off] [--compact-at N] [--sync-compact-at N] [--inline-bytes N] [--chunk-mib N] [--compact-budget N]
+ *                          [--modes on,off] [--compact-at N] [--sync-compact-at N] [--inline-bytes N] [--chunk-mib N] [--compact-budget N] [--during-burst]
  *                          [--seed 42] [--dir /tmp] [--json]
  *
  * Reports, for compaction on and off: writeAt ops/s, and whole-object read MB/s after each
  * write count, beside the read MB/s of a freshly written value of the same size (the two read in
  * turn, three times each, medians reported). Appends to silt and to the plain file alternate in
  * rounds of 25, and the ratio is of the totals. `--json` prints one JSON document at the end
- * ({ objects: [...rows], append: {...} }).
+ * ({ objects: [...rows], append: {...} }). `--during-burst` reads right after the writes (no idle(),
+ * no gc(), and paced compaction never given its pause): the object as a burst of writes leaves it.
  */
 import { tmpdir } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -32,6 +33,7 @@ const { values } = parseArgs({
     'inline-bytes': { type: 'string' },
     'chunk-mib': { type: 'string' },
     'compact-budget': { type: 'string' },
+    'during-burst': { type: 'boolean', default: false },
     seed: { type: 'string', default: '42' },
     json: { type: 'boolean', default: false },
     dir: { type: 'string', default: tmpdir() },
@@ -53,7 +55,7 @@ console.log(`seed ${seed}`);
 
 const results = [];
 for (const mode of values.modes.split(',').filter(Boolean)) {
-  results.push(...(await writeAtRun(open, { dir: values.dir, sizeBytes, writeCounts, mode, durability, tuning, seed, log: (row) => console.log(JSON.stringify(row)) })));
+  results.push(...(await writeAtRun(open, { dir: values.dir, sizeBytes, writeCounts, mode, durability, tuning, seed, duringBurst: values['during-burst'], log: (row) => console.log(JSON.stringify(row)) })));
 }
 let appendRow;
 if (appends > 0) {
