@@ -892,3 +892,36 @@ test('paced background compaction: rewrites at most compactBudget bytes per byte
   assert.deepEqual(await db.get('paced'), model.bytes);
   await db.close();
 });
+
+test('paced background compaction leaves a chunk alone during a burst until it holds half the slices pacing lets it reach; idle() catches up', async (t) => {
+  const seed = testSeed('objects burst worth');
+  const next = random(seed);
+  const chunkBytes = 16384;
+  const directory = temporaryDirectory(t);
+  // Budget 1 and 512-byte writes: a chunk reaches about 16384 / 512 = 32 slices between paced
+  // compactions, so during the burst none is compacted below 16, though all pass compactAt and
+  // the first write banked credit for one.
+  const objects = { chunkBytes, compactAt: 4, syncCompactAt: 1000, compactBudget: 1, compactQuietMs: 3_600_000 };
+  const db = await open(directory, { ...SMALL, objects });
+  const model = new Model();
+  model.writeAt(0, bytes(seed, 8 * chunkBytes));
+  await db.writeAt('burst', 0, model.bytes);
+  await db.idle();
+  const heavyBefore = db.stats().objects.heavyCompactions;
+  for (let round = 0; round < 12; round++) {
+    for (let chunk = 0; chunk < 8; chunk++) {
+      const offset = chunk * chunkBytes + Math.floor(next() * (chunkBytes - 512));
+      const data = bytes(seed + 1 + round * 8 + chunk, 512);
+      await db.writeAt('burst', offset, data);
+      model.writeAt(offset, data);
+    }
+  }
+  const stats = db.objectStats('burst');
+  assert.ok((stats?.chunks.every((chunk) => chunk.slices > objects.compactAt) ?? false), `every chunk is past compactAt: ${JSON.stringify(stats?.chunks.map((chunk) => chunk.slices))}`);
+  assert.equal(db.stats().objects.heavyCompactions - heavyBefore, 0, `no chunk of 13 slices was compacted during the burst (seed ${seed})`);
+  await db.idle();
+  assert.ok((db.objectStats('burst')?.maxSlicesPerChunk ?? 99) <= objects.compactAt, 'idle() catches up');
+  assert.ok(db.stats().objects.heavyCompactions - heavyBefore >= 8);
+  assert.deepEqual(await db.get('burst'), model.bytes);
+  await db.close();
+});
