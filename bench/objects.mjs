@@ -6,14 +6,15 @@
  * `objects-writeat` and `objects-append`, one child per sample, with medians and targets.
  *
  *   node bench/objects.mjs [--size-mib 256] [--writes 10000,100000] [--appends 2000] [--durability sync|none]
- *                          [--modes on,off] [--compact-at N] [--sync-compact-at N] [--inline-bytes N] [--chunk-mib N]
+ *                          [--modes on,off] [--compact-at N] [--sync-compact-at N] [--inline-bytes N] [--chunk-mib N] [--compact-budget N] [--during-burst]
  *                          [--seed 42] [--dir /tmp] [--json]
  *
  * Reports, for compaction on and off: writeAt ops/s, and whole-object read MB/s after each
  * write count, beside the read MB/s of a freshly written value of the same size (the two read in
  * turn, three times each, medians reported). Appends to silt and to the plain file alternate in
  * rounds of 25, and the ratio is of the totals. `--json` prints one JSON document at the end
- * ({ objects: [...rows], append: {...} }).
+ * ({ objects: [...rows], append: {...} }). `--during-burst` reads right after the writes (no idle(),
+ * no gc(), and paced compaction never given its pause): the object as a burst of writes leaves it.
  */
 import { tmpdir } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -31,6 +32,8 @@ const { values } = parseArgs({
     'sync-compact-at': { type: 'string' },
     'inline-bytes': { type: 'string' },
     'chunk-mib': { type: 'string' },
+    'compact-budget': { type: 'string' },
+    'during-burst': { type: 'boolean', default: false },
     seed: { type: 'string', default: '42' },
     json: { type: 'boolean', default: false },
     dir: { type: 'string', default: tmpdir() },
@@ -45,13 +48,14 @@ const tuning = {
   ...(values['sync-compact-at'] !== undefined ? { syncCompactAt: Number(values['sync-compact-at']) } : {}),
   ...(values['inline-bytes'] !== undefined ? { inlineBytes: Number(values['inline-bytes']) } : {}),
   ...(values['chunk-mib'] !== undefined ? { chunkBytes: Number(values['chunk-mib']) * 1024 * 1024 } : {}),
+  ...(values['compact-budget'] !== undefined ? { compactBudget: Number(values['compact-budget']) } : {}),
 };
 const seed = Number(values.seed);
 console.log(`seed ${seed}`);
 
 const results = [];
 for (const mode of values.modes.split(',').filter(Boolean)) {
-  results.push(...(await writeAtRun(open, { dir: values.dir, sizeBytes, writeCounts, mode, durability, tuning, seed, log: (row) => console.log(JSON.stringify(row)) })));
+  results.push(...(await writeAtRun(open, { dir: values.dir, sizeBytes, writeCounts, mode, durability, tuning, seed, duringBurst: values['during-burst'], log: (row) => console.log(JSON.stringify(row)) })));
 }
 let appendRow;
 if (appends > 0) {

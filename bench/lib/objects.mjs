@@ -48,10 +48,13 @@ export function objectOptions(mode, tuning = {}) {
  * Returns one row per count: { mode, writes, opsPerSecond (of the writes since the previous count),
  * objectRead, freshRead, readRatio (MB/s, medians of 3), slices, maxSlices, heavy, logMiB, seed }.
  */
-export async function writeAtRun(open, { dir, sizeBytes, writeCounts, mode, durability = 'sync', tuning = {}, seed = 42, log = () => {} }) {
+export async function writeAtRun(open, { dir, sizeBytes, writeCounts, mode, durability = 'sync', tuning = {}, seed = 42, log = () => {}, duringBurst = false }) {
   const directory = mkdtempSync(join(dir, 'silt-objects-bench-'));
   try {
-    const db = await open(directory, { durability, objects: objectOptions(mode, tuning), gc: { minAgeMs: 0, intervalMs: 1000 } });
+    // duringBurst: read as a burst of writes leaves the object (no idle(), no gc() passes, and paced
+    // compaction given no pause to catch up in), not after background work is done.
+    const objects = duringBurst ? { ...objectOptions(mode, tuning), compactQuietMs: 2 ** 31 - 1 } : objectOptions(mode, tuning);
+    const db = await open(directory, { durability, objects, gc: { minAgeMs: 0, intervalMs: 1000 } });
     const rows = [];
     try {
       await db.putStream('fresh', source(sizeBytes));
@@ -70,8 +73,10 @@ export async function writeAtRun(open, { dir, sizeBytes, writeCounts, mode, dura
         // Background work done before reading (compaction, then GC of the replaced blocks, which
         // would otherwise unlink files during whichever read comes first), and the two reads in
         // alternating order.
-        await db.idle();
-        for (let pass = 0; pass < 100 && (await db.gc()).waiting > 0; pass++);
+        if (!duringBurst) {
+          await db.idle();
+          for (let pass = 0; pass < 100 && (await db.gc()).waiting > 0; pass++);
+        }
         const objectStats = db.objectStats('obj');
         const freshReads = [];
         const objectReads = [];
@@ -94,6 +99,7 @@ export async function writeAtRun(open, { dir, sizeBytes, writeCounts, mode, dura
           slices: objectStats?.slices,
           maxSlices: objectStats?.maxSlicesPerChunk,
           heavy: stats.objects.heavyCompactions,
+          meanSlices: objectStats === undefined ? undefined : objectStats.slices / Math.max(1, objectStats.chunks.length),
           logMiB: stats.writes.logBytes / 2 ** 20,
           seed,
         };

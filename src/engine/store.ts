@@ -67,12 +67,13 @@ import {
   truncateManifest,
   withChunk,
   type ChunkFragmentation,
+  type ChunkPiece,
   type ObjectManifest,
   type Slice,
 } from '../log/object.js';
 import { HINT_FILE_NAME, liveLength, writeHint, type EntryLocation, type HintPosition, type LogBlockLocation } from '../log/hint.js';
 import { type CacheView, isChecked, markChecked, ReadCache } from '../log/read-cache.js';
-import { readFully, scanSegment } from '../log/segment-reader.js';
+import { readFully, readFullySync, scanSegment } from '../log/segment-reader.js';
 import { PREALLOCATE_STEP_BYTES, SegmentWriter } from '../log/segment-writer.js';
 import { resolveOptions, type OpenOptions, type ResolvedOptions } from '../options.js';
 import { BlockStore, sha256, type BlockBuffer } from '../blob/block-store.js';
@@ -453,7 +454,17 @@ export class Store extends EventEmitter {
   /** Background slice compaction: chunks waiting (per key), and the run in progress. */
   private readonly objectQueue = new Map<string, Set<number>>();
   private objectCompacting: Promise<void> | undefined;
-  private readonly objectCounters = { writes: 0, lightCompactions: 0, heavyCompactions: 0, syncCompactions: 0, bytesRewritten: 0, conflicts: 0, givenUp: 0, inlineSlices: 0, inlineBytes: 0, blocksReused: 0, deltaRecords: 0 };
+  /**
+   * Pacing of background slice compaction (`objects.compactBudget`): bytes it may still rewrite
+   * (negative: rewritten ahead of the object writes that pay for them), when an object write last
+   * happened, the wake-up of a paced wait, and whether `idle()` asked it to catch up.
+   */
+  private objectCredit = 0;
+  private lastObjectWriteMs = 0;
+  private objectPaceWake: (() => void) | undefined;
+  private objectCatchUp = false;
+  private objectWakeOnWrite = false;
+  private readonly objectCounters = { writes: 0, lightCompactions: 0, heavyCompactions: 0, syncCompactions: 0, bytesRewritten: 0, conflicts: 0, givenUp: 0, inlineSlices: 0, inlineBytes: 0, blocksReused: 0, deltaRecords: 0, pacedWaits: 0 };
   /**
    * Blocks carried in the log (BLOCK entries), by hex hash: where the newest copy is. One is live
    * (counted in its segment's live bytes, copied by segment compaction, listed in the checkpoint)
@@ -1491,6 +1502,7 @@ export class Store extends EventEmitter {
       this.objectCounters.writes++;
       this.objectCounters.inlineSlices += carried.length;
       for (const block of carried) this.objectCounters.inlineBytes += block.data.length;
+      this.payObjectCompaction(operation.kind === 'truncate' ? 0 : operation.data.length);
       this.scheduleObjectCompaction(keyString, manifest, touched);
       return { revision, size: newSize };
     } finally {
@@ -1612,8 +1624,32 @@ export class Store extends EventEmitter {
    * is the checksum here, as for any entry; the hash is not recomputed on reads (`verify()` does).
    */
   private readLogBlock(hash: Buffer, location: LogBlockLocation, expectedBytes: number): Buffer {
+    const found = this.logBlockBytes(hash, location, expectedBytes);
+    // A view into the cache must not escape: the caller could change the cached bytes.
+    return found.cached ? copyOut(found.bytes, found.start, found.start + expectedBytes) : found.bytes.subarray(found.start, found.start + expectedBytes);
+  }
+
+  /**
+   * `readLogBlock` without the copy: the block's data is `bytes[start, start + expectedBytes)`;
+   * when `cached`, `bytes` is the read cache's memory, to be copied from at once and not kept.
+   */
+  private logBlockBytes(hash: Buffer, location: LogBlockLocation, expectedBytes: number, scratch?: Buffer): { bytes: Buffer; start: number; cached: boolean } {
     const entry: EntryLocation = { segmentId: location.segmentId, offsetBytes: location.offsetBytes, lengthBytes: location.lengthBytes, revision: location.revision, expiresAtMs: undefined, verifiedKey: undefined };
-    const view = this.readView(entry);
+    let view: CacheView;
+    if (scratch !== undefined && location.lengthBytes <= scratch.length) {
+      // Straight from the file into the caller's scratch memory (a stream over a fragmented
+      // object): no cache blocks churned, nothing allocated; the CRC is checked every time.
+      this.segmentForRead(location.segmentId);
+      let read: number;
+      try {
+        read = readFullySync(this.readHandle(location.segmentId), scratch.subarray(0, location.lengthBytes), location.offsetBytes);
+      } catch (error) {
+        throw toIoError(error, `reading segment ${location.segmentId}`);
+      }
+      view = { bytes: scratch.subarray(0, read), start: 0, markAt: -1, mark: 0 };
+    } else {
+      view = this.readView(entry);
+    }
     const bytes = view.bytes;
     const start = view.start;
     const end = start + location.lengthBytes;
@@ -1628,8 +1664,7 @@ export class Store extends EventEmitter {
     if (typeof block === 'string') throw this.corruptAt(entry, block);
     if (!block.hash.equals(hash)) throw this.corruptAt(entry, `block entry holds block ${block.hash.toString('hex')}, expected ${hash.toString('hex')}`);
     if (block.data.length !== expectedBytes) throw this.corruptAt(entry, `block entry holds ${block.data.length} bytes, expected ${expectedBytes}`);
-    // A view into the cache must not escape: the caller could change the cached bytes.
-    return view.markAt < 0 ? block.data : copyOut(bytes, end - block.data.length, end);
+    return { bytes, start: end - block.data.length, cached: view.markAt >= 0 || bytes.buffer === scratch?.buffer };
   }
 
   /** Live log blocks (referenced by a live value) and their data bytes, for stats. */
@@ -1696,56 +1731,160 @@ export class Store extends EventEmitter {
   }
 
   /**
-   * Bytes `[start, end)` of an object as buffers of at most a block or 1 MiB; blocks read
-   * asynchronously. A part of 256 KiB or more is yielded as it is (a view of its block, no copy);
-   * smaller parts (a fragmented chunk's pieces) are copied together into buffers of up to 1 MiB,
-   * so a stream of a chunk with many slices does not pay a stream hop per piece.
+   * Bytes `[start, end)` of an object as buffers of at most the block size, in windows of the
+   * block size aligned to the chunk (heavy compaction's grid); blocks read asynchronously, each
+   * verified whole. A window that one
+   * slice's block gives whole is yielded as a view of that block (no copy). A window mostly from
+   * one block file of a slice that covers all of it (a chunk's base under small newer writes) is
+   * built *in* that block's freshly read buffer: only the newer pieces are copied over it (the
+   * bytes that slice does not give are exactly the newer slices' pieces), so a fragmented chunk
+   * reads with one allocation per window, like a fresh value. Other windows are copied together.
    */
   private async *objectChunks(manifest: ObjectManifest, start: number, end: number): AsyncGenerator<Buffer> {
-    const OUTPUT_BYTES = 1 << 20;
+    const chunkBytes = manifest.chunkBytes;
+    const windowBytes = this.options.blockBytes;
+    // Blocks read for pieces and kept for the next piece of the same slice (they may be yielded
+    // as views, so a kept block is never written into).
     const lastBlocks = new Map<Slice, { index: number; block: Buffer }>();
-    let output: Buffer | undefined;
-    let used = 0;
-    for (const piece of this.objectPieces(manifest, start, end)) {
-      this.checkReadable();
-      const parts: Buffer[] = [];
-      if (piece.slice === undefined) {
-        for (let at = piece.start; at < piece.end; at += OUTPUT_BYTES) parts.push(Buffer.alloc(Math.min(OUTPUT_BYTES, piece.end - at)));
-      } else {
-        const slice = piece.slice;
-        const dataStart = piece.dataStart;
-        const dataEnd = dataStart + (piece.end - piece.start);
-        for (let index = Math.floor(dataStart / slice.blockBytes); index * slice.blockBytes < dataEnd; index++) {
-          let cached = lastBlocks.get(slice);
-          if (cached === undefined || cached.index !== index) {
-            cached = { index, block: await this.readObjectBlock(sliceBlockHash(slice, index), sliceBlockLength(slice, index)) };
-            lastBlocks.set(slice, cached);
-          }
-          const blockStart = index * slice.blockBytes;
-          parts.push(cached.block.subarray(Math.max(dataStart, blockStart) - blockStart, Math.min(dataEnd, blockStart + cached.block.length) - blockStart));
-        }
+    const blockOf = async (slice: Slice, index: number): Promise<Buffer> => {
+      let cached = lastBlocks.get(slice);
+      if (cached === undefined || cached.index !== index) {
+        cached = { index, block: await this.readObjectBlock(sliceBlockHash(slice, index), sliceBlockLength(slice, index)) };
+        lastBlocks.set(slice, cached);
       }
-      for (const part of parts) {
-        if (output !== undefined && used + part.length > OUTPUT_BYTES) {
-          yield output.subarray(0, used);
-          output = undefined;
-          used = 0;
-        }
-        if (part.length >= OUTPUT_BYTES / 4) {
-          if (output !== undefined) {
-            yield output.subarray(0, used);
-            output = undefined;
-            used = 0;
-          }
-          yield part;
+      return cached.block;
+    };
+    let scratch: Buffer | undefined;
+    // Copy `[dataStart, dataEnd)` of `slice`'s data into `target` at `at`. A block carried in the
+    // log is read straight into scratch memory and copied from there (checked as `readLogBlock`
+    // does). Synchronous unless a block file must be read: a fragmented window's thousands of
+    // small pieces allocate no promise each (they kept the window's buffer alive across minor
+    // GCs, into the old generation).
+    const copyPiece = (slice: Slice, dataStart: number, dataEnd: number, target: Buffer, at: number): Promise<void> | undefined => {
+      for (let index = Math.floor(dataStart / slice.blockBytes); index * slice.blockBytes < dataEnd; index++) {
+        const blockStart = index * slice.blockBytes;
+        const from = Math.max(dataStart, blockStart);
+        const to = Math.min(dataEnd, blockStart + sliceBlockLength(slice, index));
+        const hash = sliceBlockHash(slice, index);
+        const logBlock = this.logBlocks.size === 0 ? undefined : this.logBlocks.get(hash.toString('hex'));
+        if (logBlock !== undefined) {
+          scratch ??= Buffer.allocUnsafe(blockEntryLength(this.options.objects.inlineBytes));
+          const found = this.logBlockBytes(hash, logBlock, sliceBlockLength(slice, index), scratch);
+          found.bytes.copy(target, at + (from - dataStart), found.start + from - blockStart, found.start + to - blockStart);
           continue;
         }
-        output ??= Buffer.allocUnsafe(OUTPUT_BYTES);
-        part.copy(output, used);
-        used += part.length;
+        const cached = lastBlocks.get(slice);
+        if (cached !== undefined && cached.index === index) {
+          cached.block.copy(target, at + (from - dataStart), from - blockStart, to - blockStart);
+          continue;
+        }
+        return (async () => {
+          (await blockOf(slice, index)).copy(target, at + (from - dataStart), from - blockStart, to - blockStart);
+          const rest = copyPiece(slice, to, dataEnd, target, at + (to - dataStart));
+          if (rest !== undefined) await rest;
+        })();
+      }
+      return undefined;
+    };
+    let position = start;
+    while (position < end) {
+      this.checkReadable();
+      const index = Math.floor(position / chunkBytes);
+      const chunkStart = index * chunkBytes;
+      const chunkEnd = Math.min(end, chunkStart + chunkLength(manifest, index));
+      const chunk = findChunk(manifest, index);
+      if (chunk === undefined) {
+        // A chunk with no slice reads as zeros.
+        for (; position < chunkEnd; position += Math.min(windowBytes, chunkEnd - position)) yield Buffer.alloc(Math.min(windowBytes, chunkEnd - position));
+        continue;
+      }
+      const pieces = resolveChunk(chunk.slices, position - chunkStart, chunkEnd - chunkStart);
+      let next = 0;
+      while (position < chunkEnd) {
+        this.checkReadable();
+        // The window: chunk-relative [from, to), aligned to the block size within the chunk.
+        const from = position - chunkStart;
+        const to = Math.min(chunkEnd - chunkStart, (Math.floor(from / windowBytes) + 1) * windowBytes);
+        const windowPieces: ChunkPiece[] = [];
+        while (next < pieces.length) {
+          const piece = pieces[next] as ChunkPiece;
+          if (piece.start >= to) break;
+          windowPieces.push({ start: Math.max(from, piece.start), end: Math.min(to, piece.end), slice: piece.slice });
+          if (piece.end > to) break;
+          next++;
+        }
+        position = chunkStart + to;
+        const dataStartOf = (piece: ChunkPiece): number => (piece.slice as Slice).skipBytes + piece.start - (piece.slice as Slice).offsetBytes;
+        const only = windowPieces.length === 1 ? windowPieces[0] : undefined;
+        if (only !== undefined) {
+          if (only.slice === undefined) {
+            yield Buffer.alloc(to - from);
+            continue;
+          }
+          const dataStart = dataStartOf(only);
+          const blockIndex = Math.floor(dataStart / only.slice.blockBytes);
+          if (dataStart + (to - from) <= blockIndex * only.slice.blockBytes + sliceBlockLength(only.slice, blockIndex)) {
+            // One block gives the whole window: a view of it.
+            const block = await blockOf(only.slice, blockIndex);
+            const at = dataStart - blockIndex * only.slice.blockBytes;
+            yield block.subarray(at, at + (to - from));
+            continue;
+          }
+        }
+        const host = this.windowHost(windowPieces, from, to);
+        let target: Buffer;
+        if (host !== undefined) {
+          const slice = host.slice;
+          const hostDataStart = slice.skipBytes + from - slice.offsetBytes;
+          // Read fresh (never one kept in `lastBlocks`, which may have been yielded): it is written into.
+          const block = await this.readObjectBlock(sliceBlockHash(slice, host.blockIndex), sliceBlockLength(slice, host.blockIndex));
+          const at = hostDataStart - host.blockIndex * slice.blockBytes;
+          target = block.subarray(at, at + (to - from));
+          for (const piece of windowPieces) {
+            if (piece.slice === slice) continue;
+            // `slice` covers the whole window, so every other piece is a newer slice's (no holes).
+            const pending = copyPiece(piece.slice as Slice, dataStartOf(piece), dataStartOf(piece) + (piece.end - piece.start), target, piece.start - from);
+            if (pending !== undefined) await pending;
+          }
+        } else {
+          target = Buffer.allocUnsafe(to - from);
+          for (const piece of windowPieces) {
+            if (piece.slice === undefined) target.fill(0, piece.start - from, piece.end - from);
+            else {
+              const pending = copyPiece(piece.slice, dataStartOf(piece), dataStartOf(piece) + (piece.end - piece.start), target, piece.start - from);
+              if (pending !== undefined) await pending;
+            }
+          }
+        }
+        yield target;
       }
     }
-    if (output !== undefined) yield output.subarray(0, used);
+  }
+
+  /**
+   * The slice a window `[from, to)` of a chunk can be built in (see `objectChunks`): the one
+   * giving most of the window's bytes, if it covers the whole window with one block that is a
+   * block file (a fresh buffer; a block carried in the log is read from the cache).
+   */
+  private windowHost(pieces: ChunkPiece[], from: number, to: number): { slice: Slice; blockIndex: number } | undefined {
+    let best: Slice | undefined;
+    let bestBytes = 0;
+    const bytes = new Map<Slice, number>();
+    for (const piece of pieces) {
+      if (piece.slice === undefined) continue;
+      const total = (bytes.get(piece.slice) ?? 0) + piece.end - piece.start;
+      bytes.set(piece.slice, total);
+      if (total > bestBytes) {
+        best = piece.slice;
+        bestBytes = total;
+      }
+    }
+    if (best === undefined || best.offsetBytes > from || best.offsetBytes + best.lengthBytes < to) return undefined;
+    const dataStart = best.skipBytes + from - best.offsetBytes;
+    const blockIndex = Math.floor(dataStart / best.blockBytes);
+    if (dataStart + (to - from) > blockIndex * best.blockBytes + sliceBlockLength(best, blockIndex)) return undefined;
+    if (this.logBlocks.size > 0 && this.logBlocks.has(sliceBlockHash(best, blockIndex).toString('hex'))) return undefined;
+    return { slice: best, blockIndex };
   }
 
   /** Fragmentation of the key's object per chunk, or undefined when the key is absent or not an object. */
@@ -1877,7 +2016,8 @@ export class Store extends EventEmitter {
         }
         const parts: Buffer[] = [];
         for await (const part of this.objectChunks(view, chunkStart + blockStart, chunkStart + blockEnd)) parts.push(part);
-        const data = Buffer.concat(parts, blockEnd - blockStart);
+        // One part is the block's own buffer (the generator is done with it): no copy needed.
+        const data = parts.length === 1 && (parts[0] as Buffer).length === blockEnd - blockStart ? (parts[0] as Buffer) : Buffer.concat(parts, blockEnd - blockStart);
         const hash = sha256(data);
         hashes.push(hash);
         this.hold(hash.toString('hex'));
@@ -1955,18 +2095,134 @@ export class Store extends EventEmitter {
   private async runObjectCompaction(): Promise<void> {
     await new Promise<void>((resolve) => setImmediate(resolve));
     while (this.objectQueue.size > 0 && this.state === 'open' && this.failure === undefined) {
-      const [keyString, chunks] = this.objectQueue.entries().next().value as [string, Set<number>];
-      const index = chunks.values().next().value as number;
-      chunks.delete(index);
-      if (chunks.size === 0) this.objectQueue.delete(keyString);
+      // During a burst of writes, a chunk is not worth the budget yet while it holds fewer than
+      // half the slices pacing lets a chunk reach anyway (about chunkBytes / (budget × its writes'
+      // mean size)): compacting it now would be paid again. A pause catches up on every chunk.
+      const candidate = this.peekQueuedChunk();
+      if (candidate !== undefined && candidate.slices.length > this.options.objects.compactAt && this.inObjectBurst() && candidate.slices.length < this.burstWorthSlices(candidate.chunkBytes, candidate.slices)) {
+        await this.waitForObjectWrites(true);
+        continue;
+      }
+      await this.paceObjectCompaction();
+      if (this.state !== 'open' || this.failure !== undefined) break;
+      const next = this.nextQueuedChunk();
+      if (next === undefined) break;
+      const [keyString, index] = next;
       const sliceCount = () => {
         const object = this.liveLocation(keyString)?.object;
         return object === undefined ? 0 : (findChunk(object, index)?.slices.length ?? 0);
       };
       if (sliceCount() <= this.options.objects.compactAt) continue;
-      await this.compactChunk(keyString, index, 'light', false);
-      if (sliceCount() > this.options.objects.compactAt) await this.compactChunk(keyString, index, 'heavy', false);
+      // Light first only when it is enough on its own: its record is a whole manifest, wasted
+      // when heavy compaction follows anyway (heavy resolves the covered slices away too).
+      const slices = findChunk(this.liveLocation(keyString)?.object as ObjectManifest, index)?.slices ?? [];
+      if (dropCoveredSlices(slices).length <= this.options.objects.compactAt) await this.compactChunk(keyString, index, 'light', false);
+      if (sliceCount() > this.options.objects.compactAt) {
+        const before = this.objectCounters.bytesRewritten;
+        await this.compactChunk(keyString, index, 'heavy', false);
+        // Charged after the fact: what it rewrote is paid for by later object writes.
+        if (this.options.objects.compactBudget > 0) this.objectCredit -= this.objectCounters.bytesRewritten - before;
+      }
     }
+    this.objectCatchUp = false;
+  }
+
+  /** The queued chunk with the most slices (left on the queue), with its slices and chunk size. */
+  private peekQueuedChunk(): { slices: Slice[]; chunkBytes: number } | undefined {
+    let best: { slices: Slice[]; chunkBytes: number } | undefined;
+    for (const [keyString, chunks] of this.objectQueue) {
+      const object = this.liveLocation(keyString)?.object;
+      if (object === undefined) continue;
+      for (const index of chunks) {
+        const slices = findChunk(object, index)?.slices;
+        if (slices !== undefined && (best === undefined || slices.length > best.slices.length)) best = { slices, chunkBytes: object.chunkBytes };
+      }
+    }
+    return best;
+  }
+
+  /** Whether object writes are coming (paced compaction, no pause or `idle()` since the last one). */
+  private inObjectBurst(): boolean {
+    return this.options.objects.compactBudget > 0 && !this.objectCatchUp && performance.now() - this.lastObjectWriteMs < this.options.objects.compactQuietMs;
+  }
+
+  /**
+   * Half the slices a chunk reaches between paced compactions in a steady burst: chunk bytes over
+   * (budget × the mean length of its slices after the first, the ones written since it was last
+   * compacted, roughly). 4 KiB writes into 16 MiB chunks at budget 2: 1024; 64 KiB appends: 64.
+   */
+  private burstWorthSlices(chunkBytes: number, slices: readonly Slice[]): number {
+    let bytes = 0;
+    for (let position = 1; position < slices.length; position++) bytes += (slices[position] as Slice).lengthBytes;
+    const mean = bytes / Math.max(1, slices.length - 1);
+    return Math.floor(chunkBytes / (this.options.objects.compactBudget * Math.max(1, mean)) / 2);
+  }
+
+  /** The queued chunk with the most slices (taken off the queue), or undefined when none is left. */
+  private nextQueuedChunk(): [string, number] | undefined {
+    let best: [string, number] | undefined;
+    let bestSlices = -1;
+    for (const [keyString, chunks] of this.objectQueue) {
+      const object = this.liveLocation(keyString)?.object;
+      for (const index of chunks) {
+        const slices = object === undefined ? 0 : (findChunk(object, index)?.slices.length ?? 0);
+        if (slices > bestSlices) {
+          best = [keyString, index];
+          bestSlices = slices;
+        }
+      }
+    }
+    if (best === undefined) return undefined;
+    const chunks = this.objectQueue.get(best[0]) as Set<number>;
+    chunks.delete(best[1]);
+    if (chunks.size === 0) this.objectQueue.delete(best[0]);
+    return best;
+  }
+
+  /**
+   * An object write of `bytes` happened: it pays for `objects.compactBudget` times as many bytes of
+   * background compaction (banked up to one chunk), and wakes a paced compaction it paid for.
+   */
+  private payObjectCompaction(bytes: number): void {
+    this.lastObjectWriteMs = performance.now();
+    const budget = this.options.objects.compactBudget;
+    if (budget === 0) return;
+    this.objectCredit = Math.min(this.objectCredit + bytes * budget, this.options.objects.chunkBytes);
+    if (this.objectCredit >= 0 || this.objectWakeOnWrite) this.objectPaceWake?.();
+  }
+
+  /**
+   * Before background compaction starts a chunk: while it is ahead of what object writes paid
+   * for, wait for them to pay, or for them to pause (`objects.compactQuietMs` without one), `idle()`
+   * or close. A pause forgives the debt: compaction then catches up on every queued chunk, as
+   * fast as it can. Writes past `objects.syncCompactAt` do not wait for this: they compact first.
+   */
+  private async paceObjectCompaction(): Promise<void> {
+    if (this.options.objects.compactBudget === 0) return;
+    while (this.objectCredit < 0 && this.inObjectBurst() && this.state === 'open' && this.failure === undefined) await this.waitForObjectWrites(false);
+    if (this.objectCredit < 0) this.objectCredit = 0;
+  }
+
+  /**
+   * Wait until an object write pays the credit back to zero (or, with `anyWrite`, until any
+   * object write), writes pause (`objects.compactQuietMs`), `idle()` asks to catch up, or close.
+   */
+  private async waitForObjectWrites(anyWrite: boolean): Promise<void> {
+    const quietInMs = this.lastObjectWriteMs + this.options.objects.compactQuietMs - performance.now();
+    if (quietInMs <= 0 || this.objectCatchUp || this.state !== 'open') return;
+    this.objectCounters.pacedWaits++;
+    this.objectWakeOnWrite = anyWrite;
+    await new Promise<void>((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        if (this.objectPaceWake === wake) this.objectPaceWake = undefined;
+        this.objectWakeOnWrite = false;
+        resolve();
+      };
+      const timer = setTimeout(wake, Math.ceil(quietInMs));
+      timer.unref();
+      this.objectPaceWake = wake;
+    });
   }
 
   /** Delete `key`. Writes nothing when the key is absent. */
@@ -2612,6 +2868,11 @@ export class Store extends EventEmitter {
   /** Resolves once no background work (compaction, GC, checkpoint, interval fsync) is running. */
   async idle(): Promise<void> {
     while (this.compacting !== undefined || this.checkpointRunning !== undefined || this.intervalSync !== undefined || this.gcRunning !== undefined || this.objectCompacting !== undefined) {
+      // Paced slice compaction catches up now instead of waiting for writes to pause.
+      if (this.objectCompacting !== undefined) {
+        this.objectCatchUp = true;
+        this.objectPaceWake?.();
+      }
       await this.objectCompacting;
       await this.compacting?.catch(() => undefined);
       await this.checkpointRunning;
@@ -3293,7 +3554,9 @@ export class Store extends EventEmitter {
     this.gcTimer = undefined;
     let closeError: unknown;
     if (!this.options.readOnly) {
-      // Background compaction sees 'closing' and stops after the segment (or chunk) it is on.
+      // Background compaction sees 'closing' and stops after the segment (or chunk) it is on
+      // (a paced wait is woken to see it).
+      this.objectPaceWake?.();
       await this.objectCompacting;
       await this.compacting?.catch(() => undefined);
       await this.gcRunning?.catch(() => undefined);

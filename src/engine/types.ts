@@ -251,6 +251,8 @@ export interface StoreStats {
     blocksReused: number;
     /** Writes recorded as a delta on the key's previous record (the slices they add, not the whole manifest). */
     deltaRecords: number;
+    /** Times background compaction waited for object writes to pay for what it rewrote (`objects.compactBudget`). */
+    pacedWaits: number;
     /** Blocks carried in the log that live objects reference now, and their data bytes. */
     logBlocks: number;
     logBlockBytes: number;

@@ -796,3 +796,132 @@ test('a write records only the slices it adds (a delta on the key record): chain
   assert.equal(live(), liveSmall, 'tiny segments: live bytes from a replay');
   await db.close();
 });
+
+test('read streams of fragmented chunks: windows built in their base block match a model, never change bytes already yielded, and survive a smaller block size after reopen', async (t) => {
+  const seed = testSeed('objects fragmented stream');
+  const next = random(seed);
+  const int = (limit: number) => Math.floor(next() * limit);
+  const directory = temporaryDirectory(t);
+  const options = (blockBytes: number) => ({ valueThreshold: 1000, blockBytes, gc: { minAgeMs: 0 }, objects: { chunkBytes: 32768, compaction: false, compactAt: 100_000, syncCompactAt: 100_000 } });
+  let db = await open(directory, options(8192));
+  // A block value whose 8 KiB blocks repeat (one block file shared by many windows), then small
+  // writes (carried in the log), bigger unaligned ones (block files) and a hole past a truncate.
+  const block = bytes(seed, 8192);
+  const model = new Model();
+  model.writeAt(0, Buffer.concat(Array.from({ length: 12 }, () => block)));
+  await db.put('obj', model.bytes);
+  const write = async (offset: number, data: Buffer) => {
+    await db.writeAt('obj', offset, data);
+    model.writeAt(offset, data);
+  };
+  const check = async (context: string) => {
+    // Every part is kept until the end: a window built in a block must not change a part
+    // yielded before it (a view of the same block).
+    const parts = await collect(db.createReadStream('obj'));
+    assert.ok(Buffer.concat(parts).equals(model.bytes), `${context}: whole stream differs (seed ${seed})`);
+    for (let range = 0; range < 8; range++) {
+      const start = int(model.bytes.length);
+      const end = Math.min(model.bytes.length - 1, start + int(40_000));
+      assert.ok((await readRange(db, 'obj', start, end)).equals(model.bytes.subarray(start, end + 1)), `${context}: range ${start}..${end} (seed ${seed})`);
+    }
+    assert.deepEqual(await db.get('obj'), model.bytes, `${context}: get (seed ${seed})`);
+  };
+  for (let index = 0; index < 60; index++) await write(int(model.bytes.length - 600), bytes(seed + index, 1 + int(600)));
+  for (let index = 0; index < 6; index++) await write(int(model.bytes.length - 12_000), bytes(seed + 100 + index, 5000 + int(6000)));
+  await check('8 KiB blocks');
+  await db.truncate('obj', 70_000);
+  model.truncate(70_000);
+  await write(90_000, bytes(seed + 200, 300));
+  await check('after a truncate and a write past the end');
+  assert.ok((db.objectStats('obj')?.maxSlicesPerChunk ?? 0) > 10, 'the chunks are fragmented');
+  await db.close();
+  // Windows of 4 KiB over slices of 8 KiB blocks: two windows per block, each built in its own copy.
+  db = await open(directory, options(4096));
+  for (let index = 0; index < 30; index++) await write(int(model.bytes.length - 600), bytes(seed + 300 + index, 1 + int(600)));
+  await check('4 KiB windows over 8 KiB blocks');
+  await assertVerified(db, 'fragmented stream');
+  await db.close();
+});
+
+test('paced background compaction: rewrites at most compactBudget bytes per byte written while writes flow, catches up on idle(), syncCompactAt still bounds every chunk, close() does not wait for a pause', async (t) => {
+  const seed = testSeed('objects paced compaction');
+  const next = random(seed);
+  const chunkBytes = 16384;
+  const budget = 1;
+  const directory = temporaryDirectory(t);
+  // A pause never comes by itself here (an hour): only idle() or close() ends a paced wait.
+  const objects = { chunkBytes, compactAt: 4, syncCompactAt: 40, compactBudget: budget, compactQuietMs: 3_600_000 };
+  let db = await open(directory, { ...SMALL, objects });
+  const model = new Model();
+  model.writeAt(0, bytes(seed, 8 * chunkBytes));
+  await db.writeAt('paced', 0, model.bytes);
+  await db.idle();
+  let written = 0;
+  const rewrittenBefore = db.stats().objects.bytesRewritten;
+  for (let index = 0; index < 300; index++) {
+    const data = bytes(seed + 1 + index, 1 + Math.floor(next() * 700));
+    const offset = Math.floor(next() * (model.bytes.length - data.length));
+    await db.writeAt('paced', offset, data);
+    model.writeAt(offset, data);
+    written += data.length;
+    const stats = db.stats().objects;
+    // Compaction starts a chunk only once what it rewrote is paid for, so it runs at most one
+    // chunk ahead, plus at most one chunk's worth banked before the loop (the first write).
+    const rewritten = stats.bytesRewritten - rewrittenBefore;
+    assert.ok(rewritten <= budget * written + 2 * chunkBytes, `write ${index}: ${rewritten} bytes rewritten for ${written} written (seed ${seed})`);
+    const maxSlices = db.objectStats('paced')?.maxSlicesPerChunk ?? 0;
+    assert.ok(maxSlices <= objects.syncCompactAt, `write ${index}: a chunk holds ${maxSlices} slices, past syncCompactAt (seed ${seed})`);
+  }
+  const paced = db.stats().objects;
+  assert.ok(paced.pacedWaits > 0, 'compaction waited for writes to pay');
+  assert.ok((db.objectStats('paced')?.maxSlicesPerChunk ?? 0) > objects.compactAt, 'chunks were left past compactAt while paced');
+  await db.idle();
+  assert.ok((db.objectStats('paced')?.maxSlicesPerChunk ?? 99) <= objects.compactAt, `idle() catches up: ${JSON.stringify(db.objectStats('paced')?.chunks.map((chunk) => chunk.slices))}`);
+  assert.deepEqual(await db.get('paced'), model.bytes);
+  await assertVerified(db, 'paced compaction');
+  // A paced wait in progress does not hold up close().
+  for (let index = 0; index < 200; index++) {
+    const data = bytes(seed + 1000 + index, 600);
+    const offset = Math.floor(next() * (model.bytes.length - data.length));
+    await db.writeAt('paced', offset, data);
+    model.writeAt(offset, data);
+  }
+  assert.ok(db.stats().objects.pacedWaits > paced.pacedWaits, 'a paced wait is in progress at close');
+  await db.close();
+  db = await open(directory, { ...SMALL, objects });
+  assert.deepEqual(await db.get('paced'), model.bytes);
+  await db.close();
+});
+
+test('paced background compaction leaves a chunk alone during a burst until it holds half the slices pacing lets it reach; idle() catches up', async (t) => {
+  const seed = testSeed('objects burst worth');
+  const next = random(seed);
+  const chunkBytes = 16384;
+  const directory = temporaryDirectory(t);
+  // Budget 1 and 512-byte writes: a chunk reaches about 16384 / 512 = 32 slices between paced
+  // compactions, so during the burst none is compacted below 16, though all pass compactAt and
+  // the first write banked credit for one.
+  const objects = { chunkBytes, compactAt: 4, syncCompactAt: 1000, compactBudget: 1, compactQuietMs: 3_600_000 };
+  const db = await open(directory, { ...SMALL, objects });
+  const model = new Model();
+  model.writeAt(0, bytes(seed, 8 * chunkBytes));
+  await db.writeAt('burst', 0, model.bytes);
+  await db.idle();
+  const heavyBefore = db.stats().objects.heavyCompactions;
+  for (let round = 0; round < 12; round++) {
+    for (let chunk = 0; chunk < 8; chunk++) {
+      const offset = chunk * chunkBytes + Math.floor(next() * (chunkBytes - 512));
+      const data = bytes(seed + 1 + round * 8 + chunk, 512);
+      await db.writeAt('burst', offset, data);
+      model.writeAt(offset, data);
+    }
+  }
+  const stats = db.objectStats('burst');
+  assert.ok((stats?.chunks.every((chunk) => chunk.slices > objects.compactAt) ?? false), `every chunk is past compactAt: ${JSON.stringify(stats?.chunks.map((chunk) => chunk.slices))}`);
+  assert.equal(db.stats().objects.heavyCompactions - heavyBefore, 0, `no chunk of 13 slices was compacted during the burst (seed ${seed})`);
+  await db.idle();
+  assert.ok((db.objectStats('burst')?.maxSlicesPerChunk ?? 99) <= objects.compactAt, 'idle() catches up');
+  assert.ok(db.stats().objects.heavyCompactions - heavyBefore >= 8);
+  assert.deepEqual(await db.get('burst'), model.bytes);
+  await db.close();
+});
