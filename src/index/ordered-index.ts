@@ -286,20 +286,6 @@ function lookup<V>(root: TreeNode<V>, height: number, key: string): V | undefine
   return undefined;
 }
 
-/** The string stored for `key` (equal to it, but the tree's own object), or undefined if absent. */
-function storedKeyOf<V>(root: TreeNode<V>, height: number, key: string): string | undefined {
-  const prefix = keyPrefix(key);
-  let node = root;
-  for (let depth = 0; depth < height; depth++) {
-    const branch = node as BranchNode<V>;
-    node = branch.children[upperBound(branch.keys, branch.prefixes, key, prefix)] as TreeNode<V>;
-  }
-  const leaf = node as LeafNode<V>;
-  const keys = leaf.keys;
-  const position = lowerBound(keys, leaf.prefixes, key, prefix);
-  return position < keys.length && leaf.prefixes[position] === prefix && keys[position] === key ? keys[position] : undefined;
-}
-
 function edgeEntry<V>(root: TreeNode<V>, height: number, fromEnd: boolean): [string, V] | undefined {
   let node = root;
   for (let depth = 0; depth < height; depth++) {
@@ -626,7 +612,8 @@ export class OrderedIndex<V> {
    * holds anyway, rather than a copy.
    */
   storedKey(key: string): string | undefined {
-    return storedKeyOf(this.root, this.height, key);
+    lookup(this.root, this.height, key);
+    return foundKey;
   }
 
   /**
