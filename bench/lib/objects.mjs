@@ -8,9 +8,10 @@
  *   after each count of `writeCounts` the whole object read with createReadStream, in turn with
  *   the fresh value (three reads of each, alternating which goes first, medians), after `idle()`
  *   and `gc()` passes until none is waiting (background compaction and block GC done).
- * - appendRun: `appends` records of 64 KiB appended to an object, alternating in rounds of 25 with
- *   `writeSync` + `fdatasyncSync` of the same record to a plain file in the same directory (the
- *   machine may be shared: both see the same disk weather); MB/s of each from the totals.
+ * - appendRun: `appends` records of 64 KiB (each distinct: a counter in its first bytes) appended
+ *   to an object, alternating in rounds of 25 with `writeSync` + `fdatasyncSync` of the same
+ *   records to a plain file in the same directory (the machine may be shared: both see the same
+ *   disk weather); MB/s of each from the totals.
  */
 import { randomBytes } from 'node:crypto';
 import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
@@ -132,10 +133,16 @@ export async function appendRun(open, { dir, appends, durability = 'sync', tunin
       for (let done = 0; done < appends; done += round) {
         const count = Math.min(round, appends - done);
         let started = performance.now();
-        for (let index = 0; index < count; index++) await db.append('log', record);
+        for (let index = 0; index < count; index++) {
+          // Each record distinct, as a log's are: identical records would make every appended
+          // block after the first a duplicate of stored content (dead on arrival in silt's log).
+          record.writeUInt32LE(done + index, 0);
+          await db.append('log', record);
+        }
         siltMs += performance.now() - started;
         started = performance.now();
         for (let index = 0; index < count; index++) {
+          record.writeUInt32LE(done + index, 0);
           writeSync(descriptor, record);
           if (durability === 'sync') fdatasyncSync(descriptor);
         }
