@@ -12,17 +12,10 @@ export function temporaryDirectory(t: TestContext, prefix = 'silt-test-'): strin
   return directory;
 }
 
-/** A small deterministic PRNG (mulberry32). */
-export function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let value = state;
-    value = Math.imul(value ^ (value >>> 15), value | 1);
-    value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
-    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small deterministic PRNG (mulberry32; the crash file system's, for one copy). */
+import { mulberry32 as random } from '../src/fs/crash-file-system.js';
+
+export { random };
 
 /** `length` deterministic pseudo-random bytes from `seed` (incompressible, reproducible). */
 export function seededBytes(seed: number, length: number): Buffer {

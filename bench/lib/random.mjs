@@ -1,6 +1,7 @@
 /**
  * mulberry32, a small seeded PRNG returning floats in [0, 1): the same seed gives the same
- * sequence, in every child and every run. Shared by the bench scripts.
+ * sequence, in every child and every run. Shared by the bench scripts and the crash workload
+ * (test/crash/workload.mjs, plain JavaScript like them).
  */
 export function mulberry32(seed) {
   let state = seed >>> 0;

@@ -65,8 +65,11 @@ function errnoError(code: keyof typeof ERRNO_DETAILS, syscall: string, path: str
   return error;
 }
 
-/** mulberry32: a small deterministic PRNG returning floats in [0, 1). */
-function mulberry32(seed: number): () => number {
+/**
+ * mulberry32: a small deterministic PRNG returning floats in [0, 1). Exported for the tests'
+ * seeded workloads (test/helpers.ts), so that there is one copy in TypeScript.
+ */
+export function mulberry32(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;

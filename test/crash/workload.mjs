@@ -2,6 +2,8 @@
 // checks what survived). Operations are generated per step from (seed, step), so a restarted
 // worker continues exactly where the parent says.
 import { createHash } from 'node:crypto';
+// Plain JavaScript (the crash worker runs it without a TypeScript loader): the bench scripts' PRNG.
+import { mulberry32 as random } from '../../bench/lib/random.mjs';
 
 // Small segments and a low dead ratio so background compaction runs often; GC deletes at once
 // (minAgeMs 0) and runs in the background every 20 ms, so kills land inside both.
@@ -31,16 +33,6 @@ export function applyObject(bytes, operation) {
   return result;
 }
 
-function random(seed) {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let value = state;
-    value = Math.imul(value ^ (value >>> 15), value | 1);
-    value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
-    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function valueBytes(seed, length) {
   const next = random(seed);

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { open, SiltError } from '../../src/index.js';
 import type { OrderedIndex } from '../../src/index/ordered-index.js';
 import type { EntryLocation } from '../../src/log/hint.js';
@@ -100,7 +100,7 @@ function internals(db: unknown): { index: OrderedIndex<EntryLocation>; readCache
 }
 
 /** Three keys written, then enough after them that their block is cacheable; each read twice. */
-async function readTwice(t: Parameters<Parameters<typeof test>[1]>[0]) {
+async function readTwice(t: TestContext) {
   const directory = temporaryDirectory(t);
   const db = await open(directory, { durability: 'none' });
   const marker = Buffer.alloc(100, 0xe7);
