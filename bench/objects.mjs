@@ -68,5 +68,5 @@ console.log(`|---|---|---|---|---|---|---|---|`);
 for (const row of results) {
   console.log(`| ${row.mode} | ${row.writes} | ${row.opsPerSecond.toFixed(0)} | ${row.objectRead.toFixed(0)} | ${row.freshRead.toFixed(0)} | ${row.readRatio.toFixed(2)} | ${row.maxSlices} | ${row.logMiB.toFixed(0)} |`);
 }
-if (appendRow) console.log(`\nappend 64 KiB × ${appends}: silt ${appendRow.siltMBps.toFixed(1)} MB/s, plain file ${appendRow.fileMBps.toFixed(1)} MB/s, ratio ${appendRow.ratio.toFixed(2)}`);
+if (appendRow) console.log(`\nappend 64 KiB × ${appends}: silt ${appendRow.siltMBps.toFixed(1)} MB/s, plain file ${appendRow.fileMBps.toFixed(1)} MB/s, ratio ${appendRow.ratio.toFixed(2)}; then read whole ${appendRow.objectRead.toFixed(0)} MB/s, a fresh value ${appendRow.freshRead.toFixed(0)} MB/s, ratio ${appendRow.readRatio.toFixed(2)}`);
 if (values.json) console.log(JSON.stringify({ objects: results, append: appendRow }));

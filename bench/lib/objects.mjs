@@ -11,7 +11,8 @@
  * - appendRun: `appends` records of 64 KiB (each distinct: a counter in its first bytes) appended
  *   to an object, alternating in rounds of 25 with `writeSync` + `fdatasyncSync` of the same
  *   records to a plain file in the same directory (the machine may be shared: both see the same
- *   disk weather); MB/s of each from the totals.
+ *   disk weather); MB/s of each from the totals. Then, after `idle()`, the object read whole
+ *   against a fresh value of the same size (readRatio).
  */
 import { randomBytes } from 'node:crypto';
 import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
@@ -159,7 +160,20 @@ export async function appendRun(open, { dir, appends, durability = 'sync', tunin
       if (size !== appends * RECORD_BYTES) throw new Error(`the appended object holds ${size} bytes, expected ${appends * RECORD_BYTES}`);
       const stats = db.objectStats('log');
       const counters = db.stats().objects;
-      return { siltMBps, fileMBps, ratio: siltMBps / fileMBps, maxSlices: stats?.maxSlicesPerChunk, inlineSlices: counters.inlineSlices, heavy: counters.heavyCompactions, blocksReused: counters.blocksReused, fsyncs: db.stats().writes.fsyncs };
+      // Then the appended object read whole, against a fresh value of the same size (three reads
+      // of each, alternating which goes first, medians).
+      const totalBytes = appends * RECORD_BYTES;
+      await db.putStream('fresh', source(totalBytes));
+      const objectReads = [];
+      const freshReads = [];
+      for (let round = 0; round < 3; round++) {
+        if (round % 2 === 0) objectReads.push(await readAll(db, 'log', totalBytes));
+        freshReads.push(await readAll(db, 'fresh', totalBytes));
+        if (round % 2 === 1) objectReads.push(await readAll(db, 'log', totalBytes));
+      }
+      const objectRead = median(objectReads);
+      const freshRead = median(freshReads);
+      return { siltMBps, fileMBps, ratio: siltMBps / fileMBps, objectRead, freshRead, readRatio: objectRead / freshRead, maxSlices: stats?.maxSlicesPerChunk, inlineSlices: counters.inlineSlices, heavy: counters.heavyCompactions, blocksReused: counters.blocksReused, fsyncs: db.stats().writes.fsyncs };
     } finally {
       await db.close();
     }

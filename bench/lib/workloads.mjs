@@ -434,6 +434,7 @@ async function objectsAppend(ctx) {
     { id: 'objects-append', label: `objects append 64K x${sizeLabel(appends)}`, unit: 'MB/s', lowerIsBetter: false, results: { silt: silt((outcome) => outcome.siltMBps) } },
     { id: 'objects-append-file', label: '  beside it: plain file write + fdatasync', unit: 'MB/s', lowerIsBetter: false, results: { silt: silt((outcome) => outcome.fileMBps) } },
     { id: 'objects-append-ratio', label: '  silt append / plain file', unit: 'of file', lowerIsBetter: false, results: { silt: silt((outcome) => outcome.ratio) } },
+    { id: 'objects-append-read', label: '  then the appended object read / a fresh value', unit: 'of fresh', lowerIsBetter: false, results: { silt: silt((outcome) => outcome.readRatio) } },
   ];
 }
 

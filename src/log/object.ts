@@ -266,6 +266,23 @@ export function dropCoveredSlices(slices: readonly Slice[]): Slice[] {
   return kept.reverse();
 }
 
+/**
+ * Whether `slices` were laid down like appends: each starts at or past the end of the one before
+ * (so no two overlap, and commit order is offset order), and they average at least `minMeanBytes`.
+ * Such a chunk reads every byte from exactly one slice, in order: heavy compaction would only
+ * trade its pieces for block-size ones (see "Slice compaction" in doc/format.md).
+ */
+export function appendShaped(slices: readonly Slice[], minMeanBytes: number): boolean {
+  let end = 0;
+  let bytes = 0;
+  for (const slice of slices) {
+    if (slice.offsetBytes < end) return false;
+    end = slice.offsetBytes + slice.lengthBytes;
+    bytes += slice.lengthBytes;
+  }
+  return bytes >= minMeanBytes * slices.length;
+}
+
 export interface ChunkFragmentation {
   index: number;
   slices: number;

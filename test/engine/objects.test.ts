@@ -925,3 +925,87 @@ test('paced background compaction leaves a chunk alone during a burst until it h
   assert.deepEqual(await db.get('burst'), model.bytes);
   await db.close();
 });
+
+test('background compaction leaves append-shaped chunks of large enough slices alone (their reads need no rewrite); smaller or overlapping slices are compacted; syncCompactAt still bounds them', async (t) => {
+  const directory = temporaryDirectory(t);
+  // 4 KiB blocks: appends averaging at least 4 KiB are left alone.
+  const options = { ...SMALL, objects: { chunkBytes: 65536, compactAt: 4, syncCompactAt: 1000 } };
+  const db = await open(directory, options);
+  const models = new Map<string, Model>();
+  const write = async (key: string, offset: number, data: Buffer): Promise<void> => {
+    const model = models.get(key) ?? new Model();
+    models.set(key, model);
+    await db.writeAt(key, offset, data);
+    model.writeAt(offset, data);
+  };
+  // 12 appends of 4-5 KiB (varying sizes) into one 64 KiB chunk: left as 12 slices.
+  for (let index = 0; index < 12; index++) await write('log', models.get('log')?.bytes.length ?? 0, bytes(300 + index, 4096 + index * 50));
+  // The same shape with a gap between slices (writes past the end leave holes): still append-shaped.
+  for (let index = 0; index < 8; index++) await write('gaps', index * 6000, bytes(400 + index, 4500));
+  // Appends of 1 KiB: too small, compacted.
+  for (let index = 0; index < 12; index++) await write('small', index * 1024, bytes(500 + index, 1024));
+  // Large slices that overlap (each starts before the previous ends): compacted.
+  for (let index = 0; index < 8; index++) await write('overlap', index * 4000, bytes(600 + index, 4500));
+  await db.idle();
+  assert.equal(db.objectStats('log')?.maxSlicesPerChunk, 12, JSON.stringify(db.objectStats('log')));
+  assert.equal(db.objectStats('gaps')?.maxSlicesPerChunk, 8, JSON.stringify(db.objectStats('gaps')));
+  assert.ok((db.objectStats('small')?.maxSlicesPerChunk ?? 99) <= 4, JSON.stringify(db.objectStats('small')));
+  assert.ok((db.objectStats('overlap')?.maxSlicesPerChunk ?? 99) <= 4, JSON.stringify(db.objectStats('overlap')));
+  for (const [key, model] of models) assert.deepEqual(await db.get(key), model.bytes, key);
+  await assertVerified(db, 'append-shaped chunks');
+  await db.close();
+  // syncCompactAt is still the hard bound for an append-shaped chunk.
+  const bounded = await open(`${directory}-bounded`, { ...options, objects: { ...options.objects, syncCompactAt: 6 } });
+  t.after(() => rmSync(`${directory}-bounded`, { recursive: true, force: true }));
+  const model = new Model();
+  for (let index = 0; index < 12; index++) {
+    const data = bytes(700 + index, 4096);
+    await bounded.append('log', data);
+    model.writeAt(model.bytes.length, data);
+    assert.ok((bounded.objectStats('log')?.maxSlicesPerChunk ?? 99) <= 6);
+  }
+  assert.ok(bounded.stats().objects.syncCompactions > 0);
+  assert.deepEqual(await bounded.get('log'), model.bytes);
+  await bounded.close();
+});
+
+test('an object write keeps a value inline only up to objects.keepInlineBytes (a truncate up to valueThreshold); past it the value becomes an object, its bytes carried in the log when small', async (t) => {
+  const directory = temporaryDirectory(t);
+  const fileSystem = new SyncCountingFileSystem();
+  const db = await open(directory, { fileSystem, valueThreshold: 65536, blockBytes: 65536, gc: { minAgeMs: 0 }, objects: { keepInlineBytes: 2048, inlineBytes: 16384, compaction: false } });
+  const model = new Model();
+  // Within keepInlineBytes: inline, rewritten whole.
+  await db.append('k', bytes(1, 1000));
+  model.writeAt(0, bytes(1, 1000));
+  await db.writeAt('k', 500, bytes(2, 1548));
+  model.writeAt(500, bytes(2, 1548));
+  assert.equal(db.objectStats('k'), undefined, 'at 2048 bytes the value is still inline');
+  // Past it (though far below valueThreshold): an object, the old bytes carried in the log with
+  // the new slice, in one write: one fsync, no block file.
+  fileSystem.reset();
+  await db.append('k', bytes(3, 10));
+  model.writeAt(model.bytes.length, bytes(3, 10));
+  assert.equal(db.objectStats('k')?.slices, 2);
+  assert.equal(fileSystem.fileSyncs, 1);
+  assert.equal(fileSystem.blockFileSyncs + fileSystem.directorySyncs, 0);
+  assert.deepEqual(await db.get('k'), model.bytes);
+  // A missing key written past keepInlineBytes is an object from its first write.
+  await db.append('log', bytes(4, 3000));
+  assert.equal(db.objectStats('log')?.slices, 1);
+  // A value put inline and larger than inlineBytes becomes an object in block files.
+  await db.put('big', bytes(5, 40_000));
+  fileSystem.reset();
+  await db.writeAt('big', 0, 'x');
+  assert.equal(fileSystem.blockFileSyncs, 1, 'the 40,000 bytes went to a block file');
+  const big = bytes(5, 40_000);
+  big.write('x', 0);
+  assert.deepEqual(await db.get('big'), big);
+  // A truncate keeps a value inline up to valueThreshold.
+  await db.put('t', bytes(6, 30_000));
+  await db.truncate('t', 20_000);
+  assert.equal(db.objectStats('t'), undefined);
+  assert.deepEqual(await db.get('t'), bytes(6, 30_000).subarray(0, 20_000));
+  await assertVerified(db, 'keepInlineBytes');
+  await db.close();
+  await assert.rejects(open(`${directory}-bad`, { objects: { keepInlineBytes: -1 } }), /keepInlineBytes/);
+});
