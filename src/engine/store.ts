@@ -472,7 +472,7 @@ export class Store extends EventEmitter {
   private objectPaceWake: (() => void) | undefined;
   private objectCatchUp = false;
   private objectWakeOnWrite = false;
-  private readonly objectCounters = { writes: 0, lightCompactions: 0, heavyCompactions: 0, syncCompactions: 0, bytesRewritten: 0, conflicts: 0, givenUp: 0, inlineSlices: 0, inlineBytes: 0, blocksReused: 0, deltaRecords: 0, pacedWaits: 0 };
+  private readonly objectCounters = { writes: 0, lightCompactions: 0, heavyCompactions: 0, syncCompactions: 0, bytesRewritten: 0, conflicts: 0, givenUp: 0, inlineSlices: 0, inlineBytes: 0, slicesDeduplicated: 0, blocksReused: 0, deltaRecords: 0, pacedWaits: 0 };
   /**
    * Blocks carried in the log (BLOCK entries), by hex hash: where the newest copy is. One is live
    * (counted in its segment's live bytes, copied by segment compaction, listed in the checkpoint)
@@ -1511,8 +1511,6 @@ export class Store extends EventEmitter {
       const delta = base !== undefined && operation.kind !== 'truncate' ? { base, slices: appended } : undefined;
       const revision = await this.commitObject(keyString, manifest, undefined, userBytes, carried, delta);
       this.objectCounters.writes++;
-      this.objectCounters.inlineSlices += carried.length;
-      for (const block of carried) this.objectCounters.inlineBytes += block.data.length;
       this.payObjectCompaction(operation.kind === 'truncate' ? 0 : operation.data.length);
       this.scheduleObjectCompaction(keyString, manifest, touched);
       return { revision, size: newSize };
@@ -1597,6 +1595,25 @@ export class Store extends EventEmitter {
     const length = entryLength(keyBytes, payload, false);
     if (length > 0xffff_ffff) throw new SiltError(ErrorCode.TOO_LARGE, 'the object manifest exceeds 4 GiB: compact the object');
     const revision = replacesRevision ?? ++this.revision;
+    // Content already stored under a live reference (in the log or a block file), or twice in
+    // this write, is not stored again: the slice names the existing block. Decided in the same
+    // synchronous step as the enqueue, and held until the record is applied, so that if the
+    // block's last other reference goes first neither GC (a block file) nor segment compaction
+    // (a copy in the log: copied forward and checkpointed while held) drops it.
+    const deduplicated: string[] = [];
+    if (carried.length > 0) {
+      const seen = new Set<string>();
+      carried = carried.filter((block) => {
+        const hex = block.hash.toString('hex');
+        if (!seen.has(hex) && !this.referenceCounts.has(hex)) {
+          seen.add(hex);
+          return true;
+        }
+        this.hold(hex);
+        deduplicated.push(hex);
+        return false;
+      });
+    }
     // The BLOCK entries come first: a crash that keeps the manifest's record keeps them too (the
     // log is recovered as a prefix); one that cuts them cuts the record as well.
     let carriedBytes = 0;
@@ -1623,7 +1640,14 @@ export class Store extends EventEmitter {
       deltaBase: asDelta ? { segmentId: previous.segmentId, offsetBytes: previous.offsetBytes, object: previous.object as ObjectManifest } : undefined,
     });
     if (asDelta) this.objectCounters.deltaRecords++;
-    await this.enqueue(revision, bytes, operations);
+    this.objectCounters.slicesDeduplicated += deduplicated.length;
+    this.objectCounters.inlineSlices += carried.length;
+    for (const block of carried) this.objectCounters.inlineBytes += block.data.length;
+    try {
+      await this.enqueue(revision, bytes, operations);
+    } finally {
+      for (const hex of deduplicated) this.unhold(hex);
+    }
     return revision;
   }
 
@@ -2829,7 +2853,8 @@ export class Store extends EventEmitter {
   /** The live log blocks now: call in the same synchronous step as the index snapshot they go with. */
   private liveLogBlocks(): Array<[string, LogBlockLocation]> {
     const blocks: Array<[string, LogBlockLocation]> = [];
-    for (const [hex, location] of this.logBlocks) if (this.referenceCounts.has(hex) && this.segments.has(location.segmentId)) blocks.push([hex, location]);
+    // A held block (a write that reuses it is in flight) counts as live: its record may be applied after the checkpoint's position.
+    for (const [hex, location] of this.logBlocks) if ((this.referenceCounts.has(hex) || this.holds.has(hex)) && this.segments.has(location.segmentId)) blocks.push([hex, location]);
     return blocks;
   }
 
@@ -3357,10 +3382,11 @@ export class Store extends EventEmitter {
       parts.push(bytes.subarray(entry.offsetBytes, entry.offsetBytes + entry.lengthBytes));
       copiedBytes += entry.lengthBytes;
     }, 0, (block) => {
-      // A block carried in the log is copied while a live value references it and this is its newest copy.
+      // A block carried in the log is copied while a live value references it (or a write that
+      // reuses it is in flight: it holds it) and this is its newest copy.
       const hex = block.hash.toString('hex');
       const location = this.logBlocks.get(hex);
-      if (!this.referenceCounts.has(hex) || location === undefined || location.segmentId !== segment.segmentId || location.offsetBytes !== block.offsetBytes) return;
+      if ((!this.referenceCounts.has(hex) && !this.holds.has(hex)) || location === undefined || location.segmentId !== segment.segmentId || location.offsetBytes !== block.offsetBytes) return;
       operations.push({
         key: hex,
         type: EntryType.BLOCK,

@@ -247,6 +247,8 @@ export interface StoreStats {
     /** Slices whose bytes were carried in the log (BLOCK entries, at most `objects.inlineBytes` each) instead of block files, and their bytes. */
     inlineSlices: number;
     inlineBytes: number;
+    /** Small slices whose bytes were already stored (a block a live value references, or the same bytes twice in one write): no BLOCK entry written, the slice names the existing block. */
+    slicesDeduplicated: number;
     /** Heavy-compaction blocks kept as they were (a whole block visible from one slice): not read nor rewritten. */
     blocksReused: number;
     /** Writes recorded as a delta on the key's previous record (the slices they add, not the whole manifest). */

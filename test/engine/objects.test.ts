@@ -1009,3 +1009,112 @@ test('an object write keeps a value inline only up to objects.keepInlineBytes (a
   await db.close();
   await assert.rejects(open(`${directory}-bad`, { objects: { keepInlineBytes: -1 } }), /keepInlineBytes/);
 });
+
+/** The real file system, where the next log fdatasync after `arm()` waits until released. */
+class GatedFileSystem extends NodeFileSystem {
+  private armed: { reached: () => void; wait: Promise<void> } | undefined;
+
+  /** Returns a promise for the gated fdatasync being reached, and the function that lets it go on. */
+  arm(): { reached: Promise<void>; release: () => void } {
+    let release = (): void => {};
+    let reached = (): void => {};
+    const wait = new Promise<void>((resolve) => (release = resolve));
+    const reachedPromise = new Promise<void>((resolve) => (reached = resolve));
+    this.armed = { reached, wait };
+    return { reached: reachedPromise, release };
+  }
+
+  private gated(handle: FileHandle, path: string): FileHandle {
+    if (!path.endsWith('.log')) return handle;
+    const datasync = handle.datasync.bind(handle);
+    handle.datasync = async () => {
+      const armed = this.armed;
+      this.armed = undefined;
+      if (armed !== undefined) {
+        armed.reached();
+        await armed.wait;
+      }
+      await datasync();
+    };
+    return handle;
+  }
+
+  override async open(path: string, mode: OpenMode): Promise<FileHandle> {
+    return this.gated(await super.open(path, mode), path);
+  }
+
+  override openSync(path: string, mode: OpenMode): FileHandle {
+    return this.gated(super.openSync(path, mode), path);
+  }
+}
+
+/** Wait (a macrotask turn at a time) until `condition` holds, or `limitMs` passed; returns whether it holds. */
+async function until(condition: () => boolean, limitMs: number): Promise<boolean> {
+  const started = performance.now();
+  while (!condition()) {
+    if (performance.now() - started > limitMs) return false;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  return true;
+}
+
+test('a small slice whose bytes are already stored names the existing block instead of storing them again; the block survives its last other owner going while the write is in flight, through segment compaction, and reopen', async (t) => {
+  const directory = temporaryDirectory(t);
+  const fileSystem = new GatedFileSystem();
+  // Tiny segments: every write rolls the log, so each write's entries sit in a segment of their own.
+  // 8 KiB chunks: a write of the same 8 KiB twice carries two identical slices.
+  const options = { fileSystem, segmentBytes: 1024, valueThreshold: 1000, blockBytes: 65536, gc: { minAgeMs: 0 }, objects: { chunkBytes: 8192, compaction: false, inlineBytes: 16384, keepInlineBytes: 0 } };
+  let db = await open(directory, options);
+  const record = bytes(1, 8192);
+  await db.append('a', record);
+  const logBlocks = db.stats().objects.logBlocks;
+  await db.append('b', record);
+  await db.append('a', record);
+  // Twice in one write: stored once.
+  const twice = Buffer.concat([bytes(2, 8192), bytes(2, 8192)]);
+  await db.writeAt('c', 0, twice);
+  let stats = db.stats().objects;
+  assert.equal(stats.slicesDeduplicated, 3);
+  assert.equal(stats.logBlocks, logBlocks + 1, 'one new block: the one written twice in one write');
+  assert.deepEqual(await db.get('a'), Buffer.concat([record, record]));
+  assert.deepEqual(await db.get('b'), record);
+  assert.deepEqual(await db.get('c'), twice);
+
+  // The race: 'y' reuses the block of 'x' while a write dropping 'x' is ahead of it in the log;
+  // that write is applied first (the block has no reference left), and the segment holding the
+  // block's only copy is compacted while 'y''s record is still in flight.
+  const shared = bytes(3, 8192);
+  await db.append('x', shared);
+  const first = fileSystem.arm();
+  const dropping = db.put('x', 'small');
+  await first.reached;
+  const deduplicated = db.stats().objects.slicesDeduplicated;
+  const reusing = db.append('y', shared);
+  assert.ok(await until(() => db.stats().objects.slicesDeduplicated > deduplicated, 10_000), 'the write reusing the block was queued');
+  const second = fileSystem.arm();
+  first.release();
+  await dropping;
+  await second.reached;
+  // Background segment compaction takes the dead segment now.
+  assert.ok(await until(() => db.stats().compaction.bytesRead > 0, 10_000), 'background compaction read the dead segment');
+  // Without the hold it would delete the block's only copy now; give it the chance to.
+  await until(() => db.stats().compaction.segmentsCompacted > 0, 300);
+  second.release();
+  await reusing;
+  await db.idle();
+  assert.deepEqual(await db.get('y'), shared);
+  await assertVerified(db, 'after the race');
+  await db.close();
+  for (const replay of [false, true]) {
+    if (replay) rmSync(join(directory, 'index.hint'));
+    db = await open(directory, { ...options, fileSystem: new NodeFileSystem() });
+    assert.deepEqual(await db.get('y'), shared, replay ? 'replayed' : 'from the checkpoint');
+    assert.deepEqual(await db.get('b'), record);
+    assert.deepEqual(await db.get('c'), twice);
+    await db.compact();
+    await db.gc();
+    assert.deepEqual(await db.get('y'), shared, 'after compaction and GC');
+    await assertVerified(db, 'reopened');
+    await db.close();
+  }
+});
