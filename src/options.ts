@@ -83,6 +83,10 @@ export interface OpenOptions {
    *   this many bytes is carried in the log record itself (one fsync) instead of a block file;
    *   heavy compaction later moves such bytes into full-size block files (except in a chunk laid
    *   down like appends of 64 KiB or more, which reads as fast as it is; doc/format.md).
+   * - `appendSlicesMax` (default 16,384; 0 for none): background compaction leaves such
+   *   append-shaped chunks alone only while their object holds at most this many slices in all:
+   *   past it, its chunks are compacted like any other, which bounds the object's manifest
+   *   (about 56 bytes a slice, written whole at each segment roll) and its memory.
    * - `keepInlineBytes` (default 4 KiB; 0 for never): an object write to a value stored inline
    *   in the log keeps it inline (rewritten whole) while its new size is at most this and
    *   `valueThreshold`; past it (or when a truncate makes it larger than `valueThreshold`) the
@@ -95,7 +99,7 @@ export interface OpenOptions {
    * - `compactQuietMs` (default 50): how long object writes must pause before paced compaction
    *   catches up.
    */
-  objects?: { chunkBytes?: number; compactAt?: number; syncCompactAt?: number; compaction?: boolean; inlineBytes?: number; keepInlineBytes?: number; compactBudget?: number; compactQuietMs?: number };
+  objects?: { chunkBytes?: number; compactAt?: number; syncCompactAt?: number; compaction?: boolean; inlineBytes?: number; keepInlineBytes?: number; appendSlicesMax?: number; compactBudget?: number; compactQuietMs?: number };
   /** The file layer; default the real file system. Tests pass fault-injecting or crash-simulating ones. */
   fileSystem?: FileSystem;
 }
@@ -116,7 +120,7 @@ export interface ResolvedOptions {
   cacheBytes: number;
   compaction: { enabled: boolean; deadRatio: number; stallRatio: number; bytesPerSecond: number };
   gc: { enabled: boolean; minAgeMs: number; batch: number; intervalMs: number };
-  objects: { chunkBytes: number; compactAt: number; syncCompactAt: number; compaction: boolean; inlineBytes: number; keepInlineBytes: number; compactBudget: number; compactQuietMs: number };
+  objects: { chunkBytes: number; compactAt: number; syncCompactAt: number; compaction: boolean; inlineBytes: number; keepInlineBytes: number; appendSlicesMax: number; compactBudget: number; compactQuietMs: number };
 }
 
 export const DEFAULTS: Readonly<ResolvedOptions> = Object.freeze({
@@ -135,7 +139,7 @@ export const DEFAULTS: Readonly<ResolvedOptions> = Object.freeze({
   cacheBytes: 32 * 1024 * 1024,
   compaction: Object.freeze({ enabled: true, deadRatio: 0.5, stallRatio: 0.8, bytesPerSecond: 0 }),
   gc: Object.freeze({ enabled: true, minAgeMs: 60_000, batch: 1000, intervalMs: 10_000 }),
-  objects: Object.freeze({ chunkBytes: 16 * 1024 * 1024, compactAt: 64, syncCompactAt: 4096, compaction: true, inlineBytes: 256 * 1024, keepInlineBytes: 4096, compactBudget: 2, compactQuietMs: 50 }),
+  objects: Object.freeze({ chunkBytes: 16 * 1024 * 1024, compactAt: 64, syncCompactAt: 4096, compaction: true, inlineBytes: 256 * 1024, keepInlineBytes: 4096, appendSlicesMax: 16_384, compactBudget: 2, compactQuietMs: 50 }),
 });
 
 function invalid(message: string): SiltError {
@@ -213,8 +217,8 @@ function objectsOption(value: unknown, blockBytes: number): ResolvedOptions['obj
   const defaults = { ...DEFAULTS.objects, inlineBytes: Math.min(DEFAULTS.objects.inlineBytes, blockBytes) };
   if (value === undefined) return defaults;
   if (typeof value !== 'object' || value === null) throw invalid('objects must be an object');
-  const given = value as { chunkBytes?: unknown; compactAt?: unknown; syncCompactAt?: unknown; compaction?: unknown; inlineBytes?: unknown; keepInlineBytes?: unknown; compactBudget?: unknown; compactQuietMs?: unknown };
-  const integer = (field: 'chunkBytes' | 'compactAt' | 'syncCompactAt' | 'inlineBytes' | 'keepInlineBytes' | 'compactQuietMs', fallback: number, minimum: number, maximum: number): number => {
+  const given = value as { chunkBytes?: unknown; compactAt?: unknown; syncCompactAt?: unknown; compaction?: unknown; inlineBytes?: unknown; keepInlineBytes?: unknown; appendSlicesMax?: unknown; compactBudget?: unknown; compactQuietMs?: unknown };
+  const integer = (field: 'chunkBytes' | 'compactAt' | 'syncCompactAt' | 'inlineBytes' | 'keepInlineBytes' | 'appendSlicesMax' | 'compactQuietMs', fallback: number, minimum: number, maximum: number): number => {
     const number = given[field] ?? fallback;
     if (typeof number !== 'number' || !Number.isSafeInteger(number) || number < minimum || number > maximum) {
       throw invalid(`objects.${field} must be an integer from ${minimum} to ${maximum}, got ${String(number)}`);
@@ -229,12 +233,13 @@ function objectsOption(value: unknown, blockBytes: number): ResolvedOptions['obj
   if (typeof compaction !== 'boolean') throw invalid(`objects.compaction must be a boolean, got ${String(compaction)}`);
   const inlineBytes = integer('inlineBytes', defaults.inlineBytes, 0, blockBytes);
   const keepInlineBytes = integer('keepInlineBytes', defaults.keepInlineBytes, 0, 64 * 1024 * 1024);
+  const appendSlicesMax = integer('appendSlicesMax', defaults.appendSlicesMax, 0, 1 << 30);
   const compactBudget = given.compactBudget ?? defaults.compactBudget;
   if (typeof compactBudget !== 'number' || !Number.isFinite(compactBudget) || compactBudget < 0) {
     throw invalid(`objects.compactBudget must be a finite number of at least 0, got ${String(compactBudget)}`);
   }
   const compactQuietMs = integer('compactQuietMs', defaults.compactQuietMs, 0, 2 ** 31 - 1);
-  return { chunkBytes, compactAt, syncCompactAt, compaction, inlineBytes, keepInlineBytes, compactBudget, compactQuietMs };
+  return { chunkBytes, compactAt, syncCompactAt, compaction, inlineBytes, keepInlineBytes, appendSlicesMax, compactBudget, compactQuietMs };
 }
 
 export function resolveOptions(options: OpenOptions | undefined): ResolvedOptions {

@@ -141,9 +141,17 @@ const BLOCK_WRITES_IN_FLIGHT = 4;
  * Background compaction leaves alone a chunk laid down like appends whose slices average at least
  * this (or the block size, if smaller): its reads cost no more than a compacted chunk's (measured:
  * 64 KiB appends read at 2.2-2.4x a fresh value's speed, heavily compacted at 1.1x), and rewriting
- * it would write every appended byte twice. See "Slice compaction" in doc/format.md.
+ * it would write every appended byte twice. Only while the object holds at most
+ * `objects.appendSlicesMax` slices: that bounds its manifest and memory. See "Slice compaction" in doc/format.md.
  */
 const APPEND_SLICE_BYTES = 64 * 1024;
+
+/** The number of slices in all of `manifest`'s chunks. */
+function manifestSlices(manifest: ObjectManifest): number {
+  let count = 0;
+  for (const chunk of manifest.chunks) count += chunk.slices.length;
+  return count;
+}
 
 async function* concatIterables(head: Buffer[], rest: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
   yield* head;
@@ -2118,7 +2126,7 @@ export class Store extends EventEmitter {
     for (const index of indexes) {
       const slices = findChunk(manifest, index)?.slices;
       if (slices === undefined || slices.length <= this.options.objects.compactAt) continue;
-      if (appendShaped(slices, Math.min(APPEND_SLICE_BYTES, this.options.blockBytes))) continue;
+      if (appendShaped(slices, Math.min(APPEND_SLICE_BYTES, this.options.blockBytes)) && manifestSlices(manifest) <= this.options.objects.appendSlicesMax) continue;
       let chunks = this.objectQueue.get(keyString);
       if (chunks === undefined) this.objectQueue.set(keyString, (chunks = new Set()));
       chunks.add(index);

@@ -967,6 +967,26 @@ test('background compaction leaves append-shaped chunks of large enough slices a
   assert.ok(bounded.stats().objects.syncCompactions > 0);
   assert.deepEqual(await bounded.get('log'), model.bytes);
   await bounded.close();
+  // Past objects.appendSlicesMax slices in the object, append-shaped chunks are compacted too.
+  for (const appendSlicesMax of [16_384, 10]) {
+    const path = `${directory}-max-${appendSlicesMax}`;
+    const store = await open(path, { ...options, durability: 'none', objects: { ...options.objects, appendSlicesMax } });
+    t.after(() => rmSync(path, { recursive: true, force: true }));
+    const appended = new Model();
+    for (let index = 0; index < 40; index++) {
+      const data = bytes(800 + index, 4096);
+      await store.append('log', data);
+      appended.writeAt(appended.bytes.length, data);
+    }
+    await store.idle();
+    const slices = store.objectStats('log')?.slices ?? 0;
+    const heavy = store.stats().objects.heavyCompactions;
+    if (appendSlicesMax === 10) assert.ok(heavy > 0 && slices < 40, `bounded: ${heavy} heavy compactions, ${slices} slices`);
+    else assert.ok(heavy === 0 && slices === 40, `unbounded: ${heavy} heavy compactions, ${slices} slices`);
+    assert.deepEqual(await store.get('log'), appended.bytes);
+    await store.close();
+  }
+  await assert.rejects(open(`${directory}-bad`, { objects: { appendSlicesMax: -1 } }), /appendSlicesMax/);
 });
 
 test('an object write keeps a value inline only up to objects.keepInlineBytes (a truncate up to valueThreshold); past it the value becomes an object, its bytes carried in the log when small', async (t) => {
