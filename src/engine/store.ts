@@ -52,9 +52,9 @@ import {
   segmentFileName,
 } from '../log/format.js';
 import {
+  appendShaped,
   chunkFragmentation,
   chunkLength,
-  appendShaped,
   dropCoveredSlices,
   encodeDelta,
   encodeManifest,
