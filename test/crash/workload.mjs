@@ -82,7 +82,9 @@ export function stepOperations(seed, step) {
       // Objects: writes into the middle (holes included), appends, truncates; keys 'obj*' only.
       const key = freshKey('obj', 4);
       const kind = next();
-      const value = { seed: step * 16 + index + 9, length: 1 + Math.floor(next() * 30_000) };
+      // A quarter of them repeat one of three contents (4 or 8 KiB): slices of content already
+      // stored name the existing block, so deduplication meets deletes, compaction and GC too.
+      const value = next() < 0.25 ? { seed: 1 + Math.floor(next() * 3), length: 4096 * (1 + Math.floor(next() * 2)) } : { seed: step * 16 + index + 9, length: 1 + Math.floor(next() * 30_000) };
       if (kind < 0.5) operations.push({ type: 'writeAt', key, offset: Math.floor(next() * 200_000), value });
       else if (kind < 0.8) operations.push({ type: 'append', key, value });
       else operations.push({ type: 'truncate', key, size: Math.floor(next() * 200_000) });
