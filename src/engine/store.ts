@@ -2143,6 +2143,8 @@ export class Store extends EventEmitter {
         this.objectCompacting = undefined;
         if (this.state !== 'open' || this.failure !== undefined) this.objectQueue.clear();
         else if (this.objectQueue.size > 0) this.scheduleObjectCompaction(keyString, manifest, []);
+        // Segment compaction may have waited for this catch-up (see maybeScheduleCompaction).
+        this.maybeScheduleCompaction();
       });
   }
 
@@ -3222,6 +3224,10 @@ export class Store extends EventEmitter {
     if (!this.options.compaction.enabled || this.state !== 'open' || this.failure !== undefined) return;
     this.stalled = this.deadFraction() > this.options.compaction.stallRatio && this.pickSegments(0).length > 0;
     if (this.compacting !== undefined) return;
+    // While slice compaction catches up (writes paused, or idle(): it is not paced), it is turning
+    // blocks carried in the log dead chunk by chunk: copying them forward now would copy bytes that
+    // die a moment later. Wait for it (it calls back here when done), unless writes are stalled.
+    if (this.objectCompacting !== undefined && !this.inObjectBurst() && !this.stalled) return;
     if (this.futileSinceUserBytes !== undefined && this.counters.userBytes === this.futileSinceUserBytes) return;
     const active = this.segments.get((this.active as SegmentWriter).segmentId) as SegmentRecord;
     // The active segment is sealed early to be compacted on the same terms as a sealed one.
