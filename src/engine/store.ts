@@ -225,6 +225,8 @@ interface SegmentRecord {
   sealed: boolean;
   /** Bytes of the entries the index points at in this segment. */
   liveBytes: number;
+  /** The part of `liveBytes` that is live blocks carried in the log (BLOCK entries). */
+  liveBlockBytes: number;
   /** The footer's summary (key range), for a sealed segment. */
   summary: SegmentSummary | undefined;
 }
@@ -564,6 +566,7 @@ export class Store extends EventEmitter {
           appliedBytes: segment.sizeBytes,
           sealed: segment.summary !== undefined,
           liveBytes: 0,
+          liveBlockBytes: 0,
           summary: segment.summary,
         });
       }
@@ -2765,6 +2768,8 @@ export class Store extends EventEmitter {
   private logBlockLive(location: LogBlockLocation, sign: 1 | -1): void {
     this.liveBytes += sign * location.lengthBytes;
     this.segmentLiveBytes(location.segmentId, sign * location.lengthBytes);
+    const segment = this.segments.get(location.segmentId);
+    if (segment !== undefined) segment.liveBlockBytes += sign * location.lengthBytes;
   }
 
   /** A block's reference count rose from zero: its log copy (if any) is live again. */
@@ -2827,6 +2832,7 @@ export class Store extends EventEmitter {
       appliedBytes: writer.sizeBytes,
       sealed: false,
       liveBytes: 0,
+      liveBlockBytes: 0,
       summary: undefined,
     });
   }
@@ -3316,7 +3322,14 @@ export class Store extends EventEmitter {
     const deadest = eligible[0];
     if (deadest === undefined) return undefined;
     if (this.deadBytesOf(deadest) >= NEARLY_DEAD * deadest.sizeBytes) return deadest;
-    return this.deadFraction() >= deadRatio ? deadest : undefined;
+    const deadFraction = this.deadFraction();
+    if (deadFraction < deadRatio) return undefined;
+    // While slice compaction has chunks queued (a burst of object writes), live blocks carried in
+    // the log are mostly theirs and die when those chunks are compacted: a segment whose live
+    // bytes are mostly such blocks waits for that, until the log is halfway from `deadRatio` to
+    // `stallRatio` dead (so the wait costs at most that much more space).
+    if (this.objectQueue.size === 0 || deadFraction >= (deadRatio + this.options.compaction.stallRatio) / 2) return deadest;
+    return eligible.find((segment) => segment.liveBlockBytes < segment.liveBytes / 2);
   }
 
   private async compactSegment(segment: SegmentRecord): Promise<void> {
