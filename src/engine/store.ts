@@ -201,6 +201,8 @@ function sliceBlockHexes(slices: Slice[]): string[] {
 /** A block an object write carries in the log (a BLOCK entry) instead of a block file. */
 interface CarriedBlock {
   hash: Buffer;
+  /** `hash` in hex, the block's key in `logBlocks` and reference counts. */
+  hex: string;
   data: Buffer;
 }
 
@@ -1501,7 +1503,7 @@ export class Store extends EventEmitter {
             // A small slice's bytes go in the log, in a BLOCK entry ahead of the manifest's record:
             // one write and one fsync, no block file, no directory fsync.
             const hash = sha256(part);
-            carried.push({ hash, data: part });
+            carried.push({ hash, hex: hash.toString('hex'), data: part });
             slice = { offsetBytes: from - chunkStart, lengthBytes: part.length, skipBytes: 0, blockBytes: this.options.blockBytes, dataBytes: part.length, blockHashes: hash };
           } else {
             const reference = await this.writeBlocks([part], undefined);
@@ -1566,7 +1568,7 @@ export class Store extends EventEmitter {
       const part = value.subarray(index * chunkBytes, Math.min(value.length, (index + 1) * chunkBytes));
       if (part.length <= this.options.objects.inlineBytes) {
         const hash = sha256(part);
-        carried.push({ hash, data: part });
+        carried.push({ hash, hex: hash.toString('hex'), data: part });
         chunks.push({ index, slices: [{ offsetBytes: 0, lengthBytes: part.length, skipBytes: 0, blockBytes: this.options.blockBytes, dataBytes: part.length, blockHashes: hash }] });
         continue;
       }
@@ -1615,13 +1617,12 @@ export class Store extends EventEmitter {
     if (carried.length > 0) {
       const seen = new Set<string>();
       carried = carried.filter((block) => {
-        const hex = block.hash.toString('hex');
-        if (!seen.has(hex) && !this.referenceCounts.has(hex)) {
-          seen.add(hex);
+        if (!seen.has(block.hex) && !this.referenceCounts.has(block.hex)) {
+          seen.add(block.hex);
           return true;
         }
-        this.hold(hex);
-        deduplicated.push(hex);
+        this.hold(block.hex);
+        deduplicated.push(block.hex);
         return false;
       });
     }
@@ -1634,7 +1635,7 @@ export class Store extends EventEmitter {
     let cursor = 0;
     for (const block of carried) {
       const blockLength = encodeBlockEntry(bytes, cursor, block.hash, block.data, revision);
-      operations.push({ key: block.hash.toString('hex'), type: EntryType.BLOCK, relativeOffsetBytes: cursor, lengthBytes: blockLength, expiresAtMs: undefined, userBytes: 0 });
+      operations.push({ key: block.hex, type: EntryType.BLOCK, relativeOffsetBytes: cursor, lengthBytes: blockLength, expiresAtMs: undefined, userBytes: 0 });
       cursor += blockLength;
     }
     const type = asDelta ? EntryType.PUT_OBJECT_DELTA : EntryType.PUT_OBJECT;
