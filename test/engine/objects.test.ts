@@ -1030,27 +1030,31 @@ test('an object write keeps a value inline only up to objects.keepInlineBytes (a
   await assert.rejects(open(`${directory}-bad`, { objects: { keepInlineBytes: -1 } }), /keepInlineBytes/);
 });
 
-/** The real file system, where the next log fdatasync after `arm()` waits until released. */
-class GatedFileSystem extends NodeFileSystem {
-  private armed: { reached: () => void; wait: Promise<void> } | undefined;
+/**
+ * Holds the next log fdatasync after `arm()` until released; with `newFilesOnly`, the next one of
+ * a log file opened after `arm()` (so a roll's seal of the old segment passes).
+ */
+class DatasyncGate {
+  private armed: { reached: () => void; wait: Promise<void>; since: number | undefined } | undefined;
+  private opened = 0;
 
-  /** Returns a promise for the gated fdatasync being reached, and the function that lets it go on. */
-  arm(): { reached: Promise<void>; release: () => void } {
+  arm(newFilesOnly = false): { reached: Promise<void>; release: () => void } {
     let release = (): void => {};
     let reached = (): void => {};
     const wait = new Promise<void>((resolve) => (release = resolve));
     const reachedPromise = new Promise<void>((resolve) => (reached = resolve));
-    this.armed = { reached, wait };
+    this.armed = { reached, wait, since: newFilesOnly ? this.opened : undefined };
     return { reached: reachedPromise, release };
   }
 
-  private gated(handle: FileHandle, path: string): FileHandle {
+  wrap(handle: FileHandle, path: string): FileHandle {
     if (!path.endsWith('.log')) return handle;
+    const order = ++this.opened;
     const datasync = handle.datasync.bind(handle);
     handle.datasync = async () => {
       const armed = this.armed;
-      this.armed = undefined;
-      if (armed !== undefined) {
+      if (armed !== undefined && (armed.since === undefined || order > armed.since)) {
+        this.armed = undefined;
         armed.reached();
         await armed.wait;
       }
@@ -1058,13 +1062,31 @@ class GatedFileSystem extends NodeFileSystem {
     };
     return handle;
   }
+}
+
+/** The real file system with a `DatasyncGate`. */
+class GatedFileSystem extends NodeFileSystem {
+  readonly gate = new DatasyncGate();
+
+  arm(newFilesOnly = false): { reached: Promise<void>; release: () => void } {
+    return this.gate.arm(newFilesOnly);
+  }
 
   override async open(path: string, mode: OpenMode): Promise<FileHandle> {
-    return this.gated(await super.open(path, mode), path);
+    return this.gate.wrap(await super.open(path, mode), path);
   }
 
   override openSync(path: string, mode: OpenMode): FileHandle {
-    return this.gated(super.openSync(path, mode), path);
+    return this.gate.wrap(super.openSync(path, mode), path);
+  }
+}
+
+/** The crash-simulating file system with a `DatasyncGate` (its `open` goes through `openSync`). */
+class GatedCrashFileSystem extends CrashFileSystem {
+  readonly gate = new DatasyncGate();
+
+  override openSync(path: string, mode: OpenMode): FileHandle {
+    return this.gate.wrap(super.openSync(path, mode), path);
   }
 }
 
@@ -1209,5 +1231,40 @@ test('during a burst of object writes, segment compaction leaves segments whose 
   assert.deepEqual(await db.get('obj'), model.bytes);
   for (const [key, value] of values) assert.deepEqual(await db.get(key), value, key);
   await assertVerified(db, 'after the burst');
+  await db.close();
+});
+
+test('a checkpoint taken while a write that reuses a carried block is in flight lists the block, even with its last other owner gone: a crash right after the write is durable recovers it from that checkpoint', async () => {
+  const fileSystem = new GatedCrashFileSystem();
+  // Tiny segments (every write rolls the log, and each roll writes a checkpoint); no background
+  // compaction or GC, which would write later checkpoints of their own.
+  const options = { segmentBytes: 1024, valueThreshold: 1000, blockBytes: 65536, compaction: false as const, gc: false as const, objects: { chunkBytes: 8192, compaction: false, inlineBytes: 16384, keepInlineBytes: 0 } };
+  const db = await open('/db', { fileSystem, ...options });
+  const shared = bytes(3, 8192);
+  await db.append('x', shared);
+  const first = fileSystem.gate.arm();
+  // Large enough that the reusing write (a small record: its block is not stored again) rolls the log.
+  const dropping = db.put('x', bytes(9, 900));
+  await first.reached;
+  const deduplicated = db.stats().objects.slicesDeduplicated;
+  const reusing = db.append('y', shared);
+  assert.ok(await until(() => db.stats().objects.slicesDeduplicated > deduplicated, 10_000), 'the write reusing the block was queued');
+  const written = db.stats().checkpoints.written;
+  // The write's own fdatasync, in the segment the roll before it creates (the roll's seal passes).
+  const second = fileSystem.gate.arm(true);
+  first.release();
+  await dropping;
+  await second.reached;
+  // The roll's checkpoint: taken with 'x' dropping the block and the reusing write not applied.
+  assert.ok(await until(() => db.stats().checkpoints.written > written, 10_000), 'the roll wrote its checkpoint');
+  second.release();
+  await reusing;
+  // Power loss now: the write is durable, the checkpoint before it is the newest.
+  const crashed = fileSystem.crash({ unsynced: 'drop' });
+  const reopened = await open('/db', { fileSystem: crashed, ...options });
+  assert.ok(reopened.stats().recovery.usedCheckpoint, 'recovered from the checkpoint');
+  assert.deepEqual(await reopened.get('y'), shared);
+  await assertVerified(reopened, 'recovered');
+  await reopened.close();
   await db.close();
 });
