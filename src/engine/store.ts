@@ -140,7 +140,7 @@ const BLOCK_WRITES_IN_FLIGHT = 4;
 /**
  * Background compaction leaves alone a chunk laid down like appends whose slices average at least
  * this (or the block size, if smaller): its reads cost no more than a compacted chunk's (measured:
- * 64 KiB appends read at 2.2-2.4x a fresh value's speed, heavily compacted at 1.1x), and rewriting
+ * 64 KiB appends read at 2.1-2.75x a fresh value's speed, heavily compacted at 1.1x), and rewriting
  * it would write every appended byte twice. Only while the object holds at most
  * `objects.appendSlicesMax` slices: that bounds its manifest and memory. See "Slice compaction" in doc/format.md.
  */
