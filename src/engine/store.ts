@@ -2585,7 +2585,8 @@ export class Store extends EventEmitter {
         }
         active.note(operation.type, operation.key, operation.relocatedFrom?.revision ?? write.revision);
         this.counters.userBytes += operation.userBytes;
-        const previous = this.index.get(operation.key);
+        // A plain put or delete finds the location it replaces in its own descent (below).
+        const previous = operation.replacesRevision !== undefined || operation.relocatedFrom !== undefined || operation.deltaBase !== undefined ? this.index.get(operation.key) : undefined;
         if (operation.replacesRevision !== undefined) {
           // A slice compaction: the same bytes under the same revision, with another manifest.
           if (previous !== undefined && previous.revision === operation.replacesRevision && previous.object !== undefined && operation.object !== undefined) {
@@ -2645,14 +2646,9 @@ export class Store extends EventEmitter {
           segmentRecord.liveBytes += operation.lengthBytes;
           continue;
         }
-        if (previous !== undefined) {
-          this.liveBytes -= liveLength(previous);
-          this.segmentLiveBytes(previous.segmentId, -liveLength(previous));
-        }
-        const previousBlocks = previous?.reference ?? previous?.object;
+        let old: EntryLocation | undefined;
         if (operation.type === EntryType.DELETE) {
-          this.index.delete(operation.key);
-          if (previousBlocks !== undefined) this.release(previousBlocks);
+          old = this.index.delete(operation.key);
         } else {
           const location: EntryLocation = {
             segmentId: active.segmentId,
@@ -2664,12 +2660,18 @@ export class Store extends EventEmitter {
           };
           if (operation.reference !== undefined) location.reference = operation.reference;
           if (operation.object !== undefined) location.object = operation.object;
-          // Retained before released: blocks an object keeps from its previous version stay referenced throughout.
-          this.replaceHeld(operation.reference ?? operation.object, previousBlocks);
-          this.index.set(operation.key, location);
+          old = this.index.set(operation.key, location);
           this.liveBytes += operation.lengthBytes;
           segmentRecord.liveBytes += operation.lengthBytes;
         }
+        if (old !== undefined) {
+          this.liveBytes -= liveLength(old);
+          this.segmentLiveBytes(old.segmentId, -liveLength(old));
+        }
+        const oldBlocks = old?.reference ?? old?.object;
+        // Retained before released: blocks an object keeps from its previous version stay referenced throughout.
+        if (operation.type !== EntryType.DELETE) this.replaceHeld(operation.reference ?? operation.object, oldBlocks);
+        else if (oldBlocks !== undefined) this.release(oldBlocks);
       }
       this.clearPending(write);
       writeOffset += write.bytes.length;
