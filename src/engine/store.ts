@@ -61,6 +61,7 @@ import {
   findChunk,
   forEachManifestBlock,
   manifestDelta,
+  MAX_OBJECT_CHUNKS,
   resolveChunk,
   sliceBlockHash,
   sliceBlockLength,
@@ -69,6 +70,7 @@ import {
   withChunk,
   type ChunkFragmentation,
   type ChunkPiece,
+  type DeltaItem,
   type ObjectManifest,
   type Slice,
 } from '../log/object.js';
@@ -1452,6 +1454,11 @@ export class Store extends EventEmitter {
       this.checkObjectSize(offset + operation.data.length);
       newSize = operation.data.length === 0 ? size : Math.max(size, offset + operation.data.length);
     }
+    // Chunk indexes are below 2^31 (doc/format.md, object delta): 8 TiB with the smallest chunks.
+    const chunkBytes = location?.object?.chunkBytes ?? this.options.objects.chunkBytes;
+    if (newSize > chunkBytes * MAX_OBJECT_CHUNKS) {
+      throw new SiltError(ErrorCode.TOO_LARGE, `an object of ${newSize} bytes would hold more than 2^31 chunks of ${chunkBytes} bytes`);
+    }
     // A small value that is not in blocks stays inline: patched and put whole. Past
     // `keepInlineBytes` rewriting it whole would cost more than the slice a write adds (appends
     // would rewrite everything before them), so it becomes an object; a truncate may shrink it inline.
@@ -1485,7 +1492,7 @@ export class Store extends EventEmitter {
     const held: ValueReference[] = [];
     const carried: CarriedBlock[] = [];
     // The slices this write appends: recorded as a delta on the key's record when it can be.
-    const appended: Array<{ index: number; slice: Slice }> = [];
+    const appended: DeltaItem[] = [];
     try {
       let manifest = location === undefined ? { sizeBytes: 0, chunkBytes: this.options.objects.chunkBytes, chunks: [] } : await this.toManifest(keyString, location, held, carried);
       const base = location?.object === manifest ? manifest : undefined;
@@ -1521,7 +1528,7 @@ export class Store extends EventEmitter {
         throw new SiltError(ErrorCode.CONFLICT, 'the key changed while the write was being prepared', { currentRevision: this.currentRevision(keyString) });
       }
       const userBytes = keyString.length + (operation.kind === 'truncate' ? 0 : operation.data.length);
-      const delta = base !== undefined && operation.kind !== 'truncate' ? { base, slices: appended } : undefined;
+      const delta = base !== undefined && operation.kind !== 'truncate' ? { base, items: appended } : undefined;
       const revision = await this.commitObject(keyString, manifest, undefined, userBytes, carried, delta);
       this.objectCounters.writes++;
       this.payObjectCompaction(operation.kind === 'truncate' ? 0 : operation.data.length);
@@ -1589,20 +1596,22 @@ export class Store extends EventEmitter {
     replacesRevision: number | undefined,
     userBytes: number,
     carried: CarriedBlock[] = [],
-    delta?: { base: ObjectManifest; slices: Array<{ index: number; slice: Slice }> },
+    delta?: { base: ObjectManifest; items: DeltaItem[] },
   ): Promise<number> {
-    // A write that only appends slices to the object of the key's record, when that record is in
-    // the active segment, is recorded as a delta on it (a chain stays inside one segment). Decided
-    // in the same synchronous step as the enqueue: nothing can move the record in between.
-    const previous = delta === undefined || replacesRevision !== undefined ? undefined : this.index.get(keyString);
+    // A write that only appends slices to the object of the key's record, or a slice compaction's
+    // replacement of one chunk's slices, is recorded as a delta on that record when it is in the
+    // active segment (a chain stays inside one segment). Decided in the same synchronous step as
+    // the enqueue: nothing can move the record in between.
+    const previous = delta === undefined ? undefined : this.index.get(keyString);
     const asDelta =
       delta !== undefined &&
       previous !== undefined &&
       previous.object === delta.base &&
+      (replacesRevision === undefined || previous.revision === replacesRevision) &&
       previous.segmentId === (this.active as SegmentWriter).segmentId &&
       !this.pending.has(keyString);
     const payload = asDelta
-      ? encodeDelta({ baseRevision: previous.revision, baseOffsetBytes: previous.offsetBytes, sizeBytes: manifest.sizeBytes, chunkBytes: manifest.chunkBytes, slices: delta.slices })
+      ? encodeDelta({ baseRevision: previous.revision, baseOffsetBytes: previous.offsetBytes, sizeBytes: manifest.sizeBytes, chunkBytes: manifest.chunkBytes, items: delta.items })
       : encodeManifest(manifest);
     const keyBytes = Buffer.from(keyString, 'latin1');
     const length = entryLength(keyBytes, payload, false);
@@ -2120,7 +2129,9 @@ export class Store extends EventEmitter {
     const chunk = findChunk(location.object, index);
     if (chunk === undefined || !startsWithSlices(chunk.slices, readSlices)) return false;
     const manifest = withChunk(location.object, index, [...replacement, ...chunk.slices.slice(readSlices.length)]);
-    await this.commitObject(keyString, manifest, location.revision, 0);
+    // Recorded as what changed (one chunk's slices), not as the whole manifest, when it can be.
+    const delta = { base: location.object, items: [{ index, replacedCount: readSlices.length, slices: replacement }] };
+    await this.commitObject(keyString, manifest, location.revision, 0, [], delta);
     return true;
   }
 
@@ -2587,6 +2598,30 @@ export class Store extends EventEmitter {
         this.counters.userBytes += operation.userBytes;
         // A plain put or delete finds the location it replaces in its own descent (below).
         const previous = operation.replacesRevision !== undefined || operation.relocatedFrom !== undefined || operation.deltaBase !== undefined ? this.index.get(operation.key) : undefined;
+        if (operation.deltaBase !== undefined) {
+          // A delta (a write's or a slice compaction's): the key's previous record stays live as the
+          // earlier part of the chain.
+          const base = operation.deltaBase;
+          if (previous === undefined || previous.segmentId !== active.segmentId || previous.offsetBytes !== base.offsetBytes || previous.object !== base.object) {
+            throw new Error(`internal: the record an object delta of ${JSON.stringify(operation.key)} applies to has moved`);
+          }
+          const location: EntryLocation = {
+            segmentId: active.segmentId,
+            offsetBytes: newOffset,
+            lengthBytes: operation.lengthBytes,
+            revision: write.revision,
+            expiresAtMs: undefined,
+            verifiedKey: undefined,
+            object: operation.object as ObjectManifest,
+            chainStartBytes: previous.chainStartBytes ?? previous.offsetBytes,
+            chainBytes: liveLength(previous),
+          };
+          this.replaceHeld(operation.object, previous.object);
+          this.index.set(operation.key, location);
+          this.liveBytes += operation.lengthBytes;
+          segmentRecord.liveBytes += operation.lengthBytes;
+          continue;
+        }
         if (operation.replacesRevision !== undefined) {
           // A slice compaction: the same bytes under the same revision, with another manifest.
           if (previous !== undefined && previous.revision === operation.replacesRevision && previous.object !== undefined && operation.object !== undefined) {
@@ -2621,29 +2656,6 @@ export class Store extends EventEmitter {
             this.segmentLiveBytes(from.segmentId, -previous.lengthBytes);
             segmentRecord.liveBytes += previous.lengthBytes;
           }
-          continue;
-        }
-        if (operation.deltaBase !== undefined) {
-          // A delta: the key's previous record stays live as the earlier part of the chain.
-          const base = operation.deltaBase;
-          if (previous === undefined || previous.segmentId !== active.segmentId || previous.offsetBytes !== base.offsetBytes || previous.object !== base.object) {
-            throw new Error(`internal: the record an object delta of ${JSON.stringify(operation.key)} applies to has moved`);
-          }
-          const location: EntryLocation = {
-            segmentId: active.segmentId,
-            offsetBytes: newOffset,
-            lengthBytes: operation.lengthBytes,
-            revision: write.revision,
-            expiresAtMs: undefined,
-            verifiedKey: undefined,
-            object: operation.object as ObjectManifest,
-            chainStartBytes: previous.chainStartBytes ?? previous.offsetBytes,
-            chainBytes: liveLength(previous),
-          };
-          this.replaceHeld(operation.object, previous.object);
-          this.index.set(operation.key, location);
-          this.liveBytes += operation.lengthBytes;
-          segmentRecord.liveBytes += operation.lengthBytes;
           continue;
         }
         let old: EntryLocation | undefined;

@@ -251,7 +251,7 @@ export interface StoreStats {
     slicesDeduplicated: number;
     /** Heavy-compaction blocks kept as they were (a whole block visible from one slice): not read nor rewritten. */
     blocksReused: number;
-    /** Writes recorded as a delta on the key's previous record (the slices they add, not the whole manifest). */
+    /** Writes and slice compactions recorded as a delta on the key's previous record (the slices they add, or the chunk's slices a compaction replaced, not the whole manifest). */
     deltaRecords: number;
     /** Times background compaction waited for object writes to pay for what it rewrote (`objects.compactBudget`). */
     pacedWaits: number;

@@ -437,15 +437,35 @@ export function decodeManifest(value: Buffer): ObjectManifest | string {
 
 // ---------------------------------------------------------------------------------------------
 // Deltas (PUT_OBJECT_DELTA entries)
-//   delta := base revision u64, base offset u64, size u64, chunk bytes u32, count u32,
-//            (chunk index u32, slice){count}
+//   delta := base revision u64, base offset u64, size u64, chunk bytes u32, count u32, item{count}
+//   item  := chunk index u32 (bit 31 clear), slice                                 (an append)
+//          | chunk index u32 | 0x8000_0000, replaced u32, slice count u32, slice{slice count}
+//                                                                                  (a replacement)
 //
 // A write that only adds slices (writeAt, append) to an object whose record is in the active
 // segment is recorded as a delta: the slices it appends, each to the end of its chunk's list, and
 // the new size, on top of the key's previous record, whose revision is `baseRevision` and which
-// is at `baseOffsetBytes` of the same segment (open follows these back to rebuild a chain). A key's
-// record is then a chain: one full manifest (PUT_OBJECT) and the deltas after it, all in one
-// segment (a write whose previous record is in another segment writes a full manifest).
+// is at `baseOffsetBytes` of the same segment (open follows these back to rebuild a chain). A
+// slice compaction's commit is recorded the same way, as one replacement: the first `replaced`
+// slices of its chunk (those it read) give way to the compacted ones, the slices written after
+// them stay. A key's record is then a chain: one full manifest (PUT_OBJECT) and the deltas after
+// it, all in one segment (a write whose previous record is in another segment writes a full
+// manifest).
+
+/** A slice appended to the end of chunk `index`'s list. */
+export interface DeltaAppend {
+  index: number;
+  slice: Slice;
+}
+
+/** Chunk `index`'s first `replacedCount` slices replaced by `slices` (none: the chunk goes, if nothing follows them). */
+export interface DeltaReplacement {
+  index: number;
+  replacedCount: number;
+  slices: Slice[];
+}
+
+export type DeltaItem = DeltaAppend | DeltaReplacement;
 
 export interface ObjectDelta {
   /** The revision of the record this delta applies to, and its offset in the segment (the delta's own). */
@@ -453,25 +473,48 @@ export interface ObjectDelta {
   baseOffsetBytes: number;
   sizeBytes: number;
   chunkBytes: number;
-  /** In order: each slice goes to the end of chunk `index`'s list. */
-  slices: Array<{ index: number; slice: Slice }>;
+  /** Applied in order. */
+  items: DeltaItem[];
 }
 
 const DELTA_HEADER_BYTES = 32;
+/** Set in an item's chunk index when the item is a replacement. */
+const REPLACEMENT_BIT = 0x8000_0000;
+/** An object holds fewer chunks than this (writes past it are TOO_LARGE): a chunk index never has REPLACEMENT_BIT set. */
+export const MAX_OBJECT_CHUNKS = REPLACEMENT_BIT;
+
+function isReplacement(item: DeltaItem): item is DeltaReplacement {
+  return (item as DeltaReplacement).replacedCount !== undefined;
+}
 
 export function encodeDelta(delta: ObjectDelta): Buffer {
   let length = DELTA_HEADER_BYTES;
-  for (const { slice } of delta.slices) length += 4 + SLICE_HEADER_BYTES + slice.blockHashes.length;
+  for (const item of delta.items) {
+    if (isReplacement(item)) {
+      length += 12;
+      for (const slice of item.slices) length += SLICE_HEADER_BYTES + slice.blockHashes.length;
+    } else {
+      length += 4 + SLICE_HEADER_BYTES + item.slice.blockHashes.length;
+    }
+  }
   const buffer = Buffer.allocUnsafe(length);
   writeUint64(buffer, delta.baseRevision, 0);
   writeUint64(buffer, delta.baseOffsetBytes, 8);
   writeUint64(buffer, delta.sizeBytes, 16);
   buffer.writeUInt32LE(delta.chunkBytes, 24);
-  buffer.writeUInt32LE(delta.slices.length, 28);
+  buffer.writeUInt32LE(delta.items.length, 28);
   let cursor = DELTA_HEADER_BYTES;
-  for (const { index, slice } of delta.slices) {
-    buffer.writeUInt32LE(index, cursor);
-    cursor = writeSlice(buffer, cursor + 4, slice);
+  for (const item of delta.items) {
+    if (isReplacement(item)) {
+      buffer.writeUInt32LE((item.index | REPLACEMENT_BIT) >>> 0, cursor);
+      buffer.writeUInt32LE(item.replacedCount, cursor + 4);
+      buffer.writeUInt32LE(item.slices.length, cursor + 8);
+      cursor += 12;
+      for (const slice of item.slices) cursor = writeSlice(buffer, cursor, slice);
+    } else {
+      buffer.writeUInt32LE(item.index, cursor);
+      cursor = writeSlice(buffer, cursor + 4, item.slice);
+    }
   }
   return buffer;
 }
@@ -485,32 +528,54 @@ export function decodeDelta(value: Buffer): ObjectDelta | string {
   const chunkBytes = value.readUInt32LE(24);
   const count = value.readUInt32LE(28);
   if (chunkBytes === 0) return 'delta chunk size is 0';
-  const slices: ObjectDelta['slices'] = [];
+  const items: DeltaItem[] = [];
   let cursor = DELTA_HEADER_BYTES;
   for (let position = 0; position < count; position++) {
-    if (cursor + 4 + SLICE_HEADER_BYTES > value.length) return 'delta slice runs past its end';
-    const index = value.readUInt32LE(cursor);
-    const read = readSlice(value, cursor + 4, 'delta', index, chunkBytes, sizeBytes);
-    if (typeof read === 'string') return read;
-    slices.push({ index, slice: read.slice });
-    cursor = read.end;
+    if (cursor + 4 > value.length) return 'delta item runs past its end';
+    const word = value.readUInt32LE(cursor);
+    const index = word & ~REPLACEMENT_BIT;
+    if ((word & REPLACEMENT_BIT) === 0) {
+      const read = readSlice(value, cursor + 4, 'delta', index, chunkBytes, sizeBytes);
+      if (typeof read === 'string') return read;
+      items.push({ index, slice: read.slice });
+      cursor = read.end;
+      continue;
+    }
+    if (cursor + 12 > value.length) return 'delta replacement runs past its end';
+    const replacedCount = value.readUInt32LE(cursor + 4);
+    const sliceCount = value.readUInt32LE(cursor + 8);
+    if (replacedCount === 0) return `delta chunk ${index}: a replacement of no slices`;
+    cursor += 12;
+    const slices: Slice[] = [];
+    for (let slicePosition = 0; slicePosition < sliceCount; slicePosition++) {
+      const read = readSlice(value, cursor, 'delta', index, chunkBytes, sizeBytes);
+      if (typeof read === 'string') return read;
+      slices.push(read.slice);
+      cursor = read.end;
+    }
+    items.push({ index, replacedCount, slices });
   }
   if (cursor !== value.length) return 'delta does not fill its entry';
-  return { baseRevision, baseOffsetBytes, sizeBytes, chunkBytes, slices };
+  return { baseRevision, baseOffsetBytes, sizeBytes, chunkBytes, items };
 }
 
 /**
  * The manifest `delta` makes of `manifest` (its base): the slices appended to their chunks, the
- * size set (a delta never shrinks an object). Shares the chunks it does not touch. A reason string
- * if the delta does not fit the manifest.
+ * replacements made, the size set (a delta never shrinks an object). Shares the chunks it does not
+ * touch. A reason string if the delta does not fit the manifest.
  */
 export function applyDelta(manifest: ObjectManifest, delta: ObjectDelta): ObjectManifest | string {
   if (delta.chunkBytes !== manifest.chunkBytes) return `delta chunk size ${delta.chunkBytes} differs from the object's ${manifest.chunkBytes}`;
   if (delta.sizeBytes < manifest.sizeBytes) return `delta shrinks the object from ${manifest.sizeBytes} to ${delta.sizeBytes} bytes`;
   let result: ObjectManifest = { sizeBytes: delta.sizeBytes, chunkBytes: manifest.chunkBytes, chunks: manifest.chunks };
-  for (const { index, slice } of delta.slices) {
-    const slices = findChunk(result, index)?.slices ?? [];
-    result = withChunk(result, index, [...slices, slice]);
+  for (const item of delta.items) {
+    const slices = findChunk(result, item.index)?.slices ?? [];
+    if (isReplacement(item)) {
+      if (item.replacedCount > slices.length) return `delta replaces ${item.replacedCount} slices of chunk ${item.index}, which holds ${slices.length}`;
+      result = withChunk(result, item.index, [...item.slices, ...slices.slice(item.replacedCount)]);
+    } else {
+      result = withChunk(result, item.index, [...slices, item.slice]);
+    }
   }
   return result;
 }

@@ -407,6 +407,19 @@ test('bad input: SiltError with a clear code, nothing written', async (t) => {
   await assert.rejects(readOnly.append('k', 'x'), (error: unknown) => code(error) === 'READ_ONLY');
   assert.deepEqual(await readOnly.get('k'), Buffer.concat([bytes(1, 2000), Buffer.from('ok')]));
   await readOnly.close();
+  // An object holds fewer than 2^31 chunks, whatever maxValueSize allows: with 4 KiB chunks a
+  // write ending past 8 TiB is TOO_LARGE (a hole up to just below it is fine), nothing written.
+  const huge = await open(join(directory, 'huge'), { ...SMALL, maxValueSize: Number.MAX_SAFE_INTEGER, objects: { ...SMALL.objects, chunkBytes: 4096 } });
+  await huge.writeAt('h', 2 ** 43 - 2, 'ab');
+  assert.equal(huge.objectStats('h')?.size, 2 ** 43);
+  const hugeBefore = { revision: huge.stats().revision, log: huge.stats().writes.logBytes };
+  await assert.rejects(huge.writeAt('h', 2 ** 43 - 1, 'ab'), (error: unknown) => code(error) === 'TOO_LARGE', 'a write past 2^31 chunks');
+  await assert.rejects(huge.truncate('h', 2 ** 43 + 1), (error: unknown) => code(error) === 'TOO_LARGE', 'a truncate past 2^31 chunks');
+  await assert.rejects(huge.writeAt('new', 2 ** 45, 'x'), (error: unknown) => code(error) === 'TOO_LARGE', 'a new object past 2^31 chunks');
+  assert.deepEqual({ revision: huge.stats().revision, log: huge.stats().writes.logBytes }, hugeBefore, 'something was written');
+  const tail = Buffer.concat(await collect(huge.createReadStream('h', { start: 2 ** 43 - 4 })));
+  assert.deepEqual(tail, Buffer.from([0, 0, 0x61, 0x62]));
+  await huge.close();
 });
 
 test('power loss at every fsync point of an object workload, including heavy compaction and GC: every object reads as before or after the step in flight', async () => {
@@ -794,6 +807,79 @@ test('a write records only the slices it adds (a delta on the key record): chain
   db = await open(second, small);
   assert.ok((await db.get('log'))?.equals(appended.bytes), 'tiny segments, replayed');
   assert.equal(live(), liveSmall, 'tiny segments: live bytes from a replay');
+  await db.close();
+});
+
+test('a slice compaction records only the chunk it replaced (a delta), not the whole manifest: rebuilt from the checkpoint and by replay, a write that landed meanwhile kept', async (t) => {
+  const seed = testSeed('objects compaction deltas');
+  const next = random(seed);
+  const directory = temporaryDirectory(t);
+  const fileSystem = new GateFileSystem();
+  const options = { valueThreshold: 1000, blockBytes: 4096, gc: { minAgeMs: 0 }, fileSystem, objects: { chunkBytes: 16384, compaction: false, inlineBytes: 4096 } };
+  let db = await open(directory, options);
+  // 64 chunks of 16 KiB, 4 blocks each: a full manifest of at least 64 × (8 + 24 + 4 × 32) bytes.
+  const chunks = 64;
+  const fullManifestBytes = chunks * (8 + 24 + 4 * 32);
+  const model = new Model();
+  model.writeAt(0, bytes(seed, chunks * 16384));
+  await db.put('obj', model.bytes);
+  const writeInto = async (chunk: number, count: number) => {
+    for (let index = 0; index < count; index++) {
+      const data = bytes(Math.floor(next() * 1e9), 1 + Math.floor(next() * 300));
+      const offset = chunk * 16384 + Math.floor(next() * (16384 - data.length));
+      await db.writeAt('obj', offset, data);
+      model.writeAt(offset, data);
+    }
+  };
+  // The first write makes the block value an object (one slice per chunk); 30 more fragment chunk 5.
+  await writeInto(5, 31);
+  assert.equal(db.objectStats('obj')!.chunks.find((chunk) => chunk.index === 5)!.slices, 32);
+  const same = async (context: string) => assert.ok((await db.get('obj'))?.equals(model.bytes), `${context}: the object differs from the model (seed ${seed})`);
+
+  // A heavy commit for chunk 5, after a light one if some slice is wholly covered by newer ones
+  // (the other chunks hold one slice: nothing to do).
+  const before = db.stats();
+  const result = await db.compactObject('obj', { mode: 'heavy' });
+  const after = db.stats();
+  assert.equal(result.chunksCompacted, 1);
+  assert.equal(after.objects.heavyCompactions - before.objects.heavyCompactions, 1);
+  const commits = after.objects.lightCompactions - before.objects.lightCompactions + 1;
+  assert.equal(after.objects.deltaRecords - before.objects.deltaRecords, commits, 'every commit was a delta on the key record');
+  const commitBytes = (after.writes.logBytes - before.writes.logBytes) / commits;
+  assert.ok(commitBytes < fullManifestBytes / 8, `${commitBytes.toFixed(0)} log bytes per compaction commit against a full manifest of ${fullManifestBytes}+`);
+  assert.equal(db.objectStats('obj')!.chunks.find((chunk) => chunk.index === 5)!.slices, 1);
+  await same('after compaction');
+
+  // A write that lands in the chunk while it is compacted stays after the compacted slice.
+  await writeInto(5, 10);
+  fileSystem.arm();
+  const compaction = db.compactObject('obj', { mode: 'heavy' });
+  await fileSystem.reached;
+  await writeInto(5, 1);
+  fileSystem.release();
+  assert.equal((await compaction).chunksCompacted, 1);
+  assert.equal(db.objectStats('obj')!.chunks.find((chunk) => chunk.index === 5)!.slices, 2, 'the compacted slice and the write that landed meanwhile');
+  await same('after a write during compaction');
+  await assertVerified(db, 'after compaction');
+
+  // Open rebuilds the chain, compactions included, from the checkpoint and from a replay.
+  const live = () => JSON.stringify({ total: db.stats().liveBytes, segments: db.stats().segments.list.map((segment) => [segment.segmentId, segment.liveBytes]) });
+  const liveBefore = live();
+  const slicesBefore = JSON.stringify(db.objectStats('obj'));
+  await db.close();
+  db = await open(directory, options);
+  assert.equal(db.stats().recovery.usedCheckpoint, true);
+  assert.equal(live(), liveBefore, 'live bytes from the checkpoint');
+  assert.equal(JSON.stringify(db.objectStats('obj')), slicesBefore, 'slices from the checkpoint');
+  await same('after reopen from the checkpoint');
+  await db.close();
+  rmSync(join(directory, 'index.hint'));
+  db = await open(directory, options);
+  assert.equal(db.stats().recovery.usedCheckpoint, false);
+  assert.equal(live(), liveBefore, 'live bytes from a replay');
+  assert.equal(JSON.stringify(db.objectStats('obj')), slicesBefore, 'slices from a replay');
+  await same('after a full replay');
+  await assertVerified(db, 'after a full replay');
   await db.close();
 });
 
