@@ -98,6 +98,8 @@ export interface VerifyInput {
   logBlocks?: Map<string, LogBlockLocation>;
   /** Compacted segments whose files wait for open readers (not checked, but not strangers). */
   retiredSegmentIds?: number[];
+  /** The segments the store knows when the directory is listed (the log may have rolled since the instant checked). */
+  knownSegmentIds?: () => Iterable<number>;
   nowMs: number;
   onProgress?: ((progress: VerifyProgress) => void) | undefined;
 }
@@ -359,11 +361,14 @@ export async function verifyStore(input: VerifyInput): Promise<VerifyResult> {
       if (name.startsWith('LOCK.stale-')) continue;
       problem('file', `${directory}/${name}`, 'not a file silt owns');
     }
-    // Compacted segments kept for readers still open are known too.
+    // Compacted segments kept for readers still open are known too, and so are segments the log
+    // rolled to while verify ran: the store knows them when the directory is listed.
     const segmentIds = new Set([...segments.map((segment) => segment.segmentId), ...(input.retiredSegmentIds ?? [])]);
-    for (const name of await fs.readdir(directory)) {
+    const names = await fs.readdir(directory);
+    const knownNow = new Set(input.knownSegmentIds?.() ?? []);
+    for (const name of names) {
       const id = parseSegmentFileName(name);
-      if (id !== undefined && !segmentIds.has(id)) problem('file', `${directory}/${name}`, 'a segment the store does not know');
+      if (id !== undefined && !segmentIds.has(id) && !knownNow.has(id)) problem('file', `${directory}/${name}`, 'a segment the store does not know');
     }
   } catch (error) {
     problem('file', directory, `unreadable: ${(error as Error).message}`);

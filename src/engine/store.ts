@@ -472,6 +472,8 @@ export class Store extends EventEmitter {
   /** Per key, the settling of the last write that must finish before later writes to it start. */
   private readonly keyTails = new Map<string, Promise<void>>();
   private gcRunning: Promise<GcResult> | undefined;
+  /** The id of the segment a roll is creating, while it does (see `verify`). */
+  private creatingSegmentId: number | undefined;
   private gcTimer: NodeJS.Timeout | undefined;
   /** Background slice compaction: chunks waiting (per key), and the run in progress. */
   private readonly objectQueue = new Map<string, Set<number>>();
@@ -2866,7 +2868,14 @@ export class Store extends EventEmitter {
     // The sealed segment's handle becomes a read handle; the file is complete.
     this.readHandles.set(old.segmentId, old.handle);
     this.evictReadHandles();
-    const next = await SegmentWriter.create(this.fs, this.directory, old.segmentId + 1, this.revision, this.preallocateStep());
+    // Named before its file exists, for verify(): the file may be listed before it is registered.
+    this.creatingSegmentId = old.segmentId + 1;
+    let next: SegmentWriter;
+    try {
+      next = await SegmentWriter.create(this.fs, this.directory, old.segmentId + 1, this.revision, this.preallocateStep());
+    } finally {
+      this.creatingSegmentId = undefined;
+    }
     this.active = next;
     this.addSegmentRecord(next);
     if (this.options.checkpoint) {
@@ -3561,6 +3570,22 @@ export class Store extends EventEmitter {
     const segments = [...this.segments.values()]
       .sort((left, right) => left.segmentId - right.segmentId)
       .map((segment) => ({ segmentId: segment.segmentId, path: segment.path, sizeBytes: segment.appliedBytes, sealed: segment.sealed }));
+    // Pinned like a reader's: background compaction and GC, which go on meanwhile, keep the
+    // segments and blocks of this instant on disk until verify is done.
+    const unpin = this.pinReaders(snapshot);
+    try {
+      return await this.verifyPinned(snapshot, referenceCounts, segments, options);
+    } finally {
+      unpin();
+    }
+  }
+
+  private verifyPinned(
+    snapshot: IndexSnapshot<EntryLocation>,
+    referenceCounts: Map<string, number>,
+    segments: Array<{ segmentId: number; path: string; sizeBytes: number; sealed: boolean }>,
+    options: { onProgress?: (progress: VerifyProgress) => void } | undefined,
+  ): Promise<VerifyResult> {
     return verifyStore({
       fs: this.fs,
       directory: this.directory,
@@ -3570,6 +3595,7 @@ export class Store extends EventEmitter {
       blocks: this.blocks,
       logBlocks: new Map(this.logBlocks),
       retiredSegmentIds: this.retired.map((retired) => retired.segmentId),
+      knownSegmentIds: () => [...this.segments.keys(), ...this.retired.map((retired) => retired.segmentId), ...(this.creatingSegmentId === undefined ? [] : [this.creatingSegmentId])],
       nowMs: Date.now(),
       onProgress: options?.onProgress,
     });

@@ -8,7 +8,9 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { CrashFileSystem } from '../../src/fs/crash-file-system.js';
-import { open, type Store } from '../../src/index.js';
+import type { OpenOptions as FileOpenOptions } from '../../src/fs/types.js';
+import { NodeFileSystem, open, type FileHandle, type OpenMode, type Store } from '../../src/index.js';
+import { segmentFileName } from '../../src/log/format.js';
 import { endOfNonZero } from '../../src/log/segment-reader.js';
 import { collect, temporaryDirectory } from '../helpers.js';
 
@@ -270,6 +272,119 @@ test('a snapshot iterator outlives its released snapshot across compaction; veri
   const entries = await collect(iterator);
   assert.equal(entries.length, 30);
   for (const entry of entries) assert.ok(entry.value.equals(value(0, 100)), entry.key.toString());
+  await db.close();
+});
+
+/** The real file system; once armed, the next open of a log segment for reading waits for `release()`. */
+class SegmentOpenGate extends NodeFileSystem {
+  private armed = false;
+  private opened: (() => void) | undefined;
+  private gate: Promise<void> = Promise.resolve();
+  private releaseGate: (() => void) | undefined;
+  reached: Promise<void> = Promise.resolve();
+
+  arm(): void {
+    this.armed = true;
+    this.reached = new Promise((resolve) => (this.opened = resolve));
+    this.gate = new Promise((resolve) => (this.releaseGate = resolve));
+  }
+
+  release(): void {
+    this.releaseGate?.();
+  }
+
+  override async open(path: string, mode: OpenMode, options?: FileOpenOptions): Promise<FileHandle> {
+    if (this.armed && mode === 'read' && path.endsWith('.log')) {
+      this.armed = false;
+      this.opened?.();
+      await this.gate;
+    }
+    return super.open(path, mode, options);
+  }
+}
+
+test('verify() on a live store: the log rolls, segments are compacted away and blocks collected while it runs, and it reports no problem (it pins what it reads like a reader, and knows segments started since)', async (t) => {
+  const directory = temporaryDirectory(t);
+  const fileSystem = new SegmentOpenGate();
+  const db = await open(directory, { fileSystem, segmentBytes: 16 * 1024, compaction: false, valueThreshold: 1000, gc: { minAgeMs: 0 } });
+  await overwrite(db, 60, 3, 300);
+  await db.put('big', Buffer.alloc(5000, 7));
+  const segmentsBefore = db.stats().segments.list.map((segment) => segment.segmentId);
+  // verify() takes its instant, then waits at its first segment.
+  fileSystem.arm();
+  const verifying = db.verify();
+  await fileSystem.reached;
+  // Meanwhile: the log rolls to new segments, compaction retires the old ones (the one verify is
+  // about to read among them), and the block of a deleted value is collected.
+  await overwrite(db, 60, 3, 301);
+  await db.delete('big');
+  await db.compact();
+  await db.gc();
+  const segmentsAfter = db.stats().segments.list.map((segment) => segment.segmentId);
+  assert.ok(segmentsBefore.some((id) => !segmentsAfter.includes(id)), 'compaction retired no segment verify had to read');
+  assert.ok(Math.max(...segmentsAfter) > Math.max(...segmentsBefore), 'the log did not roll');
+  assert.ok(db.stats().segments.retired > 0, 'verify keeps the compacted segments of its instant');
+  fileSystem.release();
+  const result = await verifying;
+  assert.ok(result.ok, JSON.stringify(result.problems.slice(0, 5)));
+  // Done, verify lets them go: the next compaction deletes them, and the store verifies clean.
+  await db.compact();
+  assert.equal(db.stats().segments.retired, 0);
+  for (const id of segmentsBefore.filter((id) => !segmentsAfter.includes(id))) {
+    assert.ok(!existsSync(join(directory, segmentFileName(id))), `segment ${id} still on disk`);
+  }
+  const after = await db.verify();
+  assert.ok(after.ok, JSON.stringify(after.problems.slice(0, 5)));
+  assert.equal(await db.get('big'), undefined);
+  await db.close();
+});
+
+/** The real file system; once armed, the next fsync of the store's own directory waits for `release()`. */
+class DirectorySyncGate extends NodeFileSystem {
+  private armed: string | undefined;
+  private reachedGate: (() => void) | undefined;
+  private gate: Promise<void> = Promise.resolve();
+  private releaseGate: (() => void) | undefined;
+  reached: Promise<void> = Promise.resolve();
+
+  arm(directory: string): void {
+    this.armed = directory;
+    this.reached = new Promise((resolve) => (this.reachedGate = resolve));
+    this.gate = new Promise((resolve) => (this.releaseGate = resolve));
+  }
+
+  release(): void {
+    this.releaseGate?.();
+  }
+
+  override async syncDirectory(path: string): Promise<void> {
+    if (this.armed !== undefined && path === this.armed) {
+      this.armed = undefined;
+      this.reachedGate?.();
+      await this.gate;
+    }
+    return super.syncDirectory(path);
+  }
+}
+
+test('verify() while the log rolls: the new segment file, on disk before the store has registered it, is not a stranger', async (t) => {
+  const directory = temporaryDirectory(t);
+  const fileSystem = new DirectorySyncGate();
+  const db = await open(directory, { fileSystem, segmentBytes: 16 * 1024, compaction: false, checkpoint: false });
+  await overwrite(db, 10, 1, 300);
+  const before = db.stats().segments.activeSegmentId as number;
+  // A write that does not fit in what is left of the segment rolls the log first; the roll stops
+  // at the directory fsync that names its new segment, whose file (header and all) is on disk by then.
+  fileSystem.arm(directory);
+  const write = db.put('rolls', value(1, 15 * 1024));
+  await fileSystem.reached;
+  assert.ok(existsSync(join(directory, segmentFileName(before + 1))), 'the new segment file is not on disk');
+  assert.equal(db.stats().segments.activeSegmentId, before, 'the roll finished');
+  const result = await db.verify();
+  assert.ok(result.ok, JSON.stringify(result.problems.slice(0, 5)));
+  fileSystem.release();
+  await write;
+  assert.equal(db.stats().segments.activeSegmentId, before + 1);
   await db.close();
 });
 
