@@ -2978,7 +2978,9 @@ export class Store extends EventEmitter {
    */
   async gc(): Promise<GcResult> {
     this.checkWritable();
-    await this.gcRunning?.catch(() => undefined);
+    // One pass at a time: wait until none runs (another caller may start one meanwhile). Two
+    // passes at once appended to the delayed list at the same offset and damaged it.
+    while (this.gcRunning !== undefined) await this.gcRunning.catch(() => undefined);
     this.checkWritable();
     return this.startGc();
   }
