@@ -1,10 +1,12 @@
 /**
  * A seeded stress of one open store under concurrent calls: each step starts a few random
  * operations at once (puts small and large, putStream, batch, delete, writeAt, append, truncate,
- * compactObject, gc, compact, idle) and range reads of keys no operation of the step writes,
- * then checks reads against a model. Now and then: a snapshot whose scan must still show its
- * instant after more writes and a compaction, verify() while background work runs, a reopen
- * (with or without the checkpoint). Durability, segment size and the size of slices carried in
+ * compactObject, gc, compact, idle, verify) and range reads beside them, then checks reads against
+ * a model: a read stream of a key the step writes must show one of the states the key goes
+ * through. Now and then: close() with a whole step in flight (a write then completes, or is
+ * refused with CLOSED and is not applied), a snapshot whose scan must still show its instant
+ * after more writes and a compaction, verify() while background work runs, a reopen (with or
+ * without the checkpoint). Durability, segment size and the size of slices carried in
  * the log are drawn from the seed; segments and chunks are tiny, so the log rolls, compacts and
  * collects blocks all the time.
  *
@@ -15,7 +17,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { open, type Durability, type OpenOptions, type Store } from '../../src/index.js';
+import { open, SiltError, type Durability, type OpenOptions, type Store } from '../../src/index.js';
 import { random } from '../helpers.js';
 
 export interface StressResult {
@@ -80,96 +82,137 @@ export async function runConcurrentStress({ seed, steps, directory: parent = tmp
   let db = await open(directory, options);
   try {
     for (let step = 0; step < steps; step++) {
-      const operations: Array<Promise<unknown>> = [];
-      const written = new Set<string>();
+      // Each write's effect on the model, applied after the step in call order if the write
+      // succeeded (a write may be refused with CLOSED when the step closes the store under it).
+      const writes: Array<{ promise: Promise<unknown>; apply: (state: Map<string, Buffer>) => void }> = [];
+      const others: Array<Promise<unknown>> = [];
+      // The states each key goes through in this step (before, then after each write of it).
+      const versions = new Map<string, Array<Buffer | undefined>>();
+      const planned = new Map([...model]);
+      const write = (promise: Promise<unknown>, apply: (state: Map<string, Buffer>) => void) => {
+        writes.push({ promise, apply });
+        const before = new Set(planned.keys());
+        const snapshotOf = new Map(planned);
+        apply(planned);
+        for (const key of KEYS) {
+          if (planned.get(key) === snapshotOf.get(key) && before.has(key) === planned.has(key)) continue;
+          if (!versions.has(key)) versions.set(key, [snapshotOf.get(key)]);
+          versions.get(key)?.push(planned.get(key));
+        }
+      };
       const toRead: string[] = [];
+      const closing = next() < 0.03;
       const count = 1 + Math.floor(next() * 8);
       for (let position = 0; position < count; position++) {
         const key = pick(KEYS);
-        const current = model.get(key) ?? Buffer.alloc(0);
         const roll = next();
         if (roll < 0.15) {
           const value = bytes(Math.floor(next() * 9000));
-          operations.push(db.put(key, value));
-          model.set(key, value);
+          write(db.put(key, value), (state) => state.set(key, value));
         } else if (roll < 0.25) {
           const value = bytes(Math.floor(next() * 40000));
           const pieces: Buffer[] = [];
           for (let at = 0; at < value.length; at += 5000) pieces.push(value.subarray(at, at + 1 + Math.floor(next() * 5000)));
           // The pieces may overlap or leave gaps: the model is what the stream yields.
           const streamed = Buffer.concat(pieces);
-          operations.push(db.putStream(key, pieces));
-          model.set(key, streamed);
+          write(db.putStream(key, pieces), (state) => state.set(key, streamed));
         } else if (roll < 0.33) {
           const other = pick(KEYS);
           const value = bytes(Math.floor(next() * 3000));
-          operations.push(db.batch(other === key ? [{ type: 'put', key, value }] : [{ type: 'put', key, value }, { type: 'delete', key: other }]));
-          model.set(key, value);
-          if (other !== key) {
-            model.delete(other);
-            written.add(other);
-          }
+          write(db.batch(other === key ? [{ type: 'put', key, value }] : [{ type: 'put', key, value }, { type: 'delete', key: other }]), (state) => {
+            state.set(key, value);
+            if (other !== key) state.delete(other);
+          });
         } else if (roll < 0.38) {
-          operations.push(db.delete(key));
-          model.delete(key);
+          write(db.delete(key), (state) => state.delete(key));
         } else if (roll < 0.5) {
           const data = bytes(1 + Math.floor(next() * 3000));
           const offset = Math.floor(next() * 50000);
-          operations.push(db.writeAt(key, offset, data));
-          const grown = Buffer.alloc(Math.max(current.length, offset + data.length));
-          current.copy(grown);
-          data.copy(grown, offset);
-          model.set(key, grown);
+          write(db.writeAt(key, offset, data), (state) => {
+            const current = state.get(key) ?? Buffer.alloc(0);
+            const grown = Buffer.alloc(Math.max(current.length, offset + data.length));
+            current.copy(grown);
+            data.copy(grown, offset);
+            state.set(key, grown);
+          });
         } else if (roll < 0.58) {
           const data = bytes(1 + Math.floor(next() * 6000));
-          operations.push(db.append(key, data));
-          model.set(key, Buffer.concat([current, data]));
+          write(db.append(key, data), (state) => state.set(key, Buffer.concat([state.get(key) ?? Buffer.alloc(0), data])));
         } else if (roll < 0.61) {
           const size = Math.floor(next() * 60000);
-          operations.push(db.truncate(key, size));
-          const resized = Buffer.alloc(size);
-          current.copy(resized, 0, 0, Math.min(size, current.length));
-          model.set(key, resized);
+          write(db.truncate(key, size), (state) => {
+            const current = state.get(key) ?? Buffer.alloc(0);
+            const resized = Buffer.alloc(size);
+            current.copy(resized, 0, 0, Math.min(size, current.length));
+            state.set(key, resized);
+          });
         } else if (roll < 0.66) {
-          operations.push(db.compactObject(key, { mode: next() < 0.5 ? 'light' : 'heavy' }));
-          continue;
+          others.push(db.compactObject(key, { mode: next() < 0.5 ? 'light' : 'heavy' }));
         } else if (roll < 0.68) {
           // Passes asked for together wait for each other.
-          operations.push(db.gc(), db.gc());
-          continue;
+          others.push(db.gc(), db.gc());
         } else if (roll < 0.7) {
-          operations.push(db.compact());
-          continue;
+          others.push(db.compact());
         } else if (roll < 0.72) {
-          operations.push(db.idle());
-          continue;
+          others.push(db.idle());
         } else if (roll < 0.75) {
           // verify() alongside the step's writes and whatever background work they start.
-          operations.push(checkVerified(db, `step ${step}, alongside writes`));
-          continue;
+          others.push(checkVerified(db, `step ${step}, alongside writes`));
         } else {
           toRead.push(key);
-          continue;
         }
-        written.add(key);
       }
-      result.operations += operations.length;
-      // Reads of keys no operation of this step writes, alongside the writes.
-      for (const key of toRead) {
-        if (written.has(key)) continue;
-        const want = model.get(key);
-        if (want === undefined) {
-          operations.push(db.get(key).then((got) => got === undefined || fail(`step ${step}: ${key} should be absent, reads ${got.length} bytes`)));
-        } else if (want.length > 0) {
-          const start = Math.floor(next() * want.length);
-          const end = start + Math.floor(next() * (want.length - start));
+      result.operations += writes.length + others.length;
+      // Reads alongside the writes: a key the step writes reads as one of the states it goes
+      // through (a read stream sees one version), any other key as the model has it.
+      if (!closing) {
+        for (const key of toRead) {
+          const states = versions.get(key) ?? [model.get(key)];
+          const longest = states.reduce((most, state) => Math.max(most, state?.length ?? 0), 0);
+          if (longest === 0) {
+            others.push(db.get(key).then((got) => states.some((state) => sameValue(got, state)) || fail(`step ${step}: ${key} reads ${got?.length} bytes, no state of the step`)));
+            continue;
+          }
+          const start = Math.floor(next() * longest);
+          const end = start + Math.floor(next() * (longest - start));
           result.rangeReads++;
-          operations.push(
-            readAll(db.createReadStream(key, { start, end })).then((got) => got.equals(want.subarray(start, end + 1)) || fail(`step ${step}: bytes ${start}-${end} of ${key} (${want.length} bytes) read wrong`)),
+          // createReadStream throws at once for a missing key or a start past the end.
+          const read = (async () => readAll(db.createReadStream(key, { start, end })))();
+          others.push(
+            read.then(
+              (got) => states.some((state) => state !== undefined && state.length > start && got.equals(state.subarray(start, end + 1))) || fail(`step ${step}: bytes ${start}-${end} of ${key} read as no state of the step`),
+              (error: unknown) => {
+                // A range past the end of the state the stream opened, or a key absent then.
+                const code = error instanceof SiltError ? error.code : undefined;
+                if ((code === 'NOT_FOUND' && states.includes(undefined)) || (code === 'INVALID_ARGUMENT' && states.some((state) => state !== undefined && state.length <= start))) return;
+                throw error;
+              },
+            ),
           );
         }
       }
-      await Promise.all(operations);
+      if (closing) {
+        // close() with all of it in flight: writes already called complete (or are refused with
+        // CLOSED, and then not applied); the rest may be refused with CLOSED.
+        const closed = db.close();
+        // Settled together: a rejection must have its handler before the next tick.
+        const [settled, othersSettled] = await Promise.all([Promise.allSettled(writes.map((entry) => entry.promise)), Promise.allSettled(others)]);
+        settled.forEach((outcome, position) => {
+          if (outcome.status === 'fulfilled') (writes[position] as (typeof writes)[number]).apply(model);
+          else if (!(outcome.reason instanceof SiltError && outcome.reason.code === 'CLOSED')) fail(`step ${step}: a write in flight at close() failed: ${String(outcome.reason)}`);
+        });
+        for (const outcome of othersSettled) {
+          if (outcome.status === 'rejected' && !(outcome.reason instanceof SiltError && outcome.reason.code === 'CLOSED')) fail(`step ${step}: in flight at close(): ${String(outcome.reason)}`);
+        }
+        await closed;
+        db = await open(directory, options);
+        result.reopens++;
+        await checkAll(db, `after close() under load at step ${step}`);
+        result.steps++;
+        continue;
+      }
+      await Promise.all([...writes.map((entry) => entry.promise), ...others]);
+      for (const entry of writes) entry.apply(model);
       const roll = next();
       if (roll < 0.04) {
         await db.close();
