@@ -235,6 +235,14 @@ interface SegmentRecord {
   summary: SegmentSummary | undefined;
 }
 
+/** A promise that rejects when told to, never before; its rejection counts as handled (it is raced). */
+function requestSignal(): { promise: Promise<never>; reject: (error: SiltError) => void } {
+  let reject: (error: SiltError) => void = () => undefined;
+  const promise = new Promise<never>((_, rejectPromise) => (reject = rejectPromise));
+  promise.catch(() => undefined);
+  return { promise, reject };
+}
+
 function invalid(message: string): SiltError {
   return new SiltError(ErrorCode.INVALID_ARGUMENT, message);
 }
@@ -474,6 +482,12 @@ export class Store extends EventEmitter {
   private gcRunning: Promise<GcResult> | undefined;
   /** The id of the segment a roll is creating, while it does (see `verify`). */
   private creatingSegmentId: number | undefined;
+  /** The run of `close()` once it was called: new writes are refused, those called before finish. */
+  private closeRun: Promise<void> | undefined;
+  /** Rejects (with CLOSED) when `close()` is called: a stream source's pending chunk gives up on it. */
+  private readonly closeRequested: { promise: Promise<never>; reject: (error: SiltError) => void } = requestSignal();
+  /** Writes waiting outside any key's order (for compaction, past `stallRatio`) before they are queued. */
+  private readonly callsInFlight = new Set<Promise<void>>();
   private gcTimer: NodeJS.Timeout | undefined;
   /** Background slice compaction: chunks waiting (per key), and the run in progress. */
   private readonly objectQueue = new Map<string, Set<number>>();
@@ -1093,6 +1107,23 @@ export class Store extends EventEmitter {
     if (this.failure !== undefined) throw this.failedError();
   }
 
+  /** `checkWritable` for a new call: once `close()` was called, writes and maintenance are refused. */
+  private checkAccepting(): void {
+    this.checkWritable();
+    if (this.closeRun !== undefined) throw new SiltError(ErrorCode.CLOSED, 'the store is closing');
+  }
+
+  /** Keep `close()` waiting for `call` (a write not in a key's order, not yet queued) until it settles. */
+  private tracked<T>(call: Promise<T>): Promise<T> {
+    const settled = call.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.callsInFlight.add(settled);
+    void settled.then(() => this.callsInFlight.delete(settled));
+    return call;
+  }
+
   private failedError(): SiltError {
     const cause = this.failure;
     return new SiltError(ErrorCode.FAILED, `the store stopped taking writes: ${cause?.message ?? 'unknown cause'}`, { cause });
@@ -1133,14 +1164,14 @@ export class Store extends EventEmitter {
     // Not an async function: the common put (small value, no stall) returns the promise of its
     // queued write itself, with no extra promise layers. Bad input still rejects, never throws.
     try {
-      this.checkWritable();
+      this.checkAccepting();
       const keyString = this.keyString(key);
       const valueBytes = this.valueBytes(value);
       const ttlMs = checkTtl(options?.ttlMs);
       if (valueBytes.length > this.options.valueThreshold || this.keyTails.has(keyString)) {
         return this.inKeyOrder([keyString], () => this.putInOrder(keyString, valueBytes, options, ttlMs));
       }
-      if (this.stalled) return this.putInOrder(keyString, valueBytes, options, ttlMs);
+      if (this.stalled) return this.tracked(this.putInOrder(keyString, valueBytes, options, ttlMs));
       this.checkConditions(keyString, options);
       return this.commitPut(keyString, valueBytes, undefined, ttlMs);
     } catch (error) {
@@ -1190,7 +1221,7 @@ export class Store extends EventEmitter {
    * aborted `signal`, or a source that throws, rejects and leaves the key as it was.
    */
   async putStream(key: Bytes, source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options?: PutStreamOptions): Promise<PutStreamResult> {
-    this.checkWritable();
+    this.checkAccepting();
     const keyString = this.keyString(key);
     return this.inKeyOrder([keyString], () => this.putStreamInOrder(keyString, source, options));
   }
@@ -1220,7 +1251,7 @@ export class Store extends EventEmitter {
       let headBytes = 0;
       let done = false;
       while (headBytes <= this.options.valueThreshold) {
-        const next = await iterator.next();
+        const next = await this.nextChunk(iterator, source);
         signal?.throwIfAborted();
         if (next.done) {
           done = true;
@@ -1240,7 +1271,12 @@ export class Store extends EventEmitter {
         sizeBytes = value.length;
         digest = sha256(value);
       } else {
-        const rest = { [Symbol.asyncIterator]: () => iterator as AsyncIterator<Uint8Array> };
+        const rest = {
+          [Symbol.asyncIterator]: (): AsyncIterator<Uint8Array> => ({
+            next: () => this.nextChunk(iterator, source),
+            return: async () => (await iterator.return?.()) ?? { done: true, value: undefined },
+          }),
+        };
         const reference = await this.writeBlocks(concatIterables(head, rest), signal);
         try {
           this.checkWritable();
@@ -1255,6 +1291,26 @@ export class Store extends EventEmitter {
       return { revision, size: sizeBytes, digest: digest.toString('hex') };
     } finally {
       signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /**
+   * The next chunk of a stream's source, unless `close()` is called first: then CLOSED at once,
+   * without waiting for a chunk that may never come, and the source is destroyed (a Readable) or
+   * returned (an iterator).
+   */
+  private async nextChunk(iterator: AsyncIterator<Uint8Array> | Iterator<Uint8Array>, source: object): Promise<IteratorResult<Uint8Array>> {
+    try {
+      if (this.closeRun !== undefined) throw new SiltError(ErrorCode.CLOSED, 'the store is closing');
+      return await Promise.race([iterator.next(), this.closeRequested.promise]);
+    } catch (error) {
+      if (this.closeRun !== undefined && error instanceof SiltError && error.code === ErrorCode.CLOSED) {
+        (source as { destroy?: (error: unknown) => void }).destroy?.(error);
+        void Promise.resolve()
+          .then(() => iterator.return?.())
+          .catch(() => undefined);
+      }
+      throw error;
     }
   }
 
@@ -1399,7 +1455,7 @@ export class Store extends EventEmitter {
    * or already held in blocks; a block value's blocks are kept as its slices, not copied.
    */
   async writeAt(key: Bytes, offset: number, data: Bytes, options?: ObjectOptions): Promise<ObjectWriteResult> {
-    this.checkWritable();
+    this.checkAccepting();
     const keyString = this.keyString(key);
     this.checkObjectNumber(offset, 'offset');
     const bytes = toBytes(data, 'data');
@@ -1410,7 +1466,7 @@ export class Store extends EventEmitter {
 
   /** Append `data` to the key's value (a missing key is empty). See `writeAt`. */
   async append(key: Bytes, data: Bytes, options?: ObjectOptions): Promise<ObjectWriteResult> {
-    this.checkWritable();
+    this.checkAccepting();
     const keyString = this.keyString(key);
     const bytes = toBytes(data, 'data');
     const ifRevision = checkRevisionOption(options?.ifRevision, 'ifRevision');
@@ -1420,7 +1476,7 @@ export class Store extends EventEmitter {
 
   /** Cut the key's value to `size` bytes, or extend it with zeros (a missing key is empty). See `writeAt`. */
   async truncate(key: Bytes, size: number, options?: ObjectOptions): Promise<WriteResult> {
-    this.checkWritable();
+    this.checkAccepting();
     const keyString = this.keyString(key);
     this.checkObjectNumber(size, 'size');
     const ifRevision = checkRevisionOption(options?.ifRevision, 'ifRevision');
@@ -1980,7 +2036,7 @@ export class Store extends EventEmitter {
    * left as it is; no write is ever lost or hidden. The key keeps its revision.
    */
   async compactObject(key: Bytes, options?: { mode?: 'light' | 'heavy' }): Promise<ObjectCompactionResult> {
-    this.checkWritable();
+    this.checkAccepting();
     const keyString = this.keyString(key);
     const mode = options?.mode ?? 'heavy';
     if (mode !== 'light' && mode !== 'heavy') throw invalid(`mode must be 'light' or 'heavy', got ${String(mode)}`);
@@ -2300,10 +2356,11 @@ export class Store extends EventEmitter {
 
   /** Delete `key`. Writes nothing when the key is absent. */
   async delete(key: Bytes, options?: DeleteOptions): Promise<DeleteResult> {
-    this.checkWritable();
+    this.checkAccepting();
     const keyString = this.keyString(key);
     const ifRevision = checkRevisionOption(options?.ifRevision, 'ifRevision');
     if (this.keyTails.has(keyString)) return this.inKeyOrder([keyString], () => this.deleteInOrder(keyString, ifRevision));
+    if (this.stalled) return this.tracked(this.deleteInOrder(keyString, ifRevision));
     return this.deleteInOrder(keyString, ifRevision);
   }
 
@@ -2334,7 +2391,7 @@ export class Store extends EventEmitter {
 
   /** Apply puts and deletes atomically, as one record with one revision. */
   async batch(operations: BatchOperation[]): Promise<WriteResult> {
-    this.checkWritable();
+    this.checkAccepting();
     if (!Array.isArray(operations)) throw invalid('batch takes an array of operations');
     if (operations.length > this.options.batchOperationsMax) {
       throw new SiltError(ErrorCode.TOO_LARGE, `batch of ${operations.length} operations exceeds batchOperationsMax ${this.options.batchOperationsMax}`);
@@ -2366,6 +2423,7 @@ export class Store extends EventEmitter {
     if (large || (this.keyTails.size > 0 && keys.some((key) => this.keyTails.has(key)))) {
       return this.inKeyOrder(keys, () => this.batchInOrder(prepared));
     }
+    if (this.stalled) return this.tracked(this.batchInOrder(prepared));
     return this.batchInOrder(prepared);
   }
 
@@ -2977,7 +3035,7 @@ export class Store extends EventEmitter {
    * `gc.minAgeMs` and are still unreferenced (phase 2). Works with `gc: false`.
    */
   async gc(): Promise<GcResult> {
-    this.checkWritable();
+    this.checkAccepting();
     // One pass at a time: wait until none runs (another caller may start one meanwhile). Two
     // passes at once appended to the delayed list at the same offset and damaged it.
     while (this.gcRunning !== undefined) await this.gcRunning.catch(() => undefined);
@@ -3229,7 +3287,7 @@ export class Store extends EventEmitter {
    * needs them).
    */
   async compact(): Promise<CompactionStats> {
-    this.checkWritable();
+    this.checkAccepting();
     // One compaction at a time: wait until none runs (another caller may start one meanwhile).
     while (this.compacting !== undefined) await this.compacting.catch(() => undefined);
     this.checkWritable();
@@ -3660,10 +3718,22 @@ export class Store extends EventEmitter {
   }
 
   /**
-   * Wait for in-flight writes, make them durable, write a checkpoint, stop background work and
-   * release the directory. Later calls reject with CLOSED. Safe to call twice.
+   * Refuse new writes, let the writes called before finish (a `putStream` still reading its
+   * source gives up with CLOSED), make them durable, write a checkpoint, stop background work and
+   * release the directory. Later calls reject with CLOSED. Calling it again returns the same run.
    */
-  async close(): Promise<void> {
+  close(): Promise<void> {
+    if (this.state === 'closed') return Promise.resolve();
+    this.closeRun ??= this.closeNow();
+    return this.closeRun;
+  }
+
+  private async closeNow(): Promise<void> {
+    this.closeRequested.reject(new SiltError(ErrorCode.CLOSED, 'the store is closing'));
+    // Writes called before close() finish first: those in a key's order (large values, streams,
+    // objects, and the writes queued behind them) and those waiting for compaction. Writes called
+    // since are refused, so this waits for a fixed set.
+    await Promise.all([...this.keyTails.values(), ...this.callsInFlight]);
     if (this.state === 'closed' || this.state === 'closing') return;
     const wasFailed = this.failure !== undefined;
     this.state = 'closing';

@@ -235,6 +235,82 @@ test('close waits for in-flight writes; later calls reject with CLOSED', async (
   await reopened.close();
 });
 
+test('close() lets every write called before it finish (large values, batches, objects, writes queued behind them); a stream still reading its source gives up with CLOSED, even one that never yields', async (t) => {
+  const directory = temporaryDirectory(t);
+  const options = { valueThreshold: 1000, blockBytes: 4096 };
+  let db = await open(directory, options);
+  for (let index = 0; index < 20; index++) await db.put(`filler-${index}`, 'f');
+  const large = Buffer.alloc(50_000, 7);
+  const calls = {
+    large: db.put('large', large),
+    batch: db.batch([{ type: 'put', key: 'batch', value: large }, { type: 'delete', key: 'filler-0' }]),
+    writeAt: db.writeAt('object', 5000, Buffer.alloc(3000, 1)),
+    append: db.append('object', Buffer.alloc(2000, 2)),
+    behind: db.put('object', 'replaced in order'),
+    small: db.put('small', 'v'),
+    deleted: db.delete('filler-1'),
+  };
+  // A stream whose source never yields again: close() must not wait for it.
+  let pulls = 0;
+  const stalled = db
+    .putStream('stream', {
+      [Symbol.asyncIterator]: () => ({ next: () => (pulls++ === 0 ? Promise.resolve({ done: false, value: Buffer.alloc(3000, 3) }) : new Promise<IteratorResult<Uint8Array>>(() => undefined)) }),
+    })
+    .then(
+      () => 'stored',
+      (error: unknown) => code(error),
+    );
+  const closed = db.close();
+  assert.equal(db.close(), closed, 'a second close() is the same run');
+  // Called after close(): refused.
+  await assert.rejects(db.put('late', 'x'), (error) => code(error) === 'CLOSED');
+  await assert.rejects(db.writeAt('late', 0, 'x'), (error) => code(error) === 'CLOSED');
+  await assert.rejects(db.gc(), (error) => code(error) === 'CLOSED');
+  const names = Object.keys(calls);
+  const outcomes = await Promise.allSettled(Object.values(calls));
+  outcomes.forEach((outcome, position) => assert.equal(outcome.status, 'fulfilled', `${names[position]}: ${outcome.status === 'rejected' ? String(outcome.reason) : ''}`));
+  assert.equal(await stalled, 'CLOSED');
+  await closed;
+  db = await open(directory, options);
+  assert.deepEqual(await db.get('large'), large);
+  assert.deepEqual(await db.get('batch'), large);
+  assert.equal((await db.get('object'))?.toString(), 'replaced in order');
+  assert.equal((await db.get('small'))?.toString(), 'v');
+  assert.equal(await db.get('filler-0'), undefined);
+  assert.equal(await db.get('filler-1'), undefined);
+  assert.equal(await db.get('stream'), undefined);
+  assert.equal(await db.get('late'), undefined);
+  const verified = await db.verify();
+  assert.ok(verified.ok, JSON.stringify(verified.problems.slice(0, 3)));
+  await db.close();
+});
+
+test('close() lets writes that wait for compaction (past stallRatio) finish', async (t) => {
+  const directory = temporaryDirectory(t);
+  const options = { segmentBytes: 4096, compaction: { deadRatio: 0.9, stallRatio: 0.9 } };
+  let db = await open(directory, options);
+  // Overwrites until one waits for compaction (stalled) before it is queued: its call counts the
+  // stall before it returns.
+  let stalledPut: Promise<unknown> | undefined;
+  for (let round = 0; round < 100 && stalledPut === undefined; round++) {
+    const puts: Array<Promise<unknown>> = [];
+    for (let index = 0; index < 20; index++) {
+      const before = db.stats().compaction.stalls;
+      puts.push(db.put(`filler-${index}`, Buffer.alloc(400, round)));
+      if (stalledPut === undefined && db.stats().compaction.stalls > before) stalledPut = Promise.all(puts);
+    }
+    if (stalledPut === undefined) await Promise.all(puts);
+  }
+  assert.ok(stalledPut !== undefined, 'no write waited for compaction');
+  // Nothing else in flight: close() has only these writes to wait for.
+  const closed = db.close();
+  await stalledPut;
+  await closed;
+  db = await open(directory, options);
+  assert.equal((await db.get('filler-19'))?.length, 400);
+  await db.close();
+});
+
 test('concurrent writers share group commits (one fsync for many writes)', async (t) => {
   const db = await open(temporaryDirectory(t));
   await Promise.all(Array.from({ length: 64 }, (_, index) => db.put(`k${index}`, 'v')));
