@@ -180,11 +180,12 @@ export async function runConcurrentStress({ seed, steps, directory: parent = tmp
           const read = (async () => readAll(db.createReadStream(key, { start, end })))();
           others.push(
             read.then(
-              (got) => states.some((state) => state !== undefined && state.length > start && got.equals(state.subarray(start, end + 1))) || fail(`step ${step}: bytes ${start}-${end} of ${key} read as no state of the step`),
+              // A start at a state's very end reads nothing (past it, INVALID_ARGUMENT below).
+              (got) => states.some((state) => state !== undefined && state.length >= start && got.equals(state.subarray(start, end + 1))) || fail(`step ${step}: bytes ${start}-${end} of ${key} read as no state of the step`),
               (error: unknown) => {
                 // A range past the end of the state the stream opened, or a key absent then.
                 const code = error instanceof SiltError ? error.code : undefined;
-                if ((code === 'NOT_FOUND' && states.includes(undefined)) || (code === 'INVALID_ARGUMENT' && states.some((state) => state !== undefined && state.length <= start))) return;
+                if ((code === 'NOT_FOUND' && states.includes(undefined)) || (code === 'INVALID_ARGUMENT' && states.some((state) => state !== undefined && state.length < start))) return;
                 throw error;
               },
             ),
