@@ -3634,31 +3634,22 @@ export class Store extends EventEmitter {
     // segments and blocks of this instant on disk until verify is done.
     const unpin = this.pinReaders(snapshot);
     try {
-      return await this.verifyPinned(snapshot, referenceCounts, segments, options);
+      return await verifyStore({
+        fs: this.fs,
+        directory: this.directory,
+        segments,
+        snapshot,
+        referenceCounts,
+        blocks: this.blocks,
+        logBlocks: new Map(this.logBlocks),
+        retiredSegmentIds: this.retired.map((retired) => retired.segmentId),
+        knownSegmentIds: () => [...this.segments.keys(), ...this.retired.map((retired) => retired.segmentId), ...(this.creatingSegmentId === undefined ? [] : [this.creatingSegmentId])],
+        nowMs: Date.now(),
+        onProgress: options?.onProgress,
+      });
     } finally {
       unpin();
     }
-  }
-
-  private verifyPinned(
-    snapshot: IndexSnapshot<EntryLocation>,
-    referenceCounts: Map<string, number>,
-    segments: Array<{ segmentId: number; path: string; sizeBytes: number; sealed: boolean }>,
-    options: { onProgress?: (progress: VerifyProgress) => void } | undefined,
-  ): Promise<VerifyResult> {
-    return verifyStore({
-      fs: this.fs,
-      directory: this.directory,
-      segments,
-      snapshot,
-      referenceCounts,
-      blocks: this.blocks,
-      logBlocks: new Map(this.logBlocks),
-      retiredSegmentIds: this.retired.map((retired) => retired.segmentId),
-      knownSegmentIds: () => [...this.segments.keys(), ...this.retired.map((retired) => retired.segmentId), ...(this.creatingSegmentId === undefined ? [] : [this.creatingSegmentId])],
-      nowMs: Date.now(),
-      onProgress: options?.onProgress,
-    });
   }
 
   stats(): StoreStats {
@@ -3734,7 +3725,6 @@ export class Store extends EventEmitter {
     // objects, and the writes queued behind them) and those waiting for compaction. Writes called
     // since are refused, so this waits for a fixed set.
     await Promise.all([...this.keyTails.values(), ...this.callsInFlight]);
-    if (this.state === 'closed' || this.state === 'closing') return;
     const wasFailed = this.failure !== undefined;
     this.state = 'closing';
     if (this.intervalTimer !== undefined) clearInterval(this.intervalTimer);
