@@ -38,3 +38,33 @@ export async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
   for await (const item of iterable) result.push(item);
   return result;
 }
+
+/**
+ * A one-shot gate for fault-free file-system wrappers in tests: once `arm()`ed, the first call
+ * that `pass()`es signals `reached` and waits there until `release()`.
+ */
+export class Gate {
+  private armed = false;
+  private signalReached: (() => void) | undefined;
+  private opened: Promise<void> = Promise.resolve();
+  private open: (() => void) | undefined;
+  reached: Promise<void> = Promise.resolve();
+
+  arm(): void {
+    this.armed = true;
+    this.reached = new Promise((resolve) => (this.signalReached = resolve));
+    this.opened = new Promise((resolve) => (this.open = resolve));
+  }
+
+  release(): void {
+    this.open?.();
+  }
+
+  /** Wait here if armed and `applies` (then disarmed); return at once otherwise. */
+  async pass(applies: boolean): Promise<void> {
+    if (!this.armed || !applies) return;
+    this.armed = false;
+    this.signalReached?.();
+    await this.opened;
+  }
+}

@@ -12,7 +12,7 @@ import type { OpenOptions as FileOpenOptions } from '../../src/fs/types.js';
 import { NodeFileSystem, open, type FileHandle, type OpenMode, type Store } from '../../src/index.js';
 import { segmentFileName } from '../../src/log/format.js';
 import { endOfNonZero } from '../../src/log/segment-reader.js';
-import { collect, temporaryDirectory } from '../helpers.js';
+import { collect, Gate, temporaryDirectory } from '../helpers.js';
 
 const value = (round: number, size = 1000) => Buffer.alloc(size, round % 251);
 
@@ -277,28 +277,10 @@ test('a snapshot iterator outlives its released snapshot across compaction; veri
 
 /** The real file system; once armed, the next open of a log segment for reading waits for `release()`. */
 class SegmentOpenGate extends NodeFileSystem {
-  private armed = false;
-  private opened: (() => void) | undefined;
-  private gate: Promise<void> = Promise.resolve();
-  private releaseGate: (() => void) | undefined;
-  reached: Promise<void> = Promise.resolve();
-
-  arm(): void {
-    this.armed = true;
-    this.reached = new Promise((resolve) => (this.opened = resolve));
-    this.gate = new Promise((resolve) => (this.releaseGate = resolve));
-  }
-
-  release(): void {
-    this.releaseGate?.();
-  }
+  readonly gate = new Gate();
 
   override async open(path: string, mode: OpenMode, options?: FileOpenOptions): Promise<FileHandle> {
-    if (this.armed && mode === 'read' && path.endsWith('.log')) {
-      this.armed = false;
-      this.opened?.();
-      await this.gate;
-    }
+    await this.gate.pass(mode === 'read' && path.endsWith('.log'));
     return super.open(path, mode, options);
   }
 }
@@ -311,9 +293,9 @@ test('verify() on a live store: the log rolls, segments are compacted away and b
   await db.put('big', Buffer.alloc(5000, 7));
   const segmentsBefore = db.stats().segments.list.map((segment) => segment.segmentId);
   // verify() takes its instant, then waits at its first segment.
-  fileSystem.arm();
+  fileSystem.gate.arm();
   const verifying = db.verify();
-  await fileSystem.reached;
+  await fileSystem.gate.reached;
   // Meanwhile: the log rolls to new segments, compaction retires the old ones (the one verify is
   // about to read among them), and the block of a deleted value is collected.
   await overwrite(db, 60, 3, 301);
@@ -324,7 +306,7 @@ test('verify() on a live store: the log rolls, segments are compacted away and b
   assert.ok(segmentsBefore.some((id) => !segmentsAfter.includes(id)), 'compaction retired no segment verify had to read');
   assert.ok(Math.max(...segmentsAfter) > Math.max(...segmentsBefore), 'the log did not roll');
   assert.ok(db.stats().segments.retired > 0, 'verify keeps the compacted segments of its instant');
-  fileSystem.release();
+  fileSystem.gate.release();
   const result = await verifying;
   assert.ok(result.ok, JSON.stringify(result.problems.slice(0, 5)));
   // Done, verify lets them go: the next compaction deletes them, and the store verifies clean.
@@ -339,30 +321,13 @@ test('verify() on a live store: the log rolls, segments are compacted away and b
   await db.close();
 });
 
-/** The real file system; once armed, the next fsync of the store's own directory waits for `release()`. */
+/** The real file system; once armed, the next fsync of `directory` waits for `release()`. */
 class DirectorySyncGate extends NodeFileSystem {
-  private armed: string | undefined;
-  private reachedGate: (() => void) | undefined;
-  private gate: Promise<void> = Promise.resolve();
-  private releaseGate: (() => void) | undefined;
-  reached: Promise<void> = Promise.resolve();
-
-  arm(directory: string): void {
-    this.armed = directory;
-    this.reached = new Promise((resolve) => (this.reachedGate = resolve));
-    this.gate = new Promise((resolve) => (this.releaseGate = resolve));
-  }
-
-  release(): void {
-    this.releaseGate?.();
-  }
+  readonly gate = new Gate();
+  directory = '';
 
   override async syncDirectory(path: string): Promise<void> {
-    if (this.armed !== undefined && path === this.armed) {
-      this.armed = undefined;
-      this.reachedGate?.();
-      await this.gate;
-    }
+    await this.gate.pass(path === this.directory);
     return super.syncDirectory(path);
   }
 }
@@ -375,14 +340,15 @@ test('verify() while the log rolls: the new segment file, on disk before the sto
   const before = db.stats().segments.activeSegmentId as number;
   // A write that does not fit in what is left of the segment rolls the log first; the roll stops
   // at the directory fsync that names its new segment, whose file (header and all) is on disk by then.
-  fileSystem.arm(directory);
+  fileSystem.directory = directory;
+  fileSystem.gate.arm();
   const write = db.put('rolls', value(1, 15 * 1024));
-  await fileSystem.reached;
+  await fileSystem.gate.reached;
   assert.ok(existsSync(join(directory, segmentFileName(before + 1))), 'the new segment file is not on disk');
   assert.equal(db.stats().segments.activeSegmentId, before, 'the roll finished');
   const result = await db.verify();
   assert.ok(result.ok, JSON.stringify(result.problems.slice(0, 5)));
-  fileSystem.release();
+  fileSystem.gate.release();
   await write;
   assert.equal(db.stats().segments.activeSegmentId, before + 1);
   await db.close();

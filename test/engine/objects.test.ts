@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { CrashFileSystem } from '../../src/fs/crash-file-system.js';
 import { NodeFileSystem, open, SiltError, type FileHandle, type OpenMode, type Store } from '../../src/index.js';
-import { collect, random, seededBytes as bytes, temporaryDirectory, testSeed } from '../helpers.js';
+import { collect, Gate, random, seededBytes as bytes, temporaryDirectory, testSeed } from '../helpers.js';
 
 // Values above 1000 bytes go to blocks of 4 KiB; objects are chunks of 16 KiB.
 const SMALL = { valueThreshold: 1000, blockBytes: 4096, gc: { minAgeMs: 0 }, objects: { chunkBytes: 16384, compactAt: 4, syncCompactAt: 8 } };
@@ -225,28 +225,22 @@ test('model: random writeAt/append/truncate/put/delete with light, heavy, backgr
 
 /** Holds the first block file created after `arm()` until `release()`. */
 class GateFileSystem extends NodeFileSystem {
-  private armed = false;
-  private opened: (() => void) | undefined;
-  private releaseGate: (() => void) | undefined;
-  reached: Promise<void> = Promise.resolve();
-  private gate: Promise<void> = Promise.resolve();
+  private readonly gate = new Gate();
+
+  get reached(): Promise<void> {
+    return this.gate.reached;
+  }
 
   arm(): void {
-    this.armed = true;
-    this.reached = new Promise((resolve) => (this.opened = resolve));
-    this.gate = new Promise((resolve) => (this.releaseGate = resolve));
+    this.gate.arm();
   }
 
   release(): void {
-    this.releaseGate?.();
+    this.gate.release();
   }
 
   override async open(path: string, mode: OpenMode): Promise<FileHandle> {
-    if (this.armed && path.includes('/blocks/') && mode !== 'read') {
-      this.armed = false;
-      this.opened?.();
-      await this.gate;
-    }
+    await this.gate.pass(path.includes('/blocks/') && mode !== 'read');
     return super.open(path, mode);
   }
 }
