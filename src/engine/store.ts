@@ -1372,6 +1372,9 @@ export class Store extends EventEmitter {
         giveBack(buffer);
       });
       inFlight.push(write);
+      // Awaited in order below; a later write that fails first must not count as an unhandled
+      // rejection meanwhile (by default that ends the process).
+      write.catch(() => undefined);
       // Each block has its own buffer until its write settles; wait when too many are in flight.
       if (inFlight.length >= BLOCK_WRITES_IN_FLIGHT) await inFlight.shift();
       current = allocate();
@@ -2144,7 +2147,10 @@ export class Store extends EventEmitter {
         const hash = sha256(data);
         hashes.push(hash);
         this.hold(hash.toString('hex'));
-        inFlight.push(this.blocks.write(hash, data));
+        const write = this.blocks.write(hash, data);
+        // Awaited in order below: a later failure must not be an unhandled rejection meanwhile.
+        write.catch(() => undefined);
+        inFlight.push(write);
         this.objectCounters.bytesRewritten += data.length;
         if (inFlight.length >= BLOCK_WRITES_IN_FLIGHT) await inFlight.shift();
       }

@@ -7,8 +7,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CrashFileSystem } from '../../src/fs/crash-file-system.js';
 import { FaultFileSystem } from '../../src/fs/fault-file-system.js';
-import { open, SiltError, type Store } from '../../src/index.js';
-import { testSeed } from '../helpers.js';
+import { NodeFileSystem, open, SiltError, type FileHandle, type OpenMode, type Store } from '../../src/index.js';
+import type { OpenOptions as FileOpenOptions } from '../../src/fs/types.js';
+import { Gate, temporaryDirectory, testSeed } from '../helpers.js';
 import { assertPrefixState, generateWorkload, readAll, runWorkload, type IssuedOperation } from './workload.js';
 
 const ERRNOS = ['EIO', 'ENOSPC', 'EMFILE'] as const;
@@ -88,5 +89,42 @@ test('after a failed fsync the store refuses writes with FAILED naming the cause
   assert.match(db.stats().failure ?? '', /EIO/);
   assert.equal((await db.get('before'))?.toString(), 'v');
   assert.equal(await db.get('lost'), undefined);
+  await db.close();
+});
+
+/** The real file system; once armed, the next block file opened for writing waits for `release()`. */
+class BlockOpenGate extends NodeFileSystem {
+  readonly gate = new Gate();
+
+  override async open(path: string, mode: OpenMode, options?: FileOpenOptions): Promise<FileHandle> {
+    await this.gate.pass(path.includes('/blocks/') && mode !== 'read');
+    return super.open(path, mode, options);
+  }
+}
+
+test('a block write that fails while an earlier one is still in flight rejects the put, and is never an unhandled rejection', async (t) => {
+  const inner = new BlockOpenGate();
+  const fileSystem = new FaultFileSystem(inner);
+  const db = await open(temporaryDirectory(t), { fileSystem, valueThreshold: 1000, blockBytes: 4096 });
+  // Five distinct blocks: the first is held at its open, the second fails at once, and the value's
+  // writer then waits for the first (four in flight) with the second already failed. Before, that
+  // failure was an unhandled rejection until the first settled: by default Node ends the process.
+  const value = Buffer.alloc(5 * 4096);
+  for (let index = 0; index < value.length; index++) value[index] = (index * 31 + (index >> 12)) & 255;
+  inner.gate.arm();
+  fileSystem.failAt({ kind: 'open', n: 2, errno: 'EIO', mode: 'once', pathIncludes: '/blocks/' });
+  const put = db.put('large', value).then(
+    () => 'stored',
+    (error: unknown) => (error instanceof SiltError ? error.code : String(error)),
+  );
+  await inner.gate.reached;
+  // Let the second block fail and the writer reach the first block's write before releasing it.
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  inner.gate.release();
+  assert.equal(await put, 'IO_ERROR');
+  assert.equal(await db.get('large'), undefined);
+  fileSystem.clearFaults();
+  await db.put('large', value);
+  assert.deepEqual(await db.get('large'), value);
   await db.close();
 });

@@ -1,20 +1,23 @@
 /**
- * `npm run stress -- --runs N --steps K --seed S`: the concurrent-calls stress, long (soak). Run i
- * uses seed S + i. Prints a summary line per failing run and one at the end.
+ * `npm run stress -- --runs N --steps K --seed S [--faults]`: the concurrent-calls stress, long
+ * (soak); with `--faults`, its variant with an injected I/O fault per run. Run i uses seed S + i.
+ * Prints a summary line per failing run and one at the end.
  */
 import { parseArgs } from 'node:util';
-import { runConcurrentStress } from './concurrent.js';
+import { runConcurrentStress, runFaultStress } from './concurrent.js';
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '50' }, steps: { type: 'string', default: '400' }, seed: { type: 'string' } } });
+const { values } = parseArgs({
+  options: { runs: { type: 'string', default: '50' }, steps: { type: 'string', default: '400' }, seed: { type: 'string' }, faults: { type: 'boolean', default: false } },
+});
 const seed = values.seed !== undefined ? Number(values.seed) : Math.floor(Math.random() * 2 ** 31);
 const runs = Number(values.runs);
 const steps = Number(values.steps);
-console.log(`concurrent stress: ${runs} runs of ${steps} steps, seed ${seed} (replay with --seed ${seed}; run i with --seed <seed + i> --runs 1)`);
+console.log(`concurrent stress${values.faults ? ' with I/O faults' : ''}: ${runs} runs of ${steps} steps, seed ${seed} (replay with --seed ${seed}; run i with --seed <seed + i> --runs 1)`);
 const started = Date.now();
 let failed = 0;
 let operations = 0;
 for (let run = 0; run < runs; run++) {
-  const result = await runConcurrentStress({ seed: seed + run, steps });
+  const result = values.faults ? await runFaultStress({ seed: seed + run, steps }) : await runConcurrentStress({ seed: seed + run, steps });
   operations += result.operations;
   for (const failure of result.failures) {
     failed++;

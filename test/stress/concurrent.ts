@@ -17,7 +17,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { open, SiltError, type Durability, type OpenOptions, type Store } from '../../src/index.js';
+import { FaultFileSystem, type FaultErrno } from '../../src/fs/fault-file-system.js';
+import { NodeFileSystem, open, SiltError, type Durability, type OpenOptions, type Store } from '../../src/index.js';
 import { random } from '../helpers.js';
 
 export interface StressResult {
@@ -39,6 +40,108 @@ async function readAll(stream: AsyncIterable<Buffer>): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const part of stream) parts.push(part);
   return Buffer.concat(parts);
+}
+
+/** What a step started: its writes (each with its effect on a model), other calls, keys to read. */
+interface StepPlan {
+  writes: Array<{ promise: Promise<unknown>; apply: (state: Map<string, Buffer>) => void; stream: boolean }>;
+  others: Array<Promise<unknown>>;
+  toRead: string[];
+  /** The states each key the step writes goes through (before, then after each write of it). */
+  versions: Map<string, Array<Buffer | undefined>>;
+}
+
+interface Draw {
+  next: () => number;
+  pick: <T>(items: readonly T[]) => T;
+  bytes: (length: number) => Buffer;
+}
+
+/**
+ * Start up to eight random calls at once on `db` (nothing awaited): writes, maintenance, and
+ * `verify()` when `verifying` is given. `model` is the state before the step (not changed).
+ */
+function startStep(db: Store, model: Map<string, Buffer>, { next, pick, bytes }: Draw, verifying: ((db: Store) => Promise<void>) | undefined): StepPlan {
+  // Each write's effect on the model, applied after the step in call order if the write
+  // succeeded (a write may be refused with CLOSED when the step closes the store under it).
+  const writes: Array<{ promise: Promise<unknown>; apply: (state: Map<string, Buffer>) => void; stream: boolean }> = [];
+  const others: Array<Promise<unknown>> = [];
+  // The states each key goes through in this step (before, then after each write of it).
+  const versions = new Map<string, Array<Buffer | undefined>>();
+  const planned = new Map([...model]);
+  const write = (promise: Promise<unknown>, apply: (state: Map<string, Buffer>) => void, stream = false) => {
+    writes.push({ promise, apply, stream });
+    const before = new Set(planned.keys());
+    const snapshotOf = new Map(planned);
+    apply(planned);
+    for (const key of KEYS) {
+      if (planned.get(key) === snapshotOf.get(key) && before.has(key) === planned.has(key)) continue;
+      if (!versions.has(key)) versions.set(key, [snapshotOf.get(key)]);
+      versions.get(key)?.push(planned.get(key));
+    }
+  };
+  const toRead: string[] = [];
+  const count = 1 + Math.floor(next() * 8);
+  for (let position = 0; position < count; position++) {
+    const key = pick(KEYS);
+    const roll = next();
+    if (roll < 0.15) {
+      const value = bytes(Math.floor(next() * 9000));
+      write(db.put(key, value), (state) => state.set(key, value));
+    } else if (roll < 0.25) {
+      const value = bytes(Math.floor(next() * 40000));
+      const pieces: Buffer[] = [];
+      for (let at = 0; at < value.length; at += 5000) pieces.push(value.subarray(at, at + 1 + Math.floor(next() * 5000)));
+      // The pieces may overlap or leave gaps: the model is what the stream yields.
+      const streamed = Buffer.concat(pieces);
+      write(db.putStream(key, pieces), (state) => state.set(key, streamed), true);
+    } else if (roll < 0.33) {
+      const other = pick(KEYS);
+      const value = bytes(Math.floor(next() * 3000));
+      write(db.batch(other === key ? [{ type: 'put', key, value }] : [{ type: 'put', key, value }, { type: 'delete', key: other }]), (state) => {
+        state.set(key, value);
+        if (other !== key) state.delete(other);
+      });
+    } else if (roll < 0.38) {
+      write(db.delete(key), (state) => state.delete(key));
+    } else if (roll < 0.5) {
+      const data = bytes(1 + Math.floor(next() * 3000));
+      const offset = Math.floor(next() * 50000);
+      write(db.writeAt(key, offset, data), (state) => {
+        const current = state.get(key) ?? Buffer.alloc(0);
+        const grown = Buffer.alloc(Math.max(current.length, offset + data.length));
+        current.copy(grown);
+        data.copy(grown, offset);
+        state.set(key, grown);
+      });
+    } else if (roll < 0.58) {
+      const data = bytes(1 + Math.floor(next() * 6000));
+      write(db.append(key, data), (state) => state.set(key, Buffer.concat([state.get(key) ?? Buffer.alloc(0), data])));
+    } else if (roll < 0.61) {
+      const size = Math.floor(next() * 60000);
+      write(db.truncate(key, size), (state) => {
+        const current = state.get(key) ?? Buffer.alloc(0);
+        const resized = Buffer.alloc(size);
+        current.copy(resized, 0, 0, Math.min(size, current.length));
+        state.set(key, resized);
+      });
+    } else if (roll < 0.66) {
+      others.push(db.compactObject(key, { mode: next() < 0.5 ? 'light' : 'heavy' }));
+    } else if (roll < 0.68) {
+      // Passes asked for together wait for each other.
+      others.push(db.gc(), db.gc());
+    } else if (roll < 0.7) {
+      others.push(db.compact());
+    } else if (roll < 0.72) {
+      others.push(db.idle());
+    } else if (roll < 0.75 && verifying !== undefined) {
+      // verify() alongside the step's writes and whatever background work they start.
+      others.push(verifying(db));
+    } else {
+      toRead.push(key);
+    }
+  }
+  return { writes, others, toRead, versions };
 }
 
 /** Run `steps` steps from `seed` in a fresh directory (removed afterwards). */
@@ -82,86 +185,8 @@ export async function runConcurrentStress({ seed, steps, directory: parent = tmp
   let db = await open(directory, options);
   try {
     for (let step = 0; step < steps; step++) {
-      // Each write's effect on the model, applied after the step in call order if the write
-      // succeeded (a write may be refused with CLOSED when the step closes the store under it).
-      const writes: Array<{ promise: Promise<unknown>; apply: (state: Map<string, Buffer>) => void; stream: boolean }> = [];
-      const others: Array<Promise<unknown>> = [];
-      // The states each key goes through in this step (before, then after each write of it).
-      const versions = new Map<string, Array<Buffer | undefined>>();
-      const planned = new Map([...model]);
-      const write = (promise: Promise<unknown>, apply: (state: Map<string, Buffer>) => void, stream = false) => {
-        writes.push({ promise, apply, stream });
-        const before = new Set(planned.keys());
-        const snapshotOf = new Map(planned);
-        apply(planned);
-        for (const key of KEYS) {
-          if (planned.get(key) === snapshotOf.get(key) && before.has(key) === planned.has(key)) continue;
-          if (!versions.has(key)) versions.set(key, [snapshotOf.get(key)]);
-          versions.get(key)?.push(planned.get(key));
-        }
-      };
-      const toRead: string[] = [];
       const closing = next() < 0.03;
-      const count = 1 + Math.floor(next() * 8);
-      for (let position = 0; position < count; position++) {
-        const key = pick(KEYS);
-        const roll = next();
-        if (roll < 0.15) {
-          const value = bytes(Math.floor(next() * 9000));
-          write(db.put(key, value), (state) => state.set(key, value));
-        } else if (roll < 0.25) {
-          const value = bytes(Math.floor(next() * 40000));
-          const pieces: Buffer[] = [];
-          for (let at = 0; at < value.length; at += 5000) pieces.push(value.subarray(at, at + 1 + Math.floor(next() * 5000)));
-          // The pieces may overlap or leave gaps: the model is what the stream yields.
-          const streamed = Buffer.concat(pieces);
-          write(db.putStream(key, pieces), (state) => state.set(key, streamed), true);
-        } else if (roll < 0.33) {
-          const other = pick(KEYS);
-          const value = bytes(Math.floor(next() * 3000));
-          write(db.batch(other === key ? [{ type: 'put', key, value }] : [{ type: 'put', key, value }, { type: 'delete', key: other }]), (state) => {
-            state.set(key, value);
-            if (other !== key) state.delete(other);
-          });
-        } else if (roll < 0.38) {
-          write(db.delete(key), (state) => state.delete(key));
-        } else if (roll < 0.5) {
-          const data = bytes(1 + Math.floor(next() * 3000));
-          const offset = Math.floor(next() * 50000);
-          write(db.writeAt(key, offset, data), (state) => {
-            const current = state.get(key) ?? Buffer.alloc(0);
-            const grown = Buffer.alloc(Math.max(current.length, offset + data.length));
-            current.copy(grown);
-            data.copy(grown, offset);
-            state.set(key, grown);
-          });
-        } else if (roll < 0.58) {
-          const data = bytes(1 + Math.floor(next() * 6000));
-          write(db.append(key, data), (state) => state.set(key, Buffer.concat([state.get(key) ?? Buffer.alloc(0), data])));
-        } else if (roll < 0.61) {
-          const size = Math.floor(next() * 60000);
-          write(db.truncate(key, size), (state) => {
-            const current = state.get(key) ?? Buffer.alloc(0);
-            const resized = Buffer.alloc(size);
-            current.copy(resized, 0, 0, Math.min(size, current.length));
-            state.set(key, resized);
-          });
-        } else if (roll < 0.66) {
-          others.push(db.compactObject(key, { mode: next() < 0.5 ? 'light' : 'heavy' }));
-        } else if (roll < 0.68) {
-          // Passes asked for together wait for each other.
-          others.push(db.gc(), db.gc());
-        } else if (roll < 0.7) {
-          others.push(db.compact());
-        } else if (roll < 0.72) {
-          others.push(db.idle());
-        } else if (roll < 0.75) {
-          // verify() alongside the step's writes and whatever background work they start.
-          others.push(checkVerified(db, `step ${step}, alongside writes`));
-        } else {
-          toRead.push(key);
-        }
-      }
+      const { writes, others, toRead, versions } = startStep(db, model, { next, pick, bytes }, (store) => checkVerified(store, `step ${step}, alongside writes`));
       result.operations += writes.length + others.length;
       // Reads alongside the writes: a key the step writes reads as one of the states it goes
       // through (a read stream sees one version), any other key as the model has it.
@@ -254,6 +279,136 @@ export async function runConcurrentStress({ seed, steps, directory: parent = tmp
   } catch (error) {
     result.failures.push((error as Error).message);
   } finally {
+    await db.close().catch(() => undefined);
+    rmSync(directory, { recursive: true, force: true });
+  }
+  return result;
+}
+
+/** The store's whole state: every key's value, or its absence. */
+type World = Map<string, Buffer>;
+
+function worldKey(world: World): string {
+  return KEYS.map((key) => {
+    const value = world.get(key);
+    return value === undefined ? '-' : `${value.length}:${value.toString('base64').slice(0, 24)}:${crcOf(value)}`;
+  }).join('|');
+}
+
+function crcOf(value: Buffer): number {
+  let hash = 0x811c9dc5;
+  for (let index = 0; index < value.length; index++) hash = Math.imul(hash ^ (value[index] as number), 0x01000193) >>> 0;
+  return hash;
+}
+
+export interface FaultStressResult {
+  steps: number;
+  operations: number;
+  failedCalls: number;
+  /** Writes refused or failed (not acknowledged): each may or may not have been applied. */
+  uncertainWrites: number;
+  failures: string[];
+}
+
+/**
+ * The concurrent stress with an injected I/O fault: from a step drawn from the seed, one call of a
+ * drawn kind fails (EIO or ENOSPC, once or from then on). Writes go on; an acknowledged write must
+ * be there after a reopen on the real file system, one that failed may or may not be (so the
+ * model is a set of possible whole-store states). Then the store must reopen and verify clean,
+ * and hold exactly one of those states. No reads are checked while the fault is active.
+ */
+export async function runFaultStress({ seed, steps, directory: parent = tmpdir() }: { seed: number; steps: number; directory?: string }): Promise<FaultStressResult> {
+  const next = random(seed);
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)] as T;
+  const durability = pick<Durability>(['sync', 'none', { intervalMs: 5 }]);
+  const faults = new FaultFileSystem(new NodeFileSystem());
+  const options: OpenOptions = {
+    durability,
+    valueThreshold: 512,
+    blockBytes: 4096,
+    segmentBytes: 16384 * (1 + Math.floor(next() * 8)),
+    gc: { minAgeMs: 0, intervalMs: 5, batch: pick([3, 7, 1000]) },
+    compaction: { deadRatio: 0.3 },
+    objects: { chunkBytes: 16384, compactAt: 4, syncCompactAt: 8, inlineBytes: pick([0, 1024, 4096]), compactQuietMs: 1 },
+  };
+  const faultStep = Math.floor(next() * steps);
+  const rule = {
+    kind: pick(['write', 'sync', 'open', 'rename', 'unlink', 'any'] as const),
+    n: 1 + Math.floor(next() * 30),
+    errno: pick<FaultErrno>(['EIO', 'ENOSPC']),
+    mode: pick(['once', 'forever'] as const),
+  };
+  const bytes = (length: number): Buffer => {
+    const value = Buffer.allocUnsafe(length);
+    const base = Math.floor(next() * 256);
+    if (next() < 0.3) return value.fill(base);
+    for (let index = 0; index < length; index++) value[index] = (base + index * 7 + (index >> 9)) & 255;
+    return value;
+  };
+  const directory = mkdtempSync(join(parent, 'silt-fault-stress-'));
+  const result: FaultStressResult = { steps: 0, operations: 0, failedCalls: 0, uncertainWrites: 0, failures: [] };
+  const describe = `seed ${seed}, durability ${JSON.stringify(durability)}, fault ${JSON.stringify(rule)} from step ${faultStep}`;
+  const fail = (message: string): never => {
+    throw new Error(`${message} (${describe})`);
+  };
+  let worlds: World[] = [new Map()];
+  let db = await open(directory, { ...options, fileSystem: faults });
+  try {
+    for (let step = 0; step < steps; step++) {
+      if (step === faultStep) faults.failAt({ ...rule });
+      const { writes, others } = startStep(db, worlds[0] as World, { next, pick, bytes }, undefined);
+      result.operations += writes.length + others.length;
+      const [outcomes] = await Promise.all([Promise.allSettled(writes.map((entry) => entry.promise)), Promise.allSettled(others)]);
+      // Every possible state, each acknowledged write applied to it, each other one applied or not.
+      outcomes.forEach((outcome, position) => {
+        const { apply } = writes[position] as StepPlan['writes'][number];
+        const applied = (world: World) => {
+          const copy = new Map(world);
+          apply(copy);
+          return copy;
+        };
+        if (outcome.status === 'fulfilled') {
+          worlds = worlds.map(applied);
+        } else {
+          if (!(outcome.reason instanceof SiltError)) fail(`step ${step}: a write failed with something not a SiltError: ${String(outcome.reason)}`);
+          result.uncertainWrites++;
+          worlds = [...worlds, ...worlds.map(applied)];
+        }
+        const seen = new Set<string>();
+        worlds = worlds.filter((world) => {
+          const key = worldKey(world);
+          if (seen.has(key)) return false;
+          seen.add(key);
+          return true;
+        });
+      });
+      result.steps++;
+      // Past a few uncertain writes the possible states multiply: stop there and check.
+      if (worlds.length > 64) break;
+    }
+    result.failedCalls = faults.failures;
+    faults.clearFaults();
+    await db.close().catch((error: unknown) => {
+      if (!(error instanceof SiltError)) throw error;
+    });
+    // Reopened on the real file system: it recovers, verifies clean, and holds one possible state.
+    db = await open(directory, options);
+    const verified = await db.verify();
+    if (!verified.ok) fail(`verify() after the fault found ${JSON.stringify(verified.problems.slice(0, 3))}`);
+    const found: World = new Map();
+    for (const key of KEYS) {
+      const value = await db.get(key);
+      if (value !== undefined) found.set(key, value);
+    }
+    const foundKey = worldKey(found);
+    if (!worlds.some((world) => worldKey(world) === foundKey)) {
+      const lengths = (world: World) => KEYS.map((key) => world.get(key)?.length ?? '-').join(',');
+      fail(`after reopen the store holds no possible state: [${lengths(found)}], possible ${worlds.length}: ${worlds.slice(0, 4).map(lengths).join(' / ')}`);
+    }
+  } catch (error) {
+    result.failures.push((error as Error).message);
+  } finally {
+    faults.clearFaults();
     await db.close().catch(() => undefined);
     rmSync(directory, { recursive: true, force: true });
   }
