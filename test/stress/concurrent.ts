@@ -144,8 +144,8 @@ function startStep(db: Store, model: Map<string, Buffer>, { next, pick, bytes }:
   return { writes, others, toRead, versions };
 }
 
-/** Run `steps` steps from `seed` in a fresh directory (removed afterwards). */
-export async function runConcurrentStress({ seed, steps, directory: parent = tmpdir() }: { seed: number; steps: number; directory?: string }): Promise<StressResult> {
+/** A run's random source from `seed`, and what it draws first: durability and store options. */
+function drawRun(seed: number): Draw & { durability: Durability; options: OpenOptions } {
   const next = random(seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)] as T;
   const durability = pick<Durability>(['sync', 'none', { intervalMs: 5 }]);
@@ -158,10 +158,7 @@ export async function runConcurrentStress({ seed, steps, directory: parent = tmp
     compaction: { deadRatio: 0.3 },
     objects: { chunkBytes: 16384, compactAt: 4, syncCompactAt: 8, inlineBytes: pick([0, 1024, 4096]), compactQuietMs: 1 },
   };
-  const directory = mkdtempSync(join(parent, 'silt-stress-'));
-  const result: StressResult = { steps: 0, operations: 0, rangeReads: 0, reopens: 0, failures: [] };
-  const model = new Map<string, Buffer>();
-  /** Bytes that compress to nothing or to little, or not at all, from the seed. */
+  /** Bytes that compress to nothing or to little, or not at all. */
   const bytes = (length: number): Buffer => {
     const value = Buffer.allocUnsafe(length);
     const base = Math.floor(next() * 256);
@@ -169,6 +166,15 @@ export async function runConcurrentStress({ seed, steps, directory: parent = tmp
     for (let index = 0; index < length; index++) value[index] = (base + index * 7 + (index >> 9)) & 255;
     return value;
   };
+  return { next, pick, bytes, durability, options };
+}
+
+/** Run `steps` steps from `seed` in a fresh directory (removed afterwards). */
+export async function runConcurrentStress({ seed, steps, directory: parent = tmpdir() }: { seed: number; steps: number; directory?: string }): Promise<StressResult> {
+  const { next, pick, bytes, durability, options } = drawRun(seed);
+  const directory = mkdtempSync(join(parent, 'silt-stress-'));
+  const result: StressResult = { steps: 0, operations: 0, rangeReads: 0, reopens: 0, failures: [] };
+  const model = new Map<string, Buffer>();
   const fail = (message: string): never => {
     throw new Error(`${message} (seed ${seed}, durability ${JSON.stringify(durability)})`);
   };
@@ -318,32 +324,14 @@ export interface FaultStressResult {
  * and hold exactly one of those states. No reads are checked while the fault is active.
  */
 export async function runFaultStress({ seed, steps, directory: parent = tmpdir() }: { seed: number; steps: number; directory?: string }): Promise<FaultStressResult> {
-  const next = random(seed);
-  const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)] as T;
-  const durability = pick<Durability>(['sync', 'none', { intervalMs: 5 }]);
+  const { next, pick, bytes, durability, options } = drawRun(seed);
   const faults = new FaultFileSystem(new NodeFileSystem());
-  const options: OpenOptions = {
-    durability,
-    valueThreshold: 512,
-    blockBytes: 4096,
-    segmentBytes: 16384 * (1 + Math.floor(next() * 8)),
-    gc: { minAgeMs: 0, intervalMs: 5, batch: pick([3, 7, 1000]) },
-    compaction: { deadRatio: 0.3 },
-    objects: { chunkBytes: 16384, compactAt: 4, syncCompactAt: 8, inlineBytes: pick([0, 1024, 4096]), compactQuietMs: 1 },
-  };
   const faultStep = Math.floor(next() * steps);
   const rule = {
     kind: pick(['write', 'sync', 'open', 'rename', 'unlink', 'any'] as const),
     n: 1 + Math.floor(next() * 30),
     errno: pick<FaultErrno>(['EIO', 'ENOSPC']),
     mode: pick(['once', 'forever'] as const),
-  };
-  const bytes = (length: number): Buffer => {
-    const value = Buffer.allocUnsafe(length);
-    const base = Math.floor(next() * 256);
-    if (next() < 0.3) return value.fill(base);
-    for (let index = 0; index < length; index++) value[index] = (base + index * 7 + (index >> 9)) & 255;
-    return value;
   };
   const directory = mkdtempSync(join(parent, 'silt-fault-stress-'));
   const result: FaultStressResult = { steps: 0, operations: 0, failedCalls: 0, uncertainWrites: 0, failures: [] };
