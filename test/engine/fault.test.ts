@@ -128,3 +128,31 @@ test('a block write that fails while an earlier one is still in flight rejects t
   assert.deepEqual(await db.get('large'), value);
   await db.close();
 });
+
+test('a block write of heavy compaction that fails while an earlier one is in flight fails the compaction, and is never an unhandled rejection', async (t) => {
+  const inner = new BlockOpenGate();
+  const fileSystem = new FaultFileSystem(inner);
+  const db = await open(temporaryDirectory(t), { fileSystem, valueThreshold: 1000, blockBytes: 4096, objects: { chunkBytes: 65536, compaction: false, inlineBytes: 4096 } });
+  // One chunk of small slices carried in the log: heavy compaction rewrites it as 16 block files.
+  const expected = Buffer.alloc(65536);
+  for (let offset = 0; offset < expected.length; offset += 1024) {
+    const piece = Buffer.alloc(1024, (offset / 1024) & 255);
+    await db.writeAt('object', offset, piece);
+    piece.copy(expected, offset);
+  }
+  inner.gate.arm();
+  fileSystem.failAt({ kind: 'open', n: 2, errno: 'EIO', mode: 'once', pathIncludes: '/blocks/' });
+  const compaction = db.compactObject('object', { mode: 'heavy' }).then(
+    () => 'compacted',
+    (error: unknown) => (error instanceof SiltError ? error.code : String(error)),
+  );
+  await inner.gate.reached;
+  // Let the second block fail and the rewrite reach the first block's write before releasing it.
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  inner.gate.release();
+  const outcome = await compaction;
+  assert.ok(outcome === 'IO_ERROR' || outcome === 'FAILED', outcome);
+  // The object reads as before, whatever the store's state now.
+  assert.deepEqual(await db.get('object'), expected);
+  await db.close();
+});
