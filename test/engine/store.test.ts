@@ -297,7 +297,10 @@ test('close() lets writes that wait for compaction (past stallRatio) finish', as
     for (let index = 0; index < 20; index++) {
       const before = db.stats().compaction.stalls;
       puts.push(db.put(`filler-${index}`, Buffer.alloc(400, round)));
-      if (stalledPut === undefined && db.stats().compaction.stalls > before) stalledPut = Promise.all(puts);
+      if (db.stats().compaction.stalls > before) {
+        stalledPut = Promise.all(puts);
+        break;
+      }
     }
     if (stalledPut === undefined) await Promise.all(puts);
   }
