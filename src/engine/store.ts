@@ -484,10 +484,10 @@ export class Store extends EventEmitter {
   private creatingSegmentId: number | undefined;
   /** The run of `close()` once it was called: new writes are refused, those called before finish. */
   private closeRun: Promise<void> | undefined;
+  /** Per key, the writes waiting for compaction before they are queued (see `stallHeld`). */
+  private readonly heldByStall = new Map<string, Set<Promise<void>>>();
   /** Rejects (with CLOSED) when `close()` is called: a stream source's pending chunk gives up on it. */
   private readonly closeRequested: { promise: Promise<never>; reject: (error: SiltError) => void } = requestSignal();
-  /** Writes waiting outside any key's order (for compaction, past `stallRatio`) before they are queued. */
-  private readonly callsInFlight = new Set<Promise<void>>();
   private gcTimer: NodeJS.Timeout | undefined;
   /** Background slice compaction: chunks waiting (per key), and the run in progress. */
   private readonly objectQueue = new Map<string, Set<number>>();
@@ -1107,21 +1107,37 @@ export class Store extends EventEmitter {
     if (this.failure !== undefined) throw this.failedError();
   }
 
-  /** `checkWritable` for a new call: once `close()` was called, writes and maintenance are refused. */
-  private checkAccepting(): void {
-    this.checkWritable();
-    if (this.closeRun !== undefined) throw new SiltError(ErrorCode.CLOSED, 'the store is closing');
-  }
-
-  /** Keep `close()` waiting for `call` (a write not in a key's order, not yet queued) until it settles. */
-  private tracked<T>(call: Promise<T>): Promise<T> {
+  /**
+   * Note `call`, a write of `keys` that waits for compaction (past `stallRatio`) before it is
+   * queued, until it settles: an object write of one of its keys waits for it before it reads the
+   * key (`settleKey`), and `close()` waits for it. (Its keys' order is not used: it would hold
+   * back later writes of the key until this one is durable, and let writes of other keys called
+   * after it commit before them.)
+   */
+  private stallHeld<T>(keys: string[], call: Promise<T>): Promise<T> {
     const settled = call.then(
       () => undefined,
       () => undefined,
     );
-    this.callsInFlight.add(settled);
-    void settled.then(() => this.callsInFlight.delete(settled));
+    for (const key of keys) {
+      let calls = this.heldByStall.get(key);
+      if (calls === undefined) this.heldByStall.set(key, (calls = new Set()));
+      calls.add(settled);
+    }
+    void settled.then(() => {
+      for (const key of keys) {
+        const calls = this.heldByStall.get(key);
+        calls?.delete(settled);
+        if (calls?.size === 0) this.heldByStall.delete(key);
+      }
+    });
     return call;
+  }
+
+  /** `checkWritable` for a new call: once `close()` was called, writes and maintenance are refused. */
+  private checkAccepting(): void {
+    this.checkWritable();
+    if (this.closeRun !== undefined) throw new SiltError(ErrorCode.CLOSED, 'the store is closing');
   }
 
   private failedError(): SiltError {
@@ -1171,7 +1187,7 @@ export class Store extends EventEmitter {
       if (valueBytes.length > this.options.valueThreshold || this.keyTails.has(keyString)) {
         return this.inKeyOrder([keyString], () => this.putInOrder(keyString, valueBytes, options, ttlMs));
       }
-      if (this.stalled) return this.tracked(this.putInOrder(keyString, valueBytes, options, ttlMs));
+      if (this.stalled) return this.stallHeld([keyString], this.putInOrder(keyString, valueBytes, options, ttlMs));
       this.checkConditions(keyString, options);
       return this.commitPut(keyString, valueBytes, undefined, ttlMs);
     } catch (error) {
@@ -1432,8 +1448,16 @@ export class Store extends EventEmitter {
 
   /** Wait until no queued write of `keyString` is left unapplied (the index then holds its last version). */
   private async settleKey(keyString: string): Promise<void> {
-    while (this.pending.has(keyString)) {
-      await this.drain();
+    for (;;) {
+      const held = this.heldByStall.get(keyString);
+      if (held !== undefined) {
+        // A write of the key called earlier, still waiting for compaction before it is queued.
+        await Promise.all(held);
+      } else if (this.pending.has(keyString)) {
+        await this.drain();
+      } else {
+        return;
+      }
       if (this.failure !== undefined) throw this.failedError();
     }
   }
@@ -2366,7 +2390,7 @@ export class Store extends EventEmitter {
     const keyString = this.keyString(key);
     const ifRevision = checkRevisionOption(options?.ifRevision, 'ifRevision');
     if (this.keyTails.has(keyString)) return this.inKeyOrder([keyString], () => this.deleteInOrder(keyString, ifRevision));
-    if (this.stalled) return this.tracked(this.deleteInOrder(keyString, ifRevision));
+    if (this.stalled) return this.stallHeld([keyString], this.deleteInOrder(keyString, ifRevision));
     return this.deleteInOrder(keyString, ifRevision);
   }
 
@@ -2429,7 +2453,7 @@ export class Store extends EventEmitter {
     if (large || (this.keyTails.size > 0 && keys.some((key) => this.keyTails.has(key)))) {
       return this.inKeyOrder(keys, () => this.batchInOrder(prepared));
     }
-    if (this.stalled) return this.tracked(this.batchInOrder(prepared));
+    if (this.stalled) return this.stallHeld(keys, this.batchInOrder(prepared));
     return this.batchInOrder(prepared);
   }
 
@@ -3728,9 +3752,9 @@ export class Store extends EventEmitter {
   private async closeNow(): Promise<void> {
     this.closeRequested.reject(new SiltError(ErrorCode.CLOSED, 'the store is closing'));
     // Writes called before close() finish first: those in a key's order (large values, streams,
-    // objects, and the writes queued behind them) and those waiting for compaction. Writes called
-    // since are refused, so this waits for a fixed set.
-    await Promise.all([...this.keyTails.values(), ...this.callsInFlight]);
+    // objects, and the writes behind them) and those waiting for compaction. Writes called since
+    // are refused, so this waits for a fixed set.
+    await Promise.all([...this.keyTails.values(), ...[...this.heldByStall.values()].flatMap((calls) => [...calls])]);
     const wasFailed = this.failure !== undefined;
     this.state = 'closing';
     if (this.intervalTimer !== undefined) clearInterval(this.intervalTimer);
