@@ -432,6 +432,10 @@ export class Store extends EventEmitter {
   private compacting: Promise<void> | undefined;
   /** Dead bytes are past `stallRatio`: writes wait for compaction. */
   private stalled = false;
+  /** Writes waiting for compaction that have not taken their turn yet (see `afterStall`). */
+  private stallWaiting = 0;
+  /** Settles once the last write that waited for compaction took its turn. */
+  private stallTurn: Promise<void> = Promise.resolve();
   /** Set when a background compaction run retired nothing: the user bytes written by then. */
   private futileSinceUserBytes: number | undefined;
   /** Compacted segments waiting for the readers that may use them. */
@@ -1187,9 +1191,8 @@ export class Store extends EventEmitter {
       if (valueBytes.length > this.options.valueThreshold || this.keyTails.has(keyString)) {
         return this.inKeyOrder([keyString], () => this.putInOrder(keyString, valueBytes, options, ttlMs));
       }
-      if (this.stalled) return this.stallHeld([keyString], this.putInOrder(keyString, valueBytes, options, ttlMs));
-      this.checkConditions(keyString, options);
-      return this.commitPut(keyString, valueBytes, undefined, ttlMs);
+      if (this.mustWaitForCompaction()) return this.stallHeld([keyString], this.afterStall(() => this.commitInlinePut(keyString, valueBytes, options, ttlMs)));
+      return this.commitInlinePut(keyString, valueBytes, options, ttlMs);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -1197,22 +1200,26 @@ export class Store extends EventEmitter {
 
   private async putInOrder(keyString: string, valueBytes: Buffer, options: PutOptions | undefined, ttlMs: number | undefined): Promise<WriteResult> {
     this.checkWritable();
-    if (this.stalled) {
-      await this.stallForCompaction();
-      this.checkWritable();
+    if (valueBytes.length <= this.options.valueThreshold) {
+      return this.mustWaitForCompaction() ? this.afterStall(() => this.commitInlinePut(keyString, valueBytes, options, ttlMs)) : this.commitInlinePut(keyString, valueBytes, options, ttlMs);
     }
+    await this.passStall();
     this.checkConditions(keyString, options);
-    if (valueBytes.length > this.options.valueThreshold) {
-      const reference = await this.writeBlocks([valueBytes], undefined);
-      try {
-        // The blocks took time: the store may have closed and the key changed meanwhile.
-        this.checkWritable();
-        this.checkConditions(keyString, options);
-        return await this.commitPut(keyString, undefined, reference, ttlMs);
-      } finally {
-        this.unholdReference(reference);
-      }
+    const reference = await this.writeBlocks([valueBytes], undefined);
+    try {
+      // The blocks took time: the store may have closed and the key changed meanwhile.
+      this.checkWritable();
+      this.checkConditions(keyString, options);
+      return await this.commitPut(keyString, undefined, reference, ttlMs);
+    } finally {
+      this.unholdReference(reference);
     }
+  }
+
+  /** Check and queue an inline put, in one synchronous step. */
+  private commitInlinePut(keyString: string, valueBytes: Buffer, options: PutOptions | undefined, ttlMs: number | undefined): Promise<WriteResult> {
+    this.checkWritable();
+    this.checkConditions(keyString, options);
     return this.commitPut(keyString, valueBytes, undefined, ttlMs);
   }
 
@@ -1250,10 +1257,7 @@ export class Store extends EventEmitter {
     if (source === null || typeof source !== 'object' || (!(Symbol.asyncIterator in source) && !(Symbol.iterator in source))) {
       throw invalid('source must be a Readable or an (async) iterable of Uint8Array chunks');
     }
-    if (this.stalled) {
-      await this.stallForCompaction();
-      this.checkWritable();
-    }
+    await this.passStall();
     this.checkConditions(keyString, options);
     signal?.throwIfAborted();
     const onAbort = () => (source as { destroy?: (error: unknown) => void }).destroy?.(signal?.reason);
@@ -1518,10 +1522,7 @@ export class Store extends EventEmitter {
     operation: { kind: 'write' | 'append'; offset: number; data: Buffer } | { kind: 'truncate'; size: number },
   ): Promise<ObjectWriteResult> {
     this.checkWritable();
-    if (this.stalled) {
-      await this.stallForCompaction();
-      this.checkWritable();
-    }
+    await this.passStall();
     await this.settleKey(keyString);
     this.checkWritable();
     let location = this.liveLocation(keyString);
@@ -2390,16 +2391,17 @@ export class Store extends EventEmitter {
     const keyString = this.keyString(key);
     const ifRevision = checkRevisionOption(options?.ifRevision, 'ifRevision');
     if (this.keyTails.has(keyString)) return this.inKeyOrder([keyString], () => this.deleteInOrder(keyString, ifRevision));
-    if (this.stalled) return this.stallHeld([keyString], this.deleteInOrder(keyString, ifRevision));
-    return this.deleteInOrder(keyString, ifRevision);
+    if (this.mustWaitForCompaction()) return this.stallHeld([keyString], this.afterStall(() => this.commitDelete(keyString, ifRevision)));
+    return this.commitDelete(keyString, ifRevision);
   }
 
   private async deleteInOrder(keyString: string, ifRevision: number | undefined): Promise<DeleteResult> {
+    return this.mustWaitForCompaction() ? this.afterStall(() => this.commitDelete(keyString, ifRevision)) : this.commitDelete(keyString, ifRevision);
+  }
+
+  /** Check and queue a delete, in one synchronous step (throws, rather than rejects, on a failed check). */
+  private commitDelete(keyString: string, ifRevision: number | undefined): Promise<DeleteResult> | DeleteResult {
     this.checkWritable();
-    if (this.stalled) {
-      await this.stallForCompaction();
-      this.checkWritable();
-    }
     const current = this.currentRevision(keyString);
     if (ifRevision !== undefined && current !== ifRevision) {
       throw new SiltError(ErrorCode.CONFLICT, `condition failed: the key is at revision ${current}`, { currentRevision: current });
@@ -2453,15 +2455,15 @@ export class Store extends EventEmitter {
     if (large || (this.keyTails.size > 0 && keys.some((key) => this.keyTails.has(key)))) {
       return this.inKeyOrder(keys, () => this.batchInOrder(prepared));
     }
-    if (this.stalled) return this.stallHeld(keys, this.batchInOrder(prepared));
+    if (this.mustWaitForCompaction()) return this.stallHeld(keys, this.batchInOrder(prepared));
     return this.batchInOrder(prepared);
   }
 
   private async batchInOrder(prepared: PreparedBatchOperation[]): Promise<WriteResult> {
     this.checkWritable();
-    if (this.stalled) await this.stallForCompaction();
     try {
-      return await this.commitBatch(prepared);
+      // A batch of inline values is queued in commitBatch's first synchronous step, so in its turn.
+      return await (this.mustWaitForCompaction() ? this.afterStall(() => this.commitBatch(prepared)) : this.commitBatch(prepared));
     } finally {
       for (const operation of prepared) this.unholdReference(operation.reference);
     }
@@ -3373,8 +3375,6 @@ export class Store extends EventEmitter {
    * instead of growing the disk without bound. Below that threshold the write path never waits.
    */
   private async stallForCompaction(): Promise<void> {
-    const started = performance.now();
-    this.compactionCounters.stalls++;
     while (this.stalled && this.state === 'open' && this.failure === undefined) {
       if (this.compacting === undefined) this.maybeScheduleCompaction();
       if (this.compacting === undefined) break;
@@ -3384,7 +3384,47 @@ export class Store extends EventEmitter {
       // A run that retired nothing cannot help: stop waiting rather than spin.
       if (this.compactionCounters.segmentsCompacted === retiredBefore) break;
     }
-    this.compactionCounters.stallMs += performance.now() - started;
+  }
+
+  /**
+   * Whether a write called now waits for compaction: dead bytes are past `stallRatio`, or writes
+   * called earlier still wait (it goes behind them, even once the stall is over).
+   */
+  private mustWaitForCompaction(): boolean {
+    return this.stalled || this.stallWaiting > 0;
+  }
+
+  /**
+   * Run `step` once compaction brought dead bytes under `stallRatio` and every write that waited
+   * before this one took its turn: writes leave a stall in call order. The stall can end in the
+   * middle of a compaction run (a retired segment lowers the dead fraction at the next commit),
+   * while earlier writes still wait for the run: without the turns, a write called then was
+   * queued ahead of them, and an earlier write of its key overwrote it. `step` should queue its
+   * write synchronously; the next turn starts when it returns, not when its write commits.
+   */
+  private afterStall<T>(step: () => T | Promise<T>): Promise<T> {
+    const started = performance.now();
+    this.compactionCounters.stalls++;
+    this.stallWaiting++;
+    const take = () => {
+      this.stallWaiting--;
+      this.compactionCounters.stallMs += performance.now() - started;
+      // Boxed, so that this turn ends when `step` returns, not when what it returns settles.
+      return { value: step() };
+    };
+    const turn = this.stallTurn.then(() => this.stallForCompaction()).then(take, take);
+    this.stallTurn = turn.then(
+      () => undefined,
+      () => undefined,
+    );
+    return turn.then((box) => box.value);
+  }
+
+  /** For writes with more to do before they are queued (blocks to write): wait for their turn, if any. */
+  private async passStall(): Promise<void> {
+    if (!this.mustWaitForCompaction()) return;
+    await this.afterStall(() => undefined);
+    this.checkWritable();
   }
 
   private async runCompaction(ratio: number, sealActive: boolean): Promise<void> {

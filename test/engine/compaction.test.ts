@@ -275,15 +275,76 @@ test('a snapshot iterator outlives its released snapshot across compaction; veri
   await db.close();
 });
 
-/** The real file system; once armed, the next open of a log segment for reading waits for `release()`. */
+/**
+ * The real file system; once armed, the next open of a log segment for reading (after `skip` more)
+ * waits for `release()`. An open waits at the gate current when it is called.
+ */
 class SegmentOpenGate extends NodeFileSystem {
-  readonly gate = new Gate();
+  gate = new Gate();
+  skip = 0;
 
   override async open(path: string, mode: OpenMode, options?: FileOpenOptions): Promise<FileHandle> {
-    await this.gate.pass(mode === 'read' && path.endsWith('.log'));
+    const applies = mode === 'read' && path.endsWith('.log');
+    if (applies && this.skip > 0) this.skip--;
+    else await this.gate.pass(applies);
     return super.open(path, mode, options);
   }
 }
+
+test('writes leave a stall in call order: one called when the stall ends in the middle of a compaction run goes behind those still waiting (a later put of the key stays the last)', async (t) => {
+  const fileSystem = new SegmentOpenGate();
+  const db = await open(temporaryDirectory(t), { fileSystem, segmentBytes: 4096, compaction: { deadRatio: 0.5, stallRatio: 0.8 } });
+  // Background compaction waits at its first segment while overwrites push the dead fraction past
+  // stallRatio, until a put waits for compaction (its call counts the stall). A key written once
+  // per round keeps a live record in every segment, so each compacted segment commits a copy.
+  const first = fileSystem.gate;
+  first.arm();
+  let held: Promise<unknown> | undefined;
+  let heldKey = '';
+  for (let round = 0; round < 200 && held === undefined; round++) {
+    await db.put(`live-${round}`, 'x');
+    for (let index = 0; index < 8; index++) {
+      const stallsBefore = db.stats().compaction.stalls;
+      const put = db.put(`key-${index}`, Buffer.alloc(300, round));
+      if (db.stats().compaction.stalls > stallsBefore) {
+        held = put;
+        heldKey = `key-${index}`;
+        break;
+      }
+      await put;
+    }
+  }
+  assert.ok(held !== undefined, 'no put waited for compaction');
+  await first.reached;
+  // The run compacts two segments and waits at the third: the second's copy committed after the
+  // first was retired, which ended the stall, while the held put still waits for the run.
+  const second = new Gate();
+  fileSystem.gate = second;
+  fileSystem.skip = 1;
+  second.arm();
+  first.release();
+  await second.reached;
+  assert.ok(db.stats().compaction.segmentsCompacted >= 2, JSON.stringify(db.stats().compaction));
+  assert.ok(db.stats().compaction.deadFraction < 0.8, 'the stall did not end in the middle of the run');
+  const calls = [
+    held as Promise<{ revision: number }>,
+    db.put(heldKey, 'later'),
+    db.batch([{ type: 'put', key: 'other', value: 'b' }, { type: 'delete', key: 'live-0' }]),
+    db.delete('live-1'),
+  ];
+  // An object write of the key, called last, waits for both puts (no CONFLICT) and patches the last.
+  const patched = db.writeAt(heldKey, 5, '!');
+  second.release();
+  // Revisions are handed out in queue order: the calls were queued in the order they were made.
+  const revisions = (await Promise.all(calls)).map((result) => result.revision);
+  assert.deepEqual([...revisions].sort((a, b) => a - b), revisions, `revisions ${revisions.join(', ')}`);
+  assert.ok((await patched).revision > (revisions[1] as number));
+  assert.equal((await db.get(heldKey))?.toString(), 'later!');
+  assert.equal((await db.get('other'))?.toString(), 'b');
+  assert.equal(await db.get('live-0'), undefined);
+  assert.equal(await db.get('live-1'), undefined);
+  await db.close();
+});
 
 test('verify() on a live store: the log rolls, segments are compacted away and blocks collected while it runs, and it reports no problem (it pins what it reads like a reader, and knows segments started since)', async (t) => {
   const directory = temporaryDirectory(t);

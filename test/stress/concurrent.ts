@@ -26,6 +26,8 @@ export interface StressResult {
   operations: number;
   rangeReads: number;
   reopens: number;
+  /** Writes that waited for compaction (dead bytes past `stallRatio`), summed over the run's opens. */
+  stalls: number;
   /** Empty when every check held; otherwise what failed first (the run stops there). */
   failures: string[];
 }
@@ -155,7 +157,8 @@ function drawRun(seed: number): Draw & { durability: Durability; options: OpenOp
     blockBytes: 4096,
     segmentBytes: 16384 * (1 + Math.floor(next() * 8)),
     gc: { minAgeMs: 0, intervalMs: 5, batch: pick([3, 7, 1000]) },
-    compaction: { deadRatio: 0.3 },
+    // Half the runs stall writes often (they wait for compaction, and leave the stall in call order).
+    compaction: { deadRatio: 0.3, stallRatio: pick([0.35, 0.8]) },
     objects: { chunkBytes: 16384, compactAt: 4, syncCompactAt: 8, inlineBytes: pick([0, 1024, 4096]), compactQuietMs: 1 },
   };
   /** Bytes that compress to nothing or to little, or not at all. */
@@ -173,7 +176,7 @@ function drawRun(seed: number): Draw & { durability: Durability; options: OpenOp
 export async function runConcurrentStress({ seed, steps, directory: parent = tmpdir() }: { seed: number; steps: number; directory?: string }): Promise<StressResult> {
   const { next, pick, bytes, durability, options } = drawRun(seed);
   const directory = mkdtempSync(join(parent, 'silt-stress-'));
-  const result: StressResult = { steps: 0, operations: 0, rangeReads: 0, reopens: 0, failures: [] };
+  const result: StressResult = { steps: 0, operations: 0, rangeReads: 0, reopens: 0, stalls: 0, failures: [] };
   const model = new Map<string, Buffer>();
   const fail = (message: string): never => {
     throw new Error(`${message} (seed ${seed}, durability ${JSON.stringify(durability)})`);
@@ -227,6 +230,7 @@ export async function runConcurrentStress({ seed, steps, directory: parent = tmp
         // close() with all of it in flight: writes called before it complete, except a stream
         // still reading its source, which gives up with CLOSED (then not applied); maintenance
         // calls may end with CLOSED.
+        result.stalls += db.stats().compaction.stalls;
         const closed = db.close();
         // Settled together: a rejection must have its handler before the next tick.
         const [settled, othersSettled] = await Promise.all([Promise.allSettled(writes.map((entry) => entry.promise)), Promise.allSettled(others)]);
@@ -249,6 +253,7 @@ export async function runConcurrentStress({ seed, steps, directory: parent = tmp
       for (const entry of writes) entry.apply(model);
       const roll = next();
       if (roll < 0.04) {
+        result.stalls += db.stats().compaction.stalls;
         await db.close();
         if (next() < 0.3) rmSync(join(directory, 'index.hint'), { force: true });
         db = await open(directory, options);
@@ -279,6 +284,7 @@ export async function runConcurrentStress({ seed, steps, directory: parent = tmp
     await db.idle();
     await checkAll(db, 'at the end');
     await checkVerified(db, 'at the end');
+    result.stalls += db.stats().compaction.stalls;
     await db.close();
     db = await open(directory, options);
     await checkAll(db, 'after the last reopen');
