@@ -139,6 +139,8 @@ export interface GcResult {
 const BUFFER_BYTES_MAX = bufferConstants.MAX_LENGTH;
 /** Blocks of one large write being written at once (each holds a `blockBytes` buffer). */
 const BLOCK_WRITES_IN_FLIGHT = 4;
+/** Objects whose `stat()` digest is kept (the most recently used; about 150 bytes each). */
+const OBJECT_DIGESTS_KEPT = 4096;
 /**
  * Background compaction leaves alone a chunk laid down like appends whose slices average at least
  * this (or the block size, if smaller): its reads cost no more than a compacted chunk's (measured:
@@ -488,6 +490,8 @@ export class Store extends EventEmitter {
   private creatingSegmentId: number | undefined;
   /** The run of `close()` once it was called: new writes are refused, those called before finish. */
   private closeRun: Promise<void> | undefined;
+  /** Per key, the digest `stat()` computed for an object and its revision (see `objectDigest`). */
+  private readonly objectDigests = new Map<string, { revision: number; digest: Promise<string> }>();
   /** Per key, the writes waiting for compaction before they are queued (see `stallHeld`). */
   private readonly heldByStall = new Map<string, Set<Promise<void>>>();
   /** Rejects (with CLOSED) when `close()` is called: a stream source's pending chunk gives up on it. */
@@ -912,17 +916,9 @@ export class Store extends EventEmitter {
     if (!this.isLive(location, Date.now())) return undefined;
     if (location.object !== undefined) {
       const object = location.object;
-      // The blocks of this version stay on disk while the digest is computed.
-      const unpin = this.pinReaders(object);
-      try {
-        const digest = createHash('sha256');
-        for await (const piece of this.objectChunks(object, 0, object.sizeBytes)) digest.update(piece);
-        const distinct = new Set<string>();
-        forEachManifestBlock(object, (hash) => distinct.add(hash.toString('hex')));
-        return { size: object.sizeBytes, revision: location.revision, digest: digest.digest('hex'), blocks: distinct.size };
-      } finally {
-        unpin();
-      }
+      const distinct = new Set<string>();
+      forEachManifestBlock(object, (hash) => distinct.add(hash.toString('hex')));
+      return { size: object.sizeBytes, revision: location.revision, digest: await this.objectDigest(keyString, location.revision, object), blocks: distinct.size };
     }
     if (location.reference !== undefined) {
       const reference = location.reference;
@@ -930,6 +926,41 @@ export class Store extends EventEmitter {
     }
     const value = this.readValue(keyString, location);
     return { size: value.length, revision: location.revision, digest: sha256(value).toString('hex'), blocks: 0 };
+  }
+
+  /**
+   * The SHA-256 of an object's bytes at `revision`. Computing it reads the whole object (holes
+   * included), so it is kept per key for the revision it was computed at: slice compaction keeps
+   * both the bytes and the revision, and every write takes a new revision. Concurrent stats of one
+   * revision share one computation; a failed one (a damaged block) is not kept.
+   */
+  private objectDigest(keyString: string, revision: number, object: ObjectManifest): Promise<string> {
+    const known = this.objectDigests.get(keyString);
+    if (known !== undefined && known.revision === revision) {
+      // Most recently used last: the first entry is the one evicted.
+      this.objectDigests.delete(keyString);
+      this.objectDigests.set(keyString, known);
+      return known.digest;
+    }
+    const digest = (async () => {
+      // The blocks of this version stay on disk while the digest is computed.
+      const unpin = this.pinReaders(object);
+      try {
+        const hash = createHash('sha256');
+        for await (const piece of this.objectChunks(object, 0, object.sizeBytes)) hash.update(piece);
+        return hash.digest('hex');
+      } finally {
+        unpin();
+      }
+    })();
+    const entry = { revision, digest };
+    this.objectDigests.delete(keyString);
+    this.objectDigests.set(keyString, entry);
+    if (this.objectDigests.size > OBJECT_DIGESTS_KEPT) this.objectDigests.delete(this.objectDigests.keys().next().value as string);
+    digest.catch(() => {
+      if (this.objectDigests.get(keyString) === entry) this.objectDigests.delete(keyString);
+    });
+    return digest;
   }
 
   /** The value of `key`, or undefined when absent or expired. Verified; synchronous. */

@@ -25,6 +25,75 @@ async function assertVerified(db: Store, context: string): Promise<void> {
   assert.ok(result.ok, `${context}: ${JSON.stringify(result.problems.slice(0, 5))}`);
 }
 
+/** The real file system, counting the bytes read from block files. */
+class BlockReadCounting extends NodeFileSystem {
+  blockBytesRead = 0;
+
+  private count(path: string, handle: FileHandle): FileHandle {
+    if (!path.includes('blocks')) return handle;
+    const { read, readSync } = handle;
+    handle.read = async (buffer, offset, length, position) => {
+      const got = await read.call(handle, buffer, offset, length, position);
+      this.blockBytesRead += got;
+      return got;
+    };
+    handle.readSync = (buffer, offset, length, position) => {
+      const got = readSync.call(handle, buffer, offset, length, position);
+      this.blockBytesRead += got;
+      return got;
+    };
+    return handle;
+  }
+
+  override async open(path: string, mode: OpenMode): Promise<FileHandle> {
+    return this.count(path, await super.open(path, mode));
+  }
+
+  override openSync(path: string, mode: OpenMode): FileHandle {
+    return this.count(path, super.openSync(path, mode));
+  }
+}
+
+test('stat() of an object reads it once per revision: a second stat, and one after slice compaction, reuse the digest; a write computes it again', async (t) => {
+  const fileSystem = new BlockReadCounting();
+  const db = await open(temporaryDirectory(t), { ...SMALL, fileSystem, objects: { ...SMALL.objects, inlineBytes: 0, compaction: false } });
+  const model = new Model();
+  for (let index = 0; index < 6; index++) {
+    const data = bytes(index, 5000);
+    await db.writeAt('o', index * 3000, data);
+    model.writeAt(index * 3000, data);
+  }
+  const sha = (value: Buffer) => createHash('sha256').update(value).digest('hex');
+  // What one whole read of the object reads from block files (its slices' whole blocks).
+  let before = fileSystem.blockBytesRead;
+  assert.deepEqual(await db.get('o'), model.bytes);
+  const wholeRead = fileSystem.blockBytesRead - before;
+  assert.ok(wholeRead >= model.bytes.length, `${wholeRead} block bytes read`);
+  before = fileSystem.blockBytesRead;
+  const [first, concurrent] = await Promise.all([db.stat('o'), db.stat('o')]);
+  assert.equal(first?.digest, sha(model.bytes));
+  assert.deepEqual(concurrent, first);
+  assert.equal(fileSystem.blockBytesRead - before, wholeRead, 'two concurrent stats read the object other than once');
+  before = fileSystem.blockBytesRead;
+  assert.deepEqual(await db.stat('o'), first);
+  assert.equal(fileSystem.blockBytesRead, before, 'a second stat read blocks');
+  // Heavy compaction rewrites the slices: same bytes, same revision, the digest kept.
+  const compacted = await db.compactObject('o', { mode: 'heavy' });
+  assert.ok(compacted.chunksCompacted > 0, JSON.stringify(compacted));
+  before = fileSystem.blockBytesRead;
+  const afterCompaction = await db.stat('o');
+  assert.equal(afterCompaction?.revision, first?.revision);
+  assert.equal(afterCompaction?.digest, first?.digest);
+  assert.equal(fileSystem.blockBytesRead, before, 'a stat after compaction read blocks');
+  // A write is a new revision: its digest is computed from the new bytes.
+  await db.writeAt('o', 100, 'changed');
+  model.writeAt(100, Buffer.from('changed'));
+  const changed = await db.stat('o');
+  assert.equal(changed?.digest, sha(model.bytes));
+  assert.ok(fileSystem.blockBytesRead > before);
+  await db.close();
+});
+
 /** A Buffer that grows like a file: writes past the end leave zeros. */
 class Model {
   bytes = Buffer.alloc(0);
