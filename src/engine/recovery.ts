@@ -19,6 +19,7 @@ import {
   decodeEntry,
   decodeReference,
   EntryType,
+  FORMAT_VERSION,
   parseSegmentFileName,
   SEGMENT_HEADER_BYTES,
   type SegmentSummary,
@@ -114,6 +115,9 @@ export async function recover(fs: FileSystem, directory: string, readOnly: boole
       if (typeof info.header === 'string' || info.header.segmentId !== segmentId) {
         const reason = typeof info.header === 'string' ? info.header : `header names segment ${info.header.segmentId}`;
         if (!isLast) throw corruption(`segment ${path}: ${reason}`);
+        // A whole header of another format version is not a creation cut short: removing the
+        // segment would lose what a newer silt wrote there.
+        if (info.foreignVersion !== undefined) throw corruption(`segment ${path} is format version ${info.foreignVersion}, and this silt reads version ${FORMAT_VERSION}: written by another silt version? It is left as it is`);
         // A last segment without a valid header holds no acknowledged write: its header is synced
         // before its name, so this is a creation that a crash cut short. Its preallocated zeros
         // are not counted as dropped.
@@ -363,6 +367,13 @@ export async function recover(fs: FileSystem, directory: string, readOnly: boole
       // after it is damage, reported. When writable, the file is cut at the valid end either way,
       // so that no stale record past it can ever be read as one after new records reach it.
       const validEnd = startOffset + scan.endOffset;
+      if (scan.damage?.checked === true) {
+        // A record written whole (its CRC holds) that this silt cannot read is not a torn tail:
+        // cutting it would silently drop what a newer silt wrote (and whatever follows it).
+        throw corruption(
+          `segment ${segment.path} offset ${validEnd} holds a whole record this silt cannot read (${scan.damage.reason}): written by a newer silt? The segment is left as it is`,
+        );
+      }
       const dataEnd = startOffset + endOfNonZero(bytes.subarray(0, read), scan.endOffset);
       if (dataEnd > validEnd || (read < segment.sizeBytes - startOffset && scan.damage === undefined)) {
         report.droppedBytes += dataEnd - validEnd;

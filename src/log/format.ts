@@ -101,6 +101,17 @@ export function encodeSegmentHeader(header: SegmentHeader): Buffer {
   return buffer;
 }
 
+/**
+ * The version of a segment header whose magic is silt's, when it is not the one this silt
+ * writes: a header is written whole before any record, so that is another silt's segment (or
+ * damage no crash leaves), never a creation cut short.
+ */
+export function foreignSegmentVersion(buffer: Buffer): number | undefined {
+  if (buffer.length < SEGMENT_HEADER_BYTES || !buffer.subarray(0, 8).equals(SEGMENT_MAGIC)) return undefined;
+  const version = buffer.readUInt16LE(8);
+  return version === FORMAT_VERSION ? undefined : version;
+}
+
 /** Validates magic, then version, then checksum (in that order); returns a reason on failure. */
 export function decodeSegmentHeader(buffer: Buffer): SegmentHeader | string {
   if (buffer.length < SEGMENT_HEADER_BYTES) return 'short header';
@@ -198,7 +209,11 @@ export interface DecodedEntry {
 
 export type EntryCheck =
   | { ok: true; type: EntryType; lengthBytes: number }
-  | { ok: false; reason: string };
+  /**
+   * `checked`: the framing and CRC hold, only the type or flags are unknown. A torn or partly
+   * written entry fails its CRC; such an entry was written whole, by a silt that knows more.
+   */
+  | { ok: false; reason: string; checked?: boolean };
 
 /** Check the framing and CRC of the entry at `offset` (does not descend into batches). */
 export function checkEntry(buffer: Buffer, offset: number, end = buffer.length): EntryCheck {
@@ -210,9 +225,9 @@ export function checkEntry(buffer: Buffer, offset: number, end = buffer.length):
     return { ok: false, reason: 'checksum mismatch' };
   }
   const type = buffer[offset + 8] as number;
-  if ((type < EntryType.PUT || type > EntryType.PUT_OBJECT) && type !== EntryType.BLOCK && type !== EntryType.PUT_OBJECT_DELTA) return { ok: false, reason: `unknown type ${type}` };
+  if ((type < EntryType.PUT || type > EntryType.PUT_OBJECT) && type !== EntryType.BLOCK && type !== EntryType.PUT_OBJECT_DELTA) return { ok: false, reason: `unknown type ${type}`, checked: true };
   const flags = buffer[offset + 9] as number;
-  if ((flags & ~KNOWN_FLAGS) !== 0) return { ok: false, reason: `unknown flags ${flags}` };
+  if ((flags & ~KNOWN_FLAGS) !== 0) return { ok: false, reason: `unknown flags ${flags}`, checked: true };
   return { ok: true, type: type as EntryType, lengthBytes: length };
 }
 

@@ -16,6 +16,7 @@ import {
   decodeCheckedEntry,
   decodeFooter,
   decodeSegmentHeader,
+  foreignSegmentVersion,
   decodeTrailer,
   EntryType,
   SEGMENT_HEADER_BYTES,
@@ -30,6 +31,11 @@ export interface ScanDamage {
   /** Offset (in the scanned buffer) of the first entry that is not valid. */
   offsetBytes: number;
   reason: string;
+  /**
+   * The entry's framing and CRC hold, but its type, flags or content are not ones this silt
+   * reads: not a torn write (that fails the CRC), so not a tail a crash left.
+   */
+  checked: boolean;
 }
 
 export interface ScanResult {
@@ -57,7 +63,7 @@ export function scanSegment(
   let recordCount = 0;
   while (cursor < buffer.length) {
     const check = checkEntry(buffer, cursor);
-    if (!check.ok) return { endOffset: cursor, damage: { offsetBytes: cursor, reason: check.reason }, footer: undefined, recordCount };
+    if (!check.ok) return { endOffset: cursor, damage: { offsetBytes: cursor, reason: check.reason, checked: check.checked === true }, footer: undefined, recordCount };
     const length = check.lengthBytes;
     if (check.type === EntryType.FOOTER) {
       const summary = decodeFooter(buffer, cursor, length);
@@ -68,22 +74,23 @@ export function scanSegment(
         decodeTrailer(buffer.subarray(trailerAt, trailerAt + SEGMENT_TRAILER_BYTES)) === bufferFileOffset + cursor;
       if (!trailerOk) {
         const reason = typeof summary === 'string' ? summary : 'footer not followed by its trailer at the end';
-        return { endOffset: cursor, damage: { offsetBytes: cursor, reason }, footer: undefined, recordCount };
+        // Not `checked`: sealing writes the footer, then the trailer; a crash between leaves this.
+        return { endOffset: cursor, damage: { offsetBytes: cursor, reason, checked: false }, footer: undefined, recordCount };
       }
       return { endOffset: buffer.length, damage: undefined, footer: { offsetBytes: cursor, summary }, recordCount };
     }
     if (check.type === EntryType.BATCH) {
       const entries = decodeBatch(buffer, cursor, length);
-      if (typeof entries === 'string') return { endOffset: cursor, damage: { offsetBytes: cursor, reason: entries }, footer: undefined, recordCount };
+      if (typeof entries === 'string') return { endOffset: cursor, damage: { offsetBytes: cursor, reason: entries, checked: true }, footer: undefined, recordCount };
       for (const entry of entries) onEntry(entry);
     } else if (check.type === EntryType.BLOCK) {
       // A block carried in the log: checked here, reported only to callers that want blocks.
       const block = decodeBlockEntry(buffer, cursor, length);
-      if (typeof block === 'string') return { endOffset: cursor, damage: { offsetBytes: cursor, reason: block }, footer: undefined, recordCount };
+      if (typeof block === 'string') return { endOffset: cursor, damage: { offsetBytes: cursor, reason: block, checked: true }, footer: undefined, recordCount };
       onBlock?.(block);
     } else {
       const entry = decodeCheckedEntry(buffer, cursor, length);
-      if (typeof entry === 'string') return { endOffset: cursor, damage: { offsetBytes: cursor, reason: entry }, footer: undefined, recordCount };
+      if (typeof entry === 'string') return { endOffset: cursor, damage: { offsetBytes: cursor, reason: entry, checked: true }, footer: undefined, recordCount };
       onEntry(entry);
     }
     recordCount++;
@@ -131,6 +138,8 @@ export interface SegmentOpenInfo {
   sizeBytes: number;
   /** The header, or why it is not valid. */
   header: SegmentHeader | string;
+  /** The header's version when its magic is silt's but the version is not this silt's (`foreignSegmentVersion`). */
+  foreignVersion: number | undefined;
   /** Present iff the segment ends with a valid footer and trailer. */
   footer: { offsetBytes: number; summary: SegmentSummary } | undefined;
 }
@@ -156,7 +165,7 @@ export async function readSegmentInfo(handle: FileHandle): Promise<SegmentOpenIn
       }
     }
   }
-  return { sizeBytes, header, footer };
+  return { sizeBytes, header, foreignVersion: foreignSegmentVersion(headerBytes), footer };
 }
 
 /** Read `length` bytes at `offset` of a segment file (synchronously) and decode the entry there. */

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CrashFileSystem } from '../../src/fs/crash-file-system.js';
 import { open, SiltError } from '../../src/index.js';
-import { checkEntry, decodeTrailer, EntryType, SEGMENT_HEADER_BYTES, SEGMENT_TRAILER_BYTES } from '../../src/log/format.js';
+import { checkEntry, checksum, decodeTrailer, encodeEntry, entryLength, EntryType, FORMAT_VERSION, SEGMENT_HEADER_BYTES, SEGMENT_TRAILER_BYTES } from '../../src/log/format.js';
 import { endOfNonZero } from '../../src/log/segment-reader.js';
 import { PREALLOCATE_STEP_BYTES } from '../../src/log/segment-writer.js';
 import { applyToModel, issue, type ModelOperation } from './workload.js';
@@ -226,5 +226,68 @@ test('a stale record after a hole in the preallocated tail is dropped, reported,
   assert.equal(await again.get('b'), undefined, 'a record the log had dropped came back');
   assert.equal((await again.get('a'))?.toString(), '1');
   await again.close();
+  await reopened.close();
+});
+
+/** A record of `type` for `key` whose CRC holds (as a silt that knows the type would write it). */
+function wholeRecord(type: number, key: string, value: Buffer, flags = 0): Buffer {
+  const bytes = Buffer.alloc(entryLength(key, value, false));
+  encodeEntry(bytes, 0, { type: EntryType.PUT, key, value, revision: 1000 });
+  bytes[8] = type;
+  bytes[9] = flags;
+  bytes.writeUInt32LE(checksum(bytes.subarray(4)), 0);
+  return bytes;
+}
+
+test('a whole record this silt cannot read at the end of the log (a newer silt wrote it) makes open refuse with CORRUPTION and leaves the file as it is; a torn one is cut as before', async () => {
+  const cases: Array<[string, Buffer]> = [
+    ['an unknown type', wholeRecord(12, 'x', Buffer.from('newer'))],
+    ['unknown flags', wholeRecord(EntryType.PUT, 'x', Buffer.from('newer'), 0x80)],
+    ['a value reference this silt cannot decode', wholeRecord(EntryType.PUT_REFERENCE, 'x', Buffer.from('not a reference'))],
+  ];
+  for (const [what, record] of cases) {
+    const fileSystem = new CrashFileSystem();
+    const db = await open('/db', { fileSystem, checkpoint: false });
+    await db.put('a', '1');
+    await db.put('b', '2');
+    await db.close();
+    const segmentPath = [...fileSystem.dump().keys()].find((path) => path.endsWith('.log')) as string;
+    const segment = Buffer.concat([fileSystem.dump().get(segmentPath) as Buffer, record]);
+    await writeFile(fileSystem, segmentPath, segment);
+    for (const readOnly of [false, true]) {
+      await assert.rejects(
+        open('/db', { fileSystem, checkpoint: false, readOnly }),
+        (error: unknown) => error instanceof SiltError && error.code === 'CORRUPTION' && /cannot read/.test(error.message),
+        `${what}, readOnly ${readOnly}`,
+      );
+    }
+    assert.ok((fileSystem.dump().get(segmentPath) as Buffer).equals(segment), `${what}: the segment was changed`);
+    // The same record torn (one byte of it lost to a power loss: its CRC fails) is a damaged tail.
+    const torn = Buffer.from(segment);
+    torn[torn.length - 1] = (torn[torn.length - 1] as number) ^ 0xff;
+    await writeFile(fileSystem, segmentPath, torn);
+    const reopened = await open('/db', { fileSystem, checkpoint: false });
+    assert.equal(reopened.stats().recovery.droppedBytes, record.length, what);
+    assert.equal((await reopened.get('b'))?.toString(), '2');
+    await reopened.close();
+  }
+});
+
+test('a last segment whose whole header is of another format version is refused with CORRUPTION, not removed as a creation cut short', async () => {
+  const fileSystem = new CrashFileSystem();
+  const db = await open('/db', { fileSystem, checkpoint: false });
+  await db.put('a', '1');
+  await db.close();
+  const segmentPath = [...fileSystem.dump().keys()].find((path) => path.endsWith('.log')) as string;
+  const segment = Buffer.from(fileSystem.dump().get(segmentPath) as Buffer);
+  segment.writeUInt16LE(FORMAT_VERSION + 1, 8);
+  segment.writeUInt32LE(checksum(segment.subarray(0, 28)), 28);
+  await writeFile(fileSystem, segmentPath, segment);
+  await assert.rejects(open('/db', { fileSystem, checkpoint: false }), (error: unknown) => error instanceof SiltError && error.code === 'CORRUPTION' && /format version 2/.test(error.message));
+  assert.ok(fileSystem.dump().get(segmentPath)?.equals(segment), 'the segment was changed or removed');
+  // A header a crash cut short (zeros: the name reached the disk before the header) is still removed.
+  await writeFile(fileSystem, segmentPath, Buffer.alloc(SEGMENT_HEADER_BYTES));
+  const reopened = await open('/db', { fileSystem, checkpoint: false });
+  assert.equal(await reopened.get('a'), undefined);
   await reopened.close();
 });
