@@ -195,14 +195,20 @@ test('the active segment is preallocated while written, exact once closed, and a
   await rolled.close();
 });
 
-test('a stale record after a hole in the preallocated tail is dropped, reported, and never read back once new records reach it', async () => {
-  // No checkpoints: one covering 'b' would vouch for it (a checkpoint only ever covers durable records).
+/** A store without checkpoints holding a = 1 and b = 2, cleanly closed, and its one segment's path. */
+async function closedStore(): Promise<{ fileSystem: CrashFileSystem; segmentPath: string }> {
   const fileSystem = new CrashFileSystem();
   const db = await open('/db', { fileSystem, checkpoint: false });
   await db.put('a', '1');
   await db.put('b', '2');
   await db.close();
   const segmentPath = [...fileSystem.dump().keys()].find((path) => path.endsWith('.log')) as string;
+  return { fileSystem, segmentPath };
+}
+
+test('a stale record after a hole in the preallocated tail is dropped, reported, and never read back once new records reach it', async () => {
+  // No checkpoints: one covering 'b' would vouch for it (a checkpoint only ever covers durable records).
+  const { fileSystem, segmentPath } = await closedStore();
   const segment = fileSystem.dump().get(segmentPath) as Buffer;
   const [endA, endB] = recordEndsOf(segment) as [number, number];
   const recordB = segment.subarray(endA, endB);
@@ -246,12 +252,7 @@ test('a whole record this silt cannot read at the end of the log (a newer silt w
     ['a value reference this silt cannot decode', wholeRecord(EntryType.PUT_REFERENCE, 'x', Buffer.from('not a reference'))],
   ];
   for (const [what, record] of cases) {
-    const fileSystem = new CrashFileSystem();
-    const db = await open('/db', { fileSystem, checkpoint: false });
-    await db.put('a', '1');
-    await db.put('b', '2');
-    await db.close();
-    const segmentPath = [...fileSystem.dump().keys()].find((path) => path.endsWith('.log')) as string;
+    const { fileSystem, segmentPath } = await closedStore();
     const segment = Buffer.concat([fileSystem.dump().get(segmentPath) as Buffer, record]);
     await writeFile(fileSystem, segmentPath, segment);
     for (const readOnly of [false, true]) {
@@ -274,11 +275,7 @@ test('a whole record this silt cannot read at the end of the log (a newer silt w
 });
 
 test('a last segment whose whole header is of another format version is refused with CORRUPTION, not removed as a creation cut short', async () => {
-  const fileSystem = new CrashFileSystem();
-  const db = await open('/db', { fileSystem, checkpoint: false });
-  await db.put('a', '1');
-  await db.close();
-  const segmentPath = [...fileSystem.dump().keys()].find((path) => path.endsWith('.log')) as string;
+  const { fileSystem, segmentPath } = await closedStore();
   const segment = Buffer.from(fileSystem.dump().get(segmentPath) as Buffer);
   segment.writeUInt16LE(FORMAT_VERSION + 1, 8);
   segment.writeUInt32LE(checksum(segment.subarray(0, 28)), 28);
