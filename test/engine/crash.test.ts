@@ -32,9 +32,12 @@ async function checkCrashPoint(point: CrashPoint): Promise<void> {
   await again.close();
 }
 
-for (const durability of ['sync'] as const) {
-  test(`power loss at every fsync point keeps every acknowledged write (${durability})`, async () => {
-    const seed = testSeed('crash at every fsync');
+const STALLING = { compaction: { deadRatio: 0.3, stallRatio: 0.35 } };
+
+for (const [variant, options] of [['', {}], [', writes stalling for compaction', STALLING]] as const) {
+  test(`power loss at every fsync point keeps every acknowledged write${variant}`, async () => {
+    const durability = 'sync';
+    const seed = testSeed(`crash at every fsync${variant}`);
     const steps = generateWorkload({ seed, steps: 120, concurrencyMax: 6 });
     const fileSystem = new CrashFileSystem();
     const issued: IssuedOperation[] = [];
@@ -49,9 +52,12 @@ for (const durability of ['sync'] as const) {
         issued: snapshot,
       });
     };
-    const db = await open('/db', { fileSystem, durability, segmentBytes: 4096 });
+    const db = await open('/db', { fileSystem, durability, segmentBytes: 4096, ...options });
     const error = await runWorkload(db, steps, issued);
     assert.equal(error, undefined);
+    const stalls = db.stats().compaction.stalls;
+    if (options === STALLING) assert.ok(stalls > 0, 'no write stalled');
+    console.log(`# writes stalled: ${stalls}`);
     await db.close();
     fileSystem.onSync = undefined;
     points.push({ label: `seed ${seed} after close`, fileSystem: fileSystem.crash({ unsynced: 'drop' }), issued: issued.map((record) => ({ ...record })) });
