@@ -225,7 +225,17 @@ export class BlockStore {
       // Synchronous calls, and the file's size from its header: with a thread-pool round trip
       // for each of open, fstat, read and close, opening a store with 20k block files spent
       // about 5 s here; three synchronous syscalls take microseconds.
-      const handle = this.fs.openSync(path, 'read');
+      let handle: FileHandle;
+      try {
+        handle = this.fs.openSync(path, 'read');
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+        // Gone since the listing: collected by a process writing the store (this one is
+        // read-only), or removed by hand. Either way not present: a write of the same content
+        // must store it again rather than count on this file.
+        this.present.delete(hex);
+        continue;
+      }
       let read: number;
       try {
         read = handle.readSync(header, 0, BLOCK_HEADER_BYTES, 0);

@@ -139,6 +139,8 @@ export interface GcResult {
 const BUFFER_BYTES_MAX = bufferConstants.MAX_LENGTH;
 /** Blocks of one large write being written at once (each holds a `blockBytes` buffer). */
 const BLOCK_WRITES_IN_FLIGHT = 4;
+/** How many times a read-only open lists the store again when a file it listed is gone. */
+const READ_ONLY_OPEN_ATTEMPTS = 5;
 /** Objects whose `stat()` digest is kept (the most recently used; about 150 bytes each). */
 const OBJECT_DIGESTS_KEPT = 4096;
 /**
@@ -575,6 +577,22 @@ export class Store extends EventEmitter {
       : await DirectoryLock.acquire(fs, directory).catch((error: unknown) => {
           throw toIoError(error, `locking ${directory}`);
         });
+    if (lock !== undefined) return Store.load(directory, options, fs, lock);
+    // A read-only open takes no lock: a process writing the store may compact away a segment, or
+    // collect a block, between the listing and the read of the file. Listing again sees the store
+    // as it is now.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await Store.load(directory, options, fs, undefined);
+      } catch (error) {
+        const errno = ((error as { cause?: NodeJS.ErrnoException }).cause ?? (error as NodeJS.ErrnoException)).code;
+        if (errno !== 'ENOENT' || attempt === READ_ONLY_OPEN_ATTEMPTS) throw error;
+      }
+    }
+  }
+
+  /** Recover the store in `directory` (locked unless read-only) and start it. */
+  private static async load(directory: string, options: ResolvedOptions, fs: FileSystem, lock: DirectoryLock | undefined): Promise<Store> {
     try {
       const recovered = await recover(fs, directory, options.readOnly, Date.now());
       const store = new Store(

@@ -3,7 +3,9 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { open, SiltError } from '../../src/index.js';
+import { createHash } from 'node:crypto';
+import type { OpenOptions as FileOpenOptions } from '../../src/fs/types.js';
+import { NodeFileSystem, open, SiltError, type FileHandle, type OpenMode } from '../../src/index.js';
 import { collect, temporaryDirectory } from '../helpers.js';
 
 function code(error: unknown): string | undefined {
@@ -217,6 +219,78 @@ test('readOnly never writes a byte and rejects writes with READ_ONLY', async (t)
   await reader.close();
   assert.deepEqual(snapshot(), before);
   await assert.rejects(open(join(directory, 'missing'), { readOnly: true }), (error) => code(error) === 'NOT_FOUND');
+});
+
+/** The real file system, where a chosen path vanishes once it is opened (or always, for `gone`), as if another process had removed it. */
+class VanishingFiles extends NodeFileSystem {
+  vanishOnce: ((path: string) => boolean) | undefined;
+  gone = new Set<string>();
+  listed: string[] = [];
+
+  private vanish(path: string): void {
+    if (this.gone.has(path) || this.vanishOnce?.(path) === true) {
+      this.vanishOnce = undefined;
+      throw Object.assign(new Error(`ENOENT: no such file or directory, open '${path}'`), { code: 'ENOENT', path });
+    }
+  }
+
+  override async open(path: string, mode: OpenMode, options?: FileOpenOptions): Promise<FileHandle> {
+    this.vanish(path);
+    return super.open(path, mode, options);
+  }
+
+  override openSync(path: string, mode: OpenMode): FileHandle {
+    this.vanish(path);
+    return super.openSync(path, mode);
+  }
+
+  override async readdir(path: string): Promise<string[]> {
+    const names = await super.readdir(path);
+    // Files listed although gone: removed between the listing and the open.
+    for (const gone of this.gone) if (gone.startsWith(`${path}/`) && !gone.slice(path.length + 1).includes('/')) names.push(gone.slice(path.length + 1));
+    this.listed.push(path);
+    return names;
+  }
+}
+
+test('a read-only open beside a process writing the store: a segment compacted away, or a block collected, between the listing and the open is not an error (it lists again; the block is not counted)', async (t) => {
+  const directory = temporaryDirectory(t);
+  const writer = await open(directory, { valueThreshold: 1000, segmentBytes: 4096 });
+  for (let index = 0; index < 40; index++) await writer.put(`k${index}`, `v${index}`.repeat(50));
+  await writer.put('large', Buffer.alloc(5000, 9));
+  const fileSystem = new VanishingFiles();
+  // The first segment the open reads is gone when opened (compacted by the writer, say): the
+  // open lists the store again, and reads what is there now.
+  fileSystem.vanishOnce = (path) => path.endsWith('.log');
+  const reader = await open(directory, { fileSystem, readOnly: true });
+  assert.equal(fileSystem.listed.filter((path) => path === directory).length, 2, 'the store was not listed again');
+  assert.equal((await reader.get('k7'))?.toString(), 'v7'.repeat(50));
+  await reader.close();
+  // A block listed, then collected before it is measured: not present, not an error.
+  const phantom = `${directory}/blocks/${'ab'.repeat(32)}.blk`;
+  fileSystem.gone.add(phantom);
+  const again = await open(directory, { fileSystem, readOnly: true });
+  assert.equal(again.stats().blocks.count, writer.stats().blocks.count);
+  assert.deepEqual(await again.get('large'), Buffer.alloc(5000, 9));
+  await again.close();
+  await writer.close();
+  // Also for a writable open (a block removed by hand): a write of that content stores it again.
+  const content = Buffer.alloc(3000, 4);
+  const listedBlock = `${directory}/blocks/${createHash('sha256').update(content).digest('hex')}.blk`;
+  fileSystem.gone.add(listedBlock);
+  const writable = await open(directory, { fileSystem, valueThreshold: 1000 });
+  const written = writable.stats().blocks.written;
+  fileSystem.gone.clear();
+  await writable.put('content', content);
+  assert.equal(writable.stats().blocks.written, written + 1, 'the block was taken as present and not written');
+  await writable.close();
+  const reopened = await open(directory);
+  assert.deepEqual(await reopened.get('content'), content);
+  await reopened.close();
+  // Not found after the last attempt: the error, not a store missing its files.
+  const stubborn = new VanishingFiles();
+  stubborn.gone.add(`${directory}/${'0'.repeat(15)}1.log`);
+  await assert.rejects(open(directory, { fileSystem: stubborn, readOnly: true }), (error) => code(error) === 'IO_ERROR');
 });
 
 test('close waits for in-flight writes; later calls reject with CLOSED', async (t) => {
