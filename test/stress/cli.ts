@@ -17,14 +17,20 @@ const started = Date.now();
 let failed = 0;
 let operations = 0;
 let stalls = 0;
+let peeks = 0;
+let peekReadErrors = 0;
 for (let run = 0; run < runs; run++) {
   const result = values.faults ? await runFaultStress({ seed: seed + run, steps }) : await runConcurrentStress({ seed: seed + run, steps });
   operations += result.operations;
-  if ('stalls' in result) stalls += result.stalls;
+  if ('stalls' in result) {
+    stalls += result.stalls;
+    peeks += result.peeks;
+    peekReadErrors += result.peekReadErrors;
+  }
   for (const failure of result.failures) {
     failed++;
     console.log(`FAILURE run ${run} (seed ${seed + run}): ${failure}`);
   }
 }
-console.log(`runs: ${runs}, operations: ${operations}${values.faults ? '' : `, stalled writes: ${stalls}`}, failed runs: ${failed}, seconds: ${((Date.now() - started) / 1000).toFixed(0)}`);
+console.log(`runs: ${runs}, operations: ${operations}${values.faults ? '' : `, stalled writes: ${stalls}, read-only opens beside the writer: ${peeks} (reads failed: ${peekReadErrors})`}, failed runs: ${failed}, seconds: ${((Date.now() - started) / 1000).toFixed(0)}`);
 process.exitCode = failed === 0 ? 0 : 1;

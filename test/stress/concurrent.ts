@@ -14,6 +14,7 @@
  * step's operations in the order they were started. Two bugs this found: gc() passes started side
  * by side (a damaged delayed list), and verify() reporting files that background work had moved.
  */
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,6 +29,10 @@ export interface StressResult {
   reopens: number;
   /** Writes that waited for compaction (dead bytes past `stallRatio`), summed over the run's opens. */
   stalls: number;
+  /** Read-only opens of the store beside the writer (as another process's CLI would). */
+  peeks: number;
+  /** Their reads that failed: a value whose files the writer removed after the peek opened (GC runs with `minAgeMs` 0 here). */
+  peekReadErrors: number;
   /** Empty when every check held; otherwise what failed first (the run stops there). */
   failures: string[];
 }
@@ -176,8 +181,12 @@ function drawRun(seed: number): Draw & { durability: Durability; options: OpenOp
 export async function runConcurrentStress({ seed, steps, directory: parent = tmpdir() }: { seed: number; steps: number; directory?: string }): Promise<StressResult> {
   const { next, pick, bytes, durability, options } = drawRun(seed);
   const directory = mkdtempSync(join(parent, 'silt-stress-'));
-  const result: StressResult = { steps: 0, operations: 0, rangeReads: 0, reopens: 0, stalls: 0, failures: [] };
+  const result: StressResult = { steps: 0, operations: 0, rangeReads: 0, reopens: 0, stalls: 0, peeks: 0, peekReadErrors: 0, failures: [] };
   const model = new Map<string, Buffer>();
+  // Every value each key held or may hold, by digest: a read-only store opened beside the writer
+  // sees some earlier state (what the writer had written to its files), never other bytes.
+  const held = new Map<string, Set<string>>(KEYS.map((key) => [key, new Set()]));
+  const digestOf = (value: Buffer) => createHash('sha256').update(value).digest('hex');
   const fail = (message: string): never => {
     throw new Error(`${message} (seed ${seed}, durability ${JSON.stringify(durability)})`);
   };
@@ -191,11 +200,29 @@ export async function runConcurrentStress({ seed, steps, directory: parent = tmp
     const verified = await db.verify();
     if (!verified.ok) fail(`${when}: verify() found ${JSON.stringify(verified.problems.slice(0, 3))}`);
   };
+  const peek = async (step: number) => {
+    result.peeks++;
+    const reader = await open(directory, { readOnly: true }).catch((error: unknown) => fail(`step ${step}: a read-only open beside the writer failed: ${String(error)}`));
+    try {
+      for (const key of KEYS) {
+        const got = await reader.get(key).catch((error: unknown) => {
+          if (!(error instanceof SiltError && (error.code === 'IO_ERROR' || error.code === 'CORRUPTION'))) throw error;
+          result.peekReadErrors++;
+          return undefined;
+        });
+        if (got !== undefined && !held.get(key)?.has(digestOf(got))) fail(`step ${step}: a read-only store beside the writer read ${key} as ${got.length} bytes it never held`);
+      }
+    } finally {
+      await reader.close();
+    }
+  };
   let db = await open(directory, options);
   try {
     for (let step = 0; step < steps; step++) {
       const closing = next() < 0.03;
       const { writes, others, toRead, versions } = startStep(db, model, { next, pick, bytes }, (store) => checkVerified(store, `step ${step}, alongside writes`));
+      for (const [key, states] of versions) for (const state of states) if (state !== undefined) held.get(key)?.add(digestOf(state));
+      if (!closing && next() < 0.06) others.push(peek(step));
       result.operations += writes.length + others.length;
       // Reads alongside the writes: a key the step writes reads as one of the states it goes
       // through (a read stream sees one version), any other key as the model has it.
@@ -265,6 +292,7 @@ export async function runConcurrentStress({ seed, steps, directory: parent = tmp
         const atSnapshot = new Map([...model].map(([key, value]) => [key, Buffer.from(value)]));
         const key = pick(KEYS);
         const value = bytes(2000);
+        held.get(key)?.add(digestOf(value));
         await db.put(key, value);
         model.set(key, value);
         await db.compact();
