@@ -273,17 +273,24 @@ export async function verifyStore(input: VerifyInput): Promise<VerifyResult> {
   checked.keys = logKeys;
   if (indexKeys !== logKeys && problems.every((item) => item.kind !== 'index')) problem('index', directory, `index has ${indexKeys} live keys, the log ${logKeys}`);
 
-  // Reference counts from scratch, then every block.
+  // Reference counts from scratch, then every block. A value that expired still holds its blocks
+  // while the store indexes its record (until compaction drops it, or a reopen replays it as a
+  // delete): it counts if it is live, or if the index at this instant still holds that record.
   const recounted = new Map<string, number>();
-  for (const location of replayed.values()) {
+  const holds = (key: string, location: EntryLocation) => {
+    if (live(location)) return true;
+    const indexed = input.snapshot.get(key);
+    return indexed !== undefined && sameLocation(indexed, location);
+  };
+  for (const [key, location] of replayed) {
     // Every block of every slice of an object counts once per slice referencing it.
-    if (location.object !== undefined && live(location)) {
+    if (location.object !== undefined && holds(key, location)) {
       forEachManifestBlock(location.object, (hash) => {
         const hex = hash.toString('hex');
         recounted.set(hex, (recounted.get(hex) ?? 0) + 1);
       });
     }
-    if (location.reference === undefined || !live(location)) continue;
+    if (location.reference === undefined || !holds(key, location)) continue;
     const count = referenceBlockCount(location.reference);
     for (let index = 0; index < count; index++) {
       const hex = referenceBlockHash(location.reference, index).toString('hex');
@@ -295,7 +302,7 @@ export async function verifyStore(input: VerifyInput): Promise<VerifyResult> {
     if (kept !== count) problem('refcount', `block ${hex}`, `reference count is ${kept}, the log says ${count}`);
   }
   for (const [hex, count] of input.referenceCounts) {
-    if (!recounted.has(hex)) problem('refcount', `block ${hex}`, `reference count is ${count}, but no live value references it`);
+    if (!recounted.has(hex)) problem('refcount', `block ${hex}`, `reference count is ${count}, but no live or indexed value references it`);
   }
   const present = new Set(input.blocks.presentHashes());
   const blockLengths = new Map<string, number>();

@@ -255,6 +255,8 @@ export interface StoreStats {
     deltaRecords: number;
     /** Times background compaction waited for object writes to pay for what it rewrote (`objects.compactBudget`). */
     pacedWaits: number;
+    /** Object writes started again because the value they built on expired (`ttlMs`) while they were prepared: they build on the key as absent. */
+    expiredRetries: number;
     /** Blocks carried in the log that live objects reference now, and their data bytes. */
     logBlocks: number;
     logBlockBytes: number;

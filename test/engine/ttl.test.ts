@@ -1,0 +1,292 @@
+/**
+ * Time to live, against a model that knows only what the clock allows it to know: a put with
+ * `ttlMs` T, called at t0 and acknowledged at t1 (`Date.now()`), expires at some instant in
+ * [t0 + T, t1 + T]; a read between r0 and r1 must show the value if it cannot have expired yet
+ * (t0 + T > r1), must show nothing if it must have (t1 + T <= r0), and may show either between.
+ * Each key is a set of states it may be in; a read keeps those it agrees with. So the checks hold
+ * however slow the machine is, and short TTLs (1 to 40 ms) expire during the run: while values
+ * are overwritten by values without TTL, made into objects, deleted, compacted away (an expired
+ * put must never let an older value of its key come back), checkpointed and replayed at reopen.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { test } from 'node:test';
+import type { OpenOptions as FileOpenOptions } from '../../src/fs/types.js';
+import { NodeFileSystem, open, SiltError, type FileHandle, type OpenMode, type Store } from '../../src/index.js';
+import { collect, Gate, random, temporaryDirectory, testSeed } from '../helpers.js';
+
+interface State {
+  /** undefined: absent. */
+  value: Buffer | undefined;
+  /** The window in which the value expires (ms since the epoch), for a put with `ttlMs`. */
+  expires?: { after: number; by: number };
+}
+
+const KEYS = ['a', 'b', 'c', 'd', 'e', 'f'];
+const OPTIONS = {
+  segmentBytes: 8192,
+  valueThreshold: 1000,
+  blockBytes: 4096,
+  compaction: { deadRatio: 0.3 },
+  gc: { minAgeMs: 0, intervalMs: 5 },
+  objects: { chunkBytes: 16384, compactAt: 4, syncCompactAt: 8, keepInlineBytes: 512 },
+};
+
+/** What a read between `r0` and `r1` may return in `state`. */
+function possibleReads(state: State, r0: number, r1: number): Array<Buffer | undefined> {
+  if (state.value === undefined) return [undefined];
+  if (state.expires === undefined || state.expires.after > r1) return [state.value];
+  if (state.expires.by <= r0) return [undefined];
+  return [state.value, undefined];
+}
+
+function same(a: Buffer | undefined, b: Buffer | undefined): boolean {
+  return a === undefined || b === undefined ? a === b : a.equals(b);
+}
+
+function describe(value: Buffer | undefined): string {
+  return value === undefined ? 'absent' : `${value.length} bytes ${createHash('sha256').update(value).digest('hex').slice(0, 8)}`;
+}
+
+/** The states after a write made between t0 and t1 turned each possible current value into `next`. */
+function afterObjectWrite(states: State[], t0: number, t1: number, next: (base: Buffer) => Buffer): State[] {
+  const result: State[] = [];
+  for (const state of states) {
+    for (const base of possibleReads(state, t0, t1)) {
+      const value = next(base ?? Buffer.alloc(0));
+      if (!result.some((known) => same(known.value, value))) result.push({ value });
+    }
+  }
+  return result;
+}
+
+async function runTtlModel(seed: number, steps: number, directory: string): Promise<{ expiredReads: number; liveReads: number; reopens: number }> {
+  const next = random(seed);
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)] as T;
+  const bytes = (length: number): Buffer => {
+    const value = Buffer.allocUnsafe(length);
+    const base = Math.floor(next() * 256);
+    for (let index = 0; index < length; index++) value[index] = (base + index * 13 + (index >> 8)) & 255;
+    return value;
+  };
+  // Short TTLs expire during the run; long ones never do; none is the common case.
+  const drawTtl = (): number | undefined => {
+    const roll = next();
+    if (roll < 0.45) return 1 + Math.floor(next() * 40);
+    if (roll < 0.55) return 60_000;
+    return undefined;
+  };
+  const drawValue = (): Buffer => bytes(next() < 0.3 ? 1001 + Math.floor(next() * 9000) : Math.floor(next() * 600));
+  const states = new Map<string, State[]>(KEYS.map((key) => [key, [{ value: undefined }]]));
+  const counts = { expiredReads: 0, liveReads: 0, reopens: 0 };
+  const context = (step: number, what: string) => `seed ${seed} step ${step}: ${what}`;
+
+  /** Keep the states of `key` that agree with `got`, read between r0 and r1. */
+  const observe = (step: number, key: string, got: Buffer | undefined, r0: number, r1: number, what: string) => {
+    const before = states.get(key) as State[];
+    const kept: State[] = [];
+    for (const state of before) {
+      if (!possibleReads(state, r0, r1).some((value) => same(value, got))) continue;
+      // Seen expired: it stays so (no state of a later read can bring it back).
+      kept.push(got === undefined && state.value !== undefined ? { value: undefined } : state);
+    }
+    if (kept.length === 0) {
+      assert.fail(context(step, `${what} of ${key} returned ${describe(got)}; it may be ${before.map((state) => `${describe(state.value)}${state.expires ? ` expiring in [${state.expires.after - r1}, ${state.expires.by - r0}] ms` : ''}`).join(' or ')}`));
+    }
+    if (got === undefined && before.some((state) => state.value !== undefined && state.expires !== undefined)) counts.expiredReads++;
+    if (got !== undefined && before.some((state) => state.expires !== undefined)) counts.liveReads++;
+    states.set(key, kept.filter((state, index) => kept.findIndex((other) => same(other.value, state.value) && other.expires === state.expires) === index));
+  };
+
+  const checkAll = async (db: Store, step: number, what: string) => {
+    for (const key of KEYS) {
+      const r0 = Date.now();
+      const got = await db.get(key);
+      observe(step, key, got, r0, Date.now(), what);
+    }
+  };
+
+  let db = await open(directory, OPTIONS);
+  try {
+    for (let step = 0; step < steps; step++) {
+      const key = pick(KEYS);
+      const roll = next();
+      const t0 = Date.now();
+      if (roll < 0.25) {
+        const value = drawValue();
+        const ttlMs = drawTtl();
+        await db.put(key, value, ttlMs === undefined ? undefined : { ttlMs });
+        const t1 = Date.now();
+        states.set(key, [ttlMs === undefined ? { value } : { value, expires: { after: t0 + ttlMs, by: t1 + ttlMs } }]);
+      } else if (roll < 0.32) {
+        // The lock pattern: take the key if it is absent or expired.
+        const value = drawValue();
+        const ttlMs = 1 + Math.floor(next() * 40);
+        const outcome = await db.put(key, value, { ifAbsent: true, ttlMs }).then(
+          () => 'taken',
+          (error: unknown) => {
+            if (error instanceof SiltError && error.code === 'CONFLICT') return 'held';
+            throw error;
+          },
+        );
+        const t1 = Date.now();
+        if (outcome === 'taken') {
+          observe(step, key, undefined, t0, t1, 'a put with ifAbsent that succeeded');
+          states.set(key, [{ value, expires: { after: t0 + ttlMs, by: t1 + ttlMs } }]);
+        } else {
+          const live = (states.get(key) as State[]).filter((state) => possibleReads(state, t0, t1).some((read) => read !== undefined));
+          if (live.length === 0) assert.fail(context(step, `a put with ifAbsent of ${key} found it held, but it cannot be live`));
+          states.set(key, live);
+        }
+      } else if (roll < 0.42) {
+        const other = pick(KEYS);
+        const value = drawValue();
+        const ttlMs = drawTtl();
+        const operations = [{ type: 'put' as const, key, value, ...(ttlMs === undefined ? {} : { ttlMs }) }];
+        if (other !== key) await db.batch([...operations, { type: 'delete', key: other }]);
+        else await db.batch(operations);
+        const t1 = Date.now();
+        states.set(key, [ttlMs === undefined ? { value } : { value, expires: { after: t0 + ttlMs, by: t1 + ttlMs } }]);
+        if (other !== key) states.set(other, [{ value: undefined }]);
+      } else if (roll < 0.47) {
+        const value = bytes(Math.floor(next() * 12000));
+        const ttlMs = drawTtl();
+        const pieces = [value.subarray(0, value.length >> 1), value.subarray(value.length >> 1)];
+        await db.putStream(key, pieces, ttlMs === undefined ? undefined : { ttlMs });
+        const t1 = Date.now();
+        states.set(key, [ttlMs === undefined ? { value } : { value, expires: { after: t0 + ttlMs, by: t1 + ttlMs } }]);
+      } else if (roll < 0.52) {
+        await db.delete(key);
+        states.set(key, [{ value: undefined }]);
+      } else if (roll < 0.62) {
+        // Object writes take no TTL, and a key they write keeps none: they build on the value if
+        // it is live when they run, on nothing if it expired.
+        const data = bytes(1 + Math.floor(next() * 3000));
+        const offset = Math.floor(next() * 6000);
+        const { size } = await db.writeAt(key, offset, data);
+        const t1 = Date.now();
+        const after = afterObjectWrite(states.get(key) as State[], t0, t1, (base) => {
+          const grown = Buffer.alloc(Math.max(base.length, offset + data.length));
+          base.copy(grown);
+          data.copy(grown, offset);
+          return grown;
+        }).filter((state) => state.value?.length === size);
+        if (after.length === 0) assert.fail(context(step, `writeAt of ${key} returned size ${size}, which no state allows`));
+        states.set(key, after);
+      } else if (roll < 0.69) {
+        const data = bytes(1 + Math.floor(next() * 2000));
+        const { size } = await db.append(key, data);
+        const t1 = Date.now();
+        const after = afterObjectWrite(states.get(key) as State[], t0, t1, (base) => Buffer.concat([base, data])).filter((state) => state.value?.length === size);
+        if (after.length === 0) assert.fail(context(step, `append to ${key} returned size ${size}, which no state allows`));
+        states.set(key, after);
+      } else if (roll < 0.72) {
+        const size = Math.floor(next() * 8000);
+        await db.truncate(key, size);
+        const t1 = Date.now();
+        states.set(
+          key,
+          afterObjectWrite(states.get(key) as State[], t0, t1, (base) => {
+            const resized = Buffer.alloc(size);
+            base.copy(resized, 0, 0, Math.min(size, base.length));
+            return resized;
+          }),
+        );
+      } else if (roll < 0.76) {
+        await db.compact();
+      } else if (roll < 0.78) {
+        await db.gc();
+      } else if (roll < 0.8) {
+        await db.compactObject(key, { mode: next() < 0.5 ? 'light' : 'heavy' });
+      } else if (roll < 0.84) {
+        // Reopen, from the checkpoint or (without it) by replaying the log: expiry instants are
+        // absolute, so the same states hold.
+        await db.close();
+        db = await open(directory, { ...OPTIONS, checkpoint: next() < 0.5 });
+        counts.reopens++;
+        await checkAll(db, step, 'a read after reopen');
+      } else if (roll < 0.88) {
+        // A scan shows every key as a read would.
+        const r0 = Date.now();
+        const entries = await collect(db.entries());
+        const r1 = Date.now();
+        const seen = new Map(entries.map((entry) => [entry.key.toString(), entry.value]));
+        for (const name of KEYS) observe(step, name, seen.get(name), r0, r1, 'a scan');
+      } else if (roll < 0.9) {
+        const result = await db.verify();
+        assert.ok(result.ok, context(step, `verify(): ${JSON.stringify(result.problems.slice(0, 3))}`));
+      } else {
+        const r0 = Date.now();
+        const got = await db.get(key);
+        observe(step, key, got, r0, Date.now(), 'a read');
+        const stat = await db.stat(key);
+        if (stat !== undefined) {
+          const r1 = Date.now();
+          const digests = (states.get(key) as State[]).flatMap((state) => possibleReads(state, r0, r1)).map((value) => (value === undefined ? undefined : createHash('sha256').update(value).digest('hex')));
+          assert.ok(digests.includes(stat.digest), context(step, `stat of ${key} has a digest no state allows`));
+        }
+      }
+    }
+    await db.idle();
+    await checkAll(db, steps, 'a read at the end');
+    const result = await db.verify();
+    assert.ok(result.ok, `seed ${seed}: verify() at the end: ${JSON.stringify(result.problems.slice(0, 3))}`);
+    await db.close();
+    db = await open(directory, OPTIONS);
+    await checkAll(db, steps, 'a read after the last reopen');
+  } finally {
+    await db.close().catch(() => undefined);
+  }
+  return counts;
+}
+
+test('TTL against a clock-aware model: puts, batches and streams with short and long TTLs, ifAbsent locks, object writes, deletes, compaction, GC, scans, stat, verify() and reopen (from the checkpoint and by replay); an expired value never reads, nor lets an older one come back', async (t) => {
+  const seed = testSeed('ttl model');
+  let expiredReads = 0;
+  let liveReads = 0;
+  for (let run = 0; run < 3; run++) {
+    const counts = await runTtlModel(seed + run, 400, temporaryDirectory(t));
+    expiredReads += counts.expiredReads;
+    liveReads += counts.liveReads;
+  }
+  // The short TTLs did expire under reads, and unexpired ones were read.
+  assert.ok(expiredReads > 10 && liveReads > 10, JSON.stringify({ expiredReads, liveReads }));
+});
+
+/** The real file system; once armed, the next block file opened for writing waits for `release()`. */
+class BlockOpenGate extends NodeFileSystem {
+  readonly gate = new Gate();
+
+  override async open(path: string, mode: OpenMode, options?: FileOpenOptions): Promise<FileHandle> {
+    await this.gate.pass(path.includes('/blocks/') && mode !== 'read');
+    return super.open(path, mode, options);
+  }
+}
+
+test('an object write whose value expires while it writes its blocks builds on the key as absent: no spurious CONFLICT, and the expired bytes do not come back', async (t) => {
+  const fileSystem = new BlockOpenGate();
+  const db = await open(temporaryDirectory(t), { fileSystem, valueThreshold: 1000, blockBytes: 4096, objects: { inlineBytes: 0, keepInlineBytes: 0 } });
+  for (const kind of ['inline', 'blocks'] as const) {
+    const key = `k-${kind}`;
+    await db.put(key, Buffer.alloc(kind === 'inline' ? 600 : 3000, 7), { ttlMs: 30 });
+    // The write reads the key (live), then waits at its first block file.
+    fileSystem.gate.arm();
+    // (Bytes of its own per round: content already stored opens no block file.)
+    const fill = kind === 'inline' ? 1 : 2;
+    const writing = db.writeAt(key, 100, Buffer.alloc(2000, fill));
+    await fileSystem.gate.reached;
+    // Until the store itself reads the key as expired.
+    while ((await db.get(key)) !== undefined) await new Promise((resolve) => setTimeout(resolve, 2));
+    const retriesBefore = db.stats().objects.expiredRetries;
+    fileSystem.gate.release();
+    const { size } = await writing;
+    const expected = Buffer.alloc(2100);
+    expected.fill(fill, 100);
+    assert.equal(size, 2100, kind);
+    assert.deepEqual(await db.get(key), expected, kind);
+    assert.equal(db.stats().objects.expiredRetries, retriesBefore + 1, kind);
+  }
+  const verified = await db.verify();
+  assert.ok(verified.ok, JSON.stringify(verified.problems.slice(0, 3)));
+  await db.close();
+});
