@@ -5,6 +5,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
+import type { OpenOptions as FileOpenOptions } from '../src/fs/types.js';
+import { NodeFileSystem, type FileHandle, type OpenMode } from '../src/index.js';
 
 export function temporaryDirectory(t: TestContext, prefix = 'silt-test-'): string {
   const directory = mkdtempSync(join(tmpdir(), prefix));
@@ -66,5 +68,15 @@ export class Gate {
     this.armed = false;
     this.signalReached?.();
     await this.opened;
+  }
+}
+
+/** The real file system; once armed, the next block file opened for writing waits for `release()`. */
+export class BlockOpenGate extends NodeFileSystem {
+  readonly gate = new Gate();
+
+  override async open(path: string, mode: OpenMode, options?: FileOpenOptions): Promise<FileHandle> {
+    await this.gate.pass(path.includes('/blocks/') && mode !== 'read');
+    return super.open(path, mode, options);
   }
 }

@@ -7,9 +7,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CrashFileSystem } from '../../src/fs/crash-file-system.js';
 import { FaultFileSystem } from '../../src/fs/fault-file-system.js';
-import { NodeFileSystem, open, SiltError, type FileHandle, type OpenMode, type Store } from '../../src/index.js';
-import type { OpenOptions as FileOpenOptions } from '../../src/fs/types.js';
-import { Gate, temporaryDirectory, testSeed } from '../helpers.js';
+import { open, SiltError, type Store } from '../../src/index.js';
+import { BlockOpenGate, temporaryDirectory, testSeed } from '../helpers.js';
 import { assertPrefixState, generateWorkload, readAll, runWorkload, type IssuedOperation } from './workload.js';
 
 const ERRNOS = ['EIO', 'ENOSPC', 'EMFILE'] as const;
@@ -91,16 +90,6 @@ test('after a failed fsync the store refuses writes with FAILED naming the cause
   assert.equal(await db.get('lost'), undefined);
   await db.close();
 });
-
-/** The real file system; once armed, the next block file opened for writing waits for `release()`. */
-class BlockOpenGate extends NodeFileSystem {
-  readonly gate = new Gate();
-
-  override async open(path: string, mode: OpenMode, options?: FileOpenOptions): Promise<FileHandle> {
-    await this.gate.pass(path.includes('/blocks/') && mode !== 'read');
-    return super.open(path, mode, options);
-  }
-}
 
 test('a block write that fails while an earlier one is still in flight rejects the put, and is never an unhandled rejection', async (t) => {
   const inner = new BlockOpenGate();

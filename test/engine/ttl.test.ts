@@ -11,9 +11,8 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { test } from 'node:test';
-import type { OpenOptions as FileOpenOptions } from '../../src/fs/types.js';
-import { NodeFileSystem, open, SiltError, type FileHandle, type OpenMode, type Store } from '../../src/index.js';
-import { collect, Gate, random, temporaryDirectory, testSeed } from '../helpers.js';
+import { open, SiltError, type Store } from '../../src/index.js';
+import { BlockOpenGate, collect, random, temporaryDirectory, testSeed } from '../helpers.js';
 
 interface State {
   /** undefined: absent. */
@@ -252,16 +251,6 @@ test('TTL against a clock-aware model: puts, batches and streams with short and 
   // The short TTLs did expire under reads, and unexpired ones were read.
   assert.ok(expiredReads > 10 && liveReads > 10, JSON.stringify({ expiredReads, liveReads }));
 });
-
-/** The real file system; once armed, the next block file opened for writing waits for `release()`. */
-class BlockOpenGate extends NodeFileSystem {
-  readonly gate = new Gate();
-
-  override async open(path: string, mode: OpenMode, options?: FileOpenOptions): Promise<FileHandle> {
-    await this.gate.pass(path.includes('/blocks/') && mode !== 'read');
-    return super.open(path, mode, options);
-  }
-}
 
 test('an object write whose value expires while it writes its blocks builds on the key as absent: no spurious CONFLICT, and the expired bytes do not come back', async (t) => {
   const fileSystem = new BlockOpenGate();
