@@ -1680,11 +1680,13 @@ export class Store extends EventEmitter {
       // Writes to the key wait for this one (inKeyOrder), so it cannot have changed: checked all
       // the same. It can have expired (a put with `ttlMs`), its record still indexed or dropped by
       // compaction: committed now, this write would bring back bytes that already read as absent.
+      // (One clock reading for both checks: the expiry must not fall between them.)
       const indexed = this.index.get(keyString);
-      if (location !== undefined && location.expiresAtMs !== undefined && !this.pending.has(keyString) && (indexed === undefined || indexed.revision === location.revision) && !this.isLive(indexed, Date.now())) {
+      const liveNow = this.isLive(indexed, Date.now()) ? indexed : undefined;
+      if (location?.expiresAtMs !== undefined && liveNow === undefined && !this.pending.has(keyString) && (indexed === undefined || indexed.revision === location.revision)) {
         throw EXPIRED_WHILE_PREPARED;
       }
-      if ((this.liveLocation(keyString)?.revision ?? 0) !== current || this.pending.has(keyString)) {
+      if ((liveNow?.revision ?? 0) !== current || this.pending.has(keyString)) {
         throw new SiltError(ErrorCode.CONFLICT, 'the key changed while the write was being prepared', { currentRevision: this.currentRevision(keyString) });
       }
       const userBytes = keyString.length + (operation.kind === 'truncate' ? 0 : operation.data.length);
@@ -3583,6 +3585,15 @@ export class Store extends EventEmitter {
       const location = this.index.get(key);
       if (entry.type === EntryType.DELETE) {
         if (location !== undefined || !this.olderSegmentMayHold(segment.segmentId, entry.key)) {
+          this.compactionCounters.tombstonesDropped++;
+          return;
+        }
+        this.compactionCounters.tombstonesKept++;
+      } else if (location === undefined && entry.expiresAtMs !== undefined && entry.expiresAtMs <= nowMs) {
+        // An expired put the index no longer holds (a reopen replayed it as a delete, or the
+        // checkpoint left it out): like a tombstone, it may be all that hides an older record of
+        // its key at the next replay. Copied as it is while an older segment may hold the key.
+        if (!this.olderSegmentMayHold(segment.segmentId, entry.key)) {
           this.compactionCounters.tombstonesDropped++;
           return;
         }
