@@ -377,10 +377,23 @@ function writeSlice(buffer: Buffer, cursor: number, slice: Slice): number {
 }
 
 /**
- * Read and check the slice at `cursor` of chunk `index` of a `what` ('manifest' or 'delta', for
- * the reasons) of an object of `sizeBytes` in chunks of `chunkBytes`: the slice and the cursor
- * after it, or a reason string.
+ * Read and check the `count` slices at `cursor` of chunk `index` of a `what` ('manifest' or
+ * 'delta', for the reasons) of an object of `sizeBytes` in chunks of `chunkBytes`: the slices and
+ * the cursor after them, or a reason string.
  */
+function readSlices(value: Buffer, cursor: number, count: number, what: string, index: number, chunkBytes: number, sizeBytes: number): { slices: Slice[]; end: number } | string {
+  const slices: Slice[] = [];
+  let end = cursor;
+  for (let position = 0; position < count; position++) {
+    const read = readSlice(value, end, what, index, chunkBytes, sizeBytes);
+    if (typeof read === 'string') return read;
+    slices.push(read.slice);
+    end = read.end;
+  }
+  return { slices, end };
+}
+
+/** One slice, as `readSlices` reads each. */
 function readSlice(value: Buffer, cursor: number, what: string, index: number, chunkBytes: number, sizeBytes: number): { slice: Slice; end: number } | string {
   if (cursor + SLICE_HEADER_BYTES > value.length) return `${what} slice runs past its end`;
   const offsetBytes = value.readUInt32LE(cursor);
@@ -421,14 +434,10 @@ export function decodeManifest(value: Buffer): ObjectManifest | string {
     const chunkStart = index * chunkBytes;
     if (chunkStart >= sizeBytes) return `manifest chunk ${index} starts past the object's end`;
     if (sliceCount === 0) return `manifest chunk ${index} has no slices`;
-    const slices: Slice[] = [];
-    for (let slicePosition = 0; slicePosition < sliceCount; slicePosition++) {
-      const read = readSlice(value, cursor, 'manifest', index, chunkBytes, sizeBytes);
-      if (typeof read === 'string') return read;
-      slices.push(read.slice);
-      cursor = read.end;
-    }
-    chunks.push({ index, slices });
+    const read = readSlices(value, cursor, sliceCount, 'manifest', index, chunkBytes, sizeBytes);
+    if (typeof read === 'string') return read;
+    chunks.push({ index, slices: read.slices });
+    cursor = read.end;
   }
   if (cursor !== value.length) return 'manifest does not fill its entry';
   return { sizeBytes, chunkBytes, chunks };
@@ -545,15 +554,10 @@ export function decodeDelta(value: Buffer): ObjectDelta | string {
     const replacedCount = value.readUInt32LE(cursor + 4);
     const sliceCount = value.readUInt32LE(cursor + 8);
     if (replacedCount === 0) return `delta chunk ${index}: a replacement of no slices`;
-    cursor += 12;
-    const slices: Slice[] = [];
-    for (let slicePosition = 0; slicePosition < sliceCount; slicePosition++) {
-      const read = readSlice(value, cursor, 'delta', index, chunkBytes, sizeBytes);
-      if (typeof read === 'string') return read;
-      slices.push(read.slice);
-      cursor = read.end;
-    }
-    items.push({ index, replacedCount, slices });
+    const read = readSlices(value, cursor + 12, sliceCount, 'delta', index, chunkBytes, sizeBytes);
+    if (typeof read === 'string') return read;
+    items.push({ index, replacedCount, slices: read.slices });
+    cursor = read.end;
   }
   if (cursor !== value.length) return 'delta does not fill its entry';
   return { baseRevision, baseOffsetBytes, sizeBytes, chunkBytes, items };
