@@ -18,7 +18,7 @@ const result = await runCrashLoop({
 });
 console.log(
   `kills: ${result.kills}, steps: ${result.steps}, acknowledged writes checked: ${result.acknowledgedChecked}, ` +
-    `in flight applied/lost: ${result.inFlightApplied}/${result.inFlightLost}, failures: ${result.failures.length}, ` +
+    `in flight applied/lost: ${result.inFlightApplied}/${result.inFlightLost}, expired TTLs seen: ${result.expiredSeen}, failures: ${result.failures.length}, ` +
     `seconds: ${((Date.now() - started) / 1000).toFixed(0)}`,
 );
 for (const failure of result.failures) console.log(`FAILURE ${failure}`);

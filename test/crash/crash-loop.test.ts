@@ -11,7 +11,7 @@ test('kill -9 at random moments: acknowledged writes survive whole, in-flight on
   const seed = testSeed('crash loop');
   const kills = Number(process.env.CRASH_KILLS ?? 24);
   const result = await runCrashLoop({ kills, seed });
-  console.log(`# crash loop: ${result.kills} kills, ${result.steps} steps, ${result.acknowledgedChecked} acknowledged writes checked, in flight: ${result.inFlightApplied} applied / ${result.inFlightLost} lost, failures: ${result.failures.length}`);
+  console.log(`# crash loop: ${result.kills} kills, ${result.steps} steps, ${result.acknowledgedChecked} acknowledged writes checked, in flight: ${result.inFlightApplied} applied / ${result.inFlightLost} lost, ${result.expiredSeen} expired TTLs seen, failures: ${result.failures.length}`);
   assert.deepEqual(result.failures, []);
   assert.equal(result.kills, kills);
   assert.ok(result.acknowledgedChecked > kills);

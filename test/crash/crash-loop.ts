@@ -5,7 +5,12 @@
  * - every acknowledged write is there with its exact value and revision;
  * - of the operations in flight when it died, each is there whole (a batch all or nothing) or not
  *   at all, and nothing else changed;
- * - revisions keep growing across restarts.
+ * - revisions keep growing across restarts (a third of the reopens replay the whole log, with the
+ *   index checkpoint removed first);
+ * - a put with `ttlMs` T, issued at t0 and acknowledged at t1 (or, in flight, by the kill), expires
+ *   somewhere in [t0 + T, t1 + T]: each read of it is checked against that window (present, the
+ *   value and revision it was given, while it may be live; absent once it may have expired), and
+ *   once expired it stays absent: never an older value of its key.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -21,12 +26,12 @@ interface ValueSpec {
   length: number;
 }
 type Operation =
-  | { type: 'put' | 'cas'; key: string; value: ValueSpec }
+  | { type: 'put' | 'cas'; key: string; value: ValueSpec; ttlMs?: number }
   | { type: 'writeAt'; key: string; offset: number; value: ValueSpec }
   | { type: 'append'; key: string; value: ValueSpec }
   | { type: 'truncate'; key: string; size: number }
   | { type: 'delete'; key: string }
-  | { type: 'batch'; operations: Array<{ type: 'put'; key: string; value: ValueSpec } | { type: 'delete'; key: string }> };
+  | { type: 'batch'; operations: Array<{ type: 'put'; key: string; value: ValueSpec; ttlMs?: number } | { type: 'delete'; key: string }> };
 
 interface ModelEntry {
   digest: string;
@@ -34,6 +39,15 @@ interface ModelEntry {
   revision: number;
   /** The whole value, for objects (their next write is computed from it). */
   bytes?: Buffer;
+  /** For a put with `ttlMs`: its expiry time is somewhere in [from, to] (Date.now() ms). */
+  expires?: { from: number; to: number };
+}
+
+/** What one operation does to one key: a value (with its TTL), or undefined for a delete. */
+interface Effect {
+  digest: string;
+  bytes?: Buffer;
+  ttlMs?: number;
 }
 
 const isObjectOperation = (operation: Operation): operation is Extract<Operation, { type: 'writeAt' | 'append' | 'truncate' }> =>
@@ -53,28 +67,56 @@ export interface CrashLoopResult {
   acknowledgedChecked: number;
   inFlightApplied: number;
   inFlightLost: number;
+  /** Reads that found a put with `ttlMs` expired (and so absent), which the model allowed. */
+  expiredSeen: number;
   failures: string[];
 }
 
 const specDigest = (spec: ValueSpec): string => digest(valueBytes(spec.seed, spec.length)) as string;
 
-/** The effects of one operation: key → digest (and bytes, for objects), or undefined for a delete. */
-function effects(operation: Operation, current: (key: string) => ModelEntry | undefined): Map<string, { digest: string; bytes?: Buffer } | undefined> {
-  const result = new Map<string, { digest: string; bytes?: Buffer } | undefined>();
+/** The effects of one operation: key → digest (and bytes, for objects; TTL, for puts), or undefined for a delete. */
+function effects(operation: Operation, current: (key: string) => ModelEntry | undefined): Map<string, Effect | undefined> {
+  const result = new Map<string, Effect | undefined>();
+  const ttl = (ttlMs: number | undefined) => (ttlMs === undefined ? {} : { ttlMs });
   if (operation.type === 'batch') {
-    for (const inner of operation.operations) result.set(inner.key, inner.type === 'put' ? { digest: specDigest(inner.value) } : undefined);
+    for (const inner of operation.operations) result.set(inner.key, inner.type === 'put' ? { digest: specDigest(inner.value), ...ttl(inner.ttlMs) } : undefined);
   } else if (operation.type === 'delete') {
     result.set(operation.key, undefined);
   } else if (isObjectOperation(operation)) {
     const bytes = applyObject(current(operation.key)?.bytes ?? Buffer.alloc(0), operation) as Buffer;
     result.set(operation.key, { digest: digest(bytes) as string, bytes });
   } else {
-    result.set(operation.key, { digest: specDigest(operation.value) });
+    result.set(operation.key, { digest: specDigest(operation.value), ...ttl(operation.ttlMs) });
   }
   return result;
 }
 
-async function runChild(distribution: string, directory: string, journal: string, seed: number, firstStep: number, delayMs: number): Promise<void> {
+/** The model's entry for an effect written at a revision, issued at `issuedMs`, durable by `doneMs`. */
+function modelEntry(effect: Effect, revision: number, issuedMs: number, doneMs: number): ModelEntry {
+  const entry: ModelEntry = { digest: effect.digest, revision, ...(effect.bytes === undefined ? {} : { bytes: effect.bytes }) };
+  if (effect.ttlMs !== undefined) entry.expires = { from: issuedMs + effect.ttlMs, to: doneMs + effect.ttlMs };
+  return entry;
+}
+
+/** A read of a key, with the clock before and after it: its "now" was in [beforeMs, afterMs]. */
+interface Read {
+  entry: ModelEntry | undefined;
+  beforeMs: number;
+  afterMs: number;
+}
+
+/** Whether a read agrees with the model's entry, allowing for a TTL that may (not must) have expired. */
+function agrees(expected: ModelEntry | undefined, read: Read): boolean {
+  const actual = read.entry;
+  if (expected === undefined) return actual === undefined;
+  // Live at the read exactly when its expiry is after the read's now.
+  if (actual === undefined) return expected.expires !== undefined && expected.expires.from <= read.afterMs;
+  if (expected.expires !== undefined && expected.expires.to <= read.beforeMs) return false;
+  return actual.digest === expected.digest && actual.revision === expected.revision;
+}
+
+/** Runs the worker until killed; resolves with Date.now() once it is dead (nothing it does is later). */
+async function runChild(distribution: string, directory: string, journal: string, seed: number, firstStep: number, delayMs: number): Promise<number> {
   const child = spawn(process.execPath, [join(import.meta.dirname, 'worker.mjs'), distribution, directory, journal, String(seed), String(firstStep)], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -92,7 +134,11 @@ async function runChild(distribution: string, directory: string, journal: string
   child.kill('SIGKILL');
   const result = await exited;
   if (result.signal !== 'SIGKILL') throw new Error(`worker exited on its own (${result.code}): ${stderr}`);
+  return Date.now();
 }
+
+const describe = (read: Read): string =>
+  `${read.entry === undefined ? 'absent' : JSON.stringify({ digest: read.entry.digest, revision: read.entry.revision })} (read between ${read.beforeMs} and ${read.afterMs})`;
 
 export async function runCrashLoop(options: CrashLoopOptions): Promise<CrashLoopResult> {
   const log = options.log ?? (() => undefined);
@@ -101,24 +147,28 @@ export async function runCrashLoop(options: CrashLoopOptions): Promise<CrashLoop
   const distribution = join(import.meta.dirname, '../../dist/index.js');
   const next = random(options.seed);
   const model = new Map<string, ModelEntry>();
-  const result: CrashLoopResult = { kills: 0, steps: 0, acknowledgedChecked: 0, inFlightApplied: 0, inFlightLost: 0, failures: [] };
+  const result: CrashLoopResult = { kills: 0, steps: 0, acknowledgedChecked: 0, inFlightApplied: 0, inFlightLost: 0, expiredSeen: 0, failures: [] };
   let step = 0;
   let maxRevision = 0;
   try {
     for (let kill = 0; kill < options.kills; kill++) {
       const journal = join(workRoot, `journal-${kill}`);
-      await runChild(distribution, directory, journal, options.seed, step, 10 + Math.floor(next() * 150));
+      const killedMs = await runChild(distribution, directory, journal, options.seed, step, 10 + Math.floor(next() * 150));
       result.kills++;
       const events = readFileSync(journal, 'utf8').split('\n').filter(Boolean).map((line) => line.split(' '));
       const acknowledged = new Map<string, number>();
+      const acknowledgedMs = new Map<string, number>();
       const refused = new Set<string>();
-      const issued = new Set<string>();
+      /** Operation id → Date.now() just before it was called. */
+      const issued = new Map<string, number>();
       let lastDone = step - 1;
-      for (const [kind, eventStep, index, revision] of events) {
+      for (const [kind, eventStep, index, third, fourth] of events) {
         if (kind === 'S') lastDone = Number(eventStep);
-        else if (kind === 'I') issued.add(`${eventStep} ${index}`);
-        else if (kind === 'A') acknowledged.set(`${eventStep} ${index}`, Number(revision));
-        else if (kind === 'C') refused.add(`${eventStep} ${index}`);
+        else if (kind === 'I') issued.set(`${eventStep} ${index}`, Number(third));
+        else if (kind === 'A') {
+          acknowledged.set(`${eventStep} ${index}`, Number(third));
+          acknowledgedMs.set(`${eventStep} ${index}`, Number(fourth));
+        } else if (kind === 'C') refused.add(`${eventStep} ${index}`);
       }
       // Revisions keep growing across restarts: every write acknowledged in this run is above
       // every revision the previous recovery had (a delete of an absent key reports the current one).
@@ -137,7 +187,9 @@ export async function runCrashLoop(options: CrashLoopOptions): Promise<CrashLoop
           const id = `${done} ${index}`;
           if (refused.has(id)) continue;
           const revision = acknowledged.get(id) as number;
-          for (const [key, value] of effects(operation, current)) expectedKnown.set(key, value === undefined ? undefined : { ...value, revision });
+          const issuedMs = issued.get(id) as number;
+          const doneMs = acknowledgedMs.get(id) as number;
+          for (const [key, value] of effects(operation, current)) expectedKnown.set(key, value === undefined ? undefined : modelEntry(value, revision, issuedMs, doneMs));
         }
       }
       // The step in flight: each operation applied whole or not at all (acknowledged ones applied).
@@ -145,26 +197,36 @@ export async function runCrashLoop(options: CrashLoopOptions): Promise<CrashLoop
       const inFlight = (stepOperations(options.seed, openStep) as Operation[])
         .map((operation, index) => ({ operation, id: `${openStep} ${index}` }))
         .filter(({ id }) => issued.has(id) && !refused.has(id));
+      // A third of the reopens without the index checkpoint (a cache: the store must read the
+      // same from the log alone), so the full replay meets every state a kill leaves, too.
+      const replayAll = next() < 1 / 3;
+      if (replayAll) rmSync(join(directory, 'index.hint'), { force: true });
       const db = await open(directory, STORE_OPTIONS);
       const verified = await db.verify();
       if (!verified.ok) result.failures.push(`kill ${kill}: verify: ${JSON.stringify(verified.problems.slice(0, 3))}`);
-      const read = async (key: string): Promise<ModelEntry | undefined> => {
+      const read = async (key: string): Promise<Read> => {
+        const beforeMs = Date.now();
         const entry = await db.getEntry(key);
-        if (entry === undefined) return undefined;
-        return { digest: digest(entry.value) as string, revision: entry.revision, ...(key.startsWith('obj') ? { bytes: entry.value } : {}) };
+        const afterMs = Date.now();
+        if (entry === undefined) return { entry: undefined, beforeMs, afterMs };
+        return { entry: { digest: digest(entry.value) as string, revision: entry.revision, ...(key.startsWith('obj') ? { bytes: entry.value } : {}) }, beforeMs, afterMs };
       };
       for (const [key, expected] of expectedKnown) model.set(key, expected as ModelEntry);
       for (const [key, expected] of expectedKnown) if (expected === undefined) model.delete(key);
       const inFlightKeys = new Set<string>();
       const before = (key: string): ModelEntry | undefined => model.get(key);
       for (const { operation } of inFlight) for (const key of effects(operation, before).keys()) inFlightKeys.add(key);
-      // Keys untouched by the operations in flight must read exactly as the model says.
-      for (const [key, expected] of model) {
+      // Keys untouched by the operations in flight must read as the model says (a put with a TTL
+      // present or expired, as the clock allows; once read expired, it stays absent).
+      for (const [key, expected] of [...model]) {
         if (inFlightKeys.has(key)) continue;
         const actual = await read(key);
         result.acknowledgedChecked++;
-        if (actual?.digest !== expected.digest || actual.revision !== expected.revision) {
-          result.failures.push(`kill ${kill}: ${key} is ${JSON.stringify(actual)}, expected ${JSON.stringify(expected)}`);
+        if (!agrees(expected, actual)) {
+          result.failures.push(`kill ${kill}: ${key} is ${describe(actual)}, expected ${JSON.stringify(expected)}`);
+        } else if (actual.entry === undefined) {
+          result.expiredSeen++;
+          model.delete(key);
         }
       }
       const storeKeys = new Set<string>();
@@ -174,33 +236,44 @@ export async function runCrashLoop(options: CrashLoopOptions): Promise<CrashLoop
       }
       for (const { operation, id } of inFlight) {
         const wanted = effects(operation, before);
+        const issuedMs = issued.get(id) as number;
+        // Its expiry, if applied, was fixed by the kill at the latest (acknowledged: by then).
+        const doneMs = acknowledgedMs.get(id) ?? killedMs;
         let appliedCount = 0;
-        const states = new Map<string, ModelEntry | undefined>();
+        let unchangedCount = 0;
+        const states = new Map<string, Read>();
         for (const [key, value] of wanted) {
           const actual = await read(key);
           states.set(key, actual);
-          if ((value === undefined && actual === undefined) || (value !== undefined && actual?.digest === value.digest && actual.revision > (model.get(key)?.revision ?? 0))) appliedCount++;
+          // Applied: the new value (with a revision above the one it replaced), or absent when
+          // it is a delete, or a put whose TTL may have expired by the read.
+          const applied =
+            value === undefined
+              ? actual.entry === undefined
+              : actual.entry === undefined
+                ? value.ttlMs !== undefined && issuedMs + value.ttlMs <= actual.afterMs
+                : actual.entry.digest === value.digest && actual.entry.revision > (model.get(key)?.revision ?? 0) && (value.ttlMs === undefined || doneMs + value.ttlMs > actual.beforeMs);
+          if (applied) appliedCount++;
+          if (agrees(model.get(key), actual)) unchangedCount++;
         }
-        const unchangedCount = [...wanted.keys()].filter((key) => {
-          const before = model.get(key);
-          const actual = states.get(key);
-          return before === undefined ? actual === undefined : actual?.digest === before.digest && actual.revision === before.revision;
-        }).length;
         const ackedRevision = acknowledged.get(id);
         if (appliedCount === wanted.size) {
           result.inFlightApplied++;
           for (const [key, actual] of states) {
-            if (ackedRevision !== undefined && actual !== undefined && actual.revision !== ackedRevision) {
-              result.failures.push(`kill ${kill}: acknowledged ${id} has revision ${actual.revision}, acknowledged as ${ackedRevision}`);
+            if (ackedRevision !== undefined && actual.entry !== undefined && actual.entry.revision !== ackedRevision) {
+              result.failures.push(`kill ${kill}: acknowledged ${id} has revision ${actual.entry.revision}, acknowledged as ${ackedRevision}`);
             }
-            if (actual === undefined) model.delete(key);
-            else model.set(key, actual);
+            // Absent now: a delete, or an expired put (it stays absent either way).
+            if (actual.entry === undefined) model.delete(key);
+            else model.set(key, modelEntry(wanted.get(key) as Effect, actual.entry.revision, issuedMs, doneMs));
           }
           if (ackedRevision !== undefined) result.acknowledgedChecked++;
         } else if (unchangedCount === wanted.size && ackedRevision === undefined) {
           result.inFlightLost++;
+          for (const [key, actual] of states) if (actual.entry === undefined) model.delete(key);
         } else {
-          result.failures.push(`kill ${kill}: operation ${id} (${operation.type}) is partly applied or an acknowledged write is missing`);
+          const seen = [...states].map(([key, actual]) => `${key}: ${describe(actual)}`).join('; ');
+          result.failures.push(`kill ${kill}: operation ${id} (${operation.type}) is partly applied or an acknowledged write is missing (${seen})`);
         }
       }
       const revision = db.stats().revision;

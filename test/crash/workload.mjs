@@ -52,6 +52,18 @@ function valueSpec(next, step, index, large) {
   return { seed: step * 16 + index + 7, length };
 }
 
+/**
+ * A TTL for a put, or undefined (most puts): a short one (up to 300 ms, so it often expires
+ * across a kill, a reopen or a compaction) or a long one (10 minutes, never expires in a run).
+ * Keys 'obj*' and 'cas*' never get one.
+ */
+function ttlFor(next) {
+  const roll = next();
+  if (roll < 0.2) return 1 + Math.floor(next() * 300);
+  if (roll < 0.25) return 600_000;
+  return undefined;
+}
+
 /** The operations of one step: issued together, awaited together. */
 export function stepOperations(seed, step) {
   const next = random(seed * 1_000_003 + step);
@@ -69,13 +81,13 @@ export function stepOperations(seed, step) {
   };
   for (let index = 0; index < count; index++) {
     const roll = next();
-    if (roll < 0.4) operations.push({ type: 'put', key: freshKey('k', 40), value: valueSpec(next, step, index, false) });
-    else if (roll < 0.55) operations.push({ type: 'put', key: freshKey('big', 8), value: valueSpec(next, step, index, true), stream: next() < 0.5 });
+    if (roll < 0.4) operations.push({ type: 'put', key: freshKey('k', 40), value: valueSpec(next, step, index, false), ttlMs: ttlFor(next) });
+    else if (roll < 0.55) operations.push({ type: 'put', key: freshKey('big', 8), value: valueSpec(next, step, index, true), stream: next() < 0.5, ttlMs: ttlFor(next) });
     else if (roll < 0.7) operations.push({ type: 'delete', key: freshKey(next() < 0.7 ? 'k' : 'big', next() < 0.7 ? 40 : 8) });
     else if (roll < 0.78) {
       const inner = [];
       for (let position = 0; position < 2 + Math.floor(next() * 2); position++) {
-        inner.push(next() < 0.75 ? { type: 'put', key: freshKey('k', 40), value: valueSpec(next, step, index * 4 + position, false) } : { type: 'delete', key: freshKey('k', 40) });
+        inner.push(next() < 0.75 ? { type: 'put', key: freshKey('k', 40), value: valueSpec(next, step, index * 4 + position, false), ttlMs: ttlFor(next) } : { type: 'delete', key: freshKey('k', 40) });
       }
       operations.push({ type: 'batch', operations: inner });
     } else if (roll < 0.9) {
