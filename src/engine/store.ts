@@ -458,6 +458,7 @@ export class Store extends EventEmitter {
     bytesWritten: 0,
     tombstonesKept: 0,
     tombstonesDropped: 0,
+    expiredAsTombstones: 0,
     stalls: 0,
     stallMs: 0,
   };
@@ -3579,6 +3580,27 @@ export class Store extends EventEmitter {
     const parts: Buffer[] = [];
     const operations: PendingOperation[] = [];
     let copiedBytes = 0;
+    /**
+     * An expired put that must still hide older records of its key: written as a DELETE with its
+     * revision (what replay makes of it anyway), so its value is not copied along.
+     */
+    const copyAsTombstone = (entry: { key: Buffer; revision: number; offsetBytes: number }): void => {
+      const length = entryLength(entry.key, undefined, false);
+      const tombstone = Buffer.allocUnsafe(length);
+      encodeEntry(tombstone, 0, { type: EntryType.DELETE, key: entry.key, revision: entry.revision });
+      operations.push({
+        key: entry.key.toString('latin1'),
+        type: EntryType.DELETE,
+        relativeOffsetBytes: copiedBytes,
+        lengthBytes: length,
+        expiresAtMs: undefined,
+        userBytes: 0,
+        relocatedFrom: { segmentId: segment.segmentId, offsetBytes: entry.offsetBytes, revision: entry.revision },
+      });
+      parts.push(tombstone);
+      copiedBytes += length;
+      this.compactionCounters.expiredAsTombstones++;
+    };
     scanSegment(bytes, SEGMENT_HEADER_BYTES, (entry) => {
       const key = entry.key.toString('latin1');
       if (this.pending.has(key)) return;
@@ -3592,23 +3614,28 @@ export class Store extends EventEmitter {
       } else if (location === undefined && entry.expiresAtMs !== undefined && entry.expiresAtMs <= nowMs) {
         // An expired put the index no longer holds (a reopen replayed it as a delete, or the
         // checkpoint left it out): like a tombstone, it may be all that hides an older record of
-        // its key at the next replay. Copied as it is while an older segment may hold the key.
+        // its key at the next replay. Kept as a tombstone while an older segment may hold the key.
         if (!this.olderSegmentMayHold(segment.segmentId, entry.key)) {
           this.compactionCounters.tombstonesDropped++;
           return;
         }
         this.compactionCounters.tombstonesKept++;
+        copyAsTombstone(entry);
+        return;
       } else {
         if (location === undefined || location.segmentId !== segment.segmentId || location.offsetBytes !== entry.offsetBytes) return;
-        if (location.expiresAtMs !== undefined && location.expiresAtMs <= nowMs && !this.olderSegmentMayHold(segment.segmentId, entry.key)) {
-          // Expired, and no older version of the key can come back at replay: drop it from the
-          // index instead of copying it. (Otherwise it is copied: as the key's newest record, it
-          // hides the older ones, like a tombstone.)
+        if (location.expiresAtMs !== undefined && location.expiresAtMs <= nowMs) {
+          // Expired: dropped from the index (its blocks released) instead of copied. While an
+          // older version of the key may come back at replay, its record goes on as a tombstone.
           this.index.delete(key);
           this.liveBytes -= liveLength(location);
           segment.liveBytes -= liveLength(location);
           if (location.reference !== undefined) this.release(location.reference);
           if (location.object !== undefined) this.release(location.object);
+          if (this.olderSegmentMayHold(segment.segmentId, entry.key)) {
+            this.compactionCounters.tombstonesKept++;
+            copyAsTombstone(entry);
+          }
           return;
         }
       }

@@ -154,8 +154,11 @@ export interface CompactionStats {
   bytesRead: number;
   /** Bytes of live entries copied forward. */
   bytesWritten: number;
+  /** Tombstones copied forward (DELETEs, and expired puts written as DELETEs) because an older segment may hold their key. */
   tombstonesKept: number;
   tombstonesDropped: number;
+  /** Expired puts compaction wrote as DELETEs (of `tombstonesKept`): their values were not copied. */
+  expiredAsTombstones: number;
   /** Writes that waited for compaction (dead bytes past `stallRatio`), and the time they waited. */
   stalls: number;
   stallMs: number;

@@ -16,6 +16,10 @@ import { collect, Gate, temporaryDirectory } from '../helpers.js';
 
 const value = (round: number, size = 1000) => Buffer.alloc(size, round % 251);
 
+/** Names of the segment files that hold `marker` anywhere in their bytes. */
+const segmentsHolding = (directory: string, marker: string): string[] =>
+  readdirSync(directory).filter((name) => name.endsWith('.log') && readFileSync(join(directory, name)).includes(marker));
+
 async function overwrite(db: Store, keys: number, rounds: number, size = 1000): Promise<void> {
   for (let round = 0; round < rounds; round++) {
     for (let start = 0; start < keys; start += 50) {
@@ -221,16 +225,27 @@ test('an expired entry dropped by compaction never lets an older value of its ke
   const db = await open(directory, { segmentBytes: 4096, compaction: { deadRatio: 0.5 }, checkpoint: false });
   // The old value sits among keys that never change: its segment is never worth compacting.
   await db.put('k', 'old value');
-  for (let index = 0; index < 40; index++) await db.put(`stable-${index}`, Buffer.alloc(100, index));
-  await db.put('k', 'short-lived', { ttlMs: 1 });
+  for (let index = 0; index < 28; index++) await db.put(`stable-${index}`, Buffer.alloc(100, index));
+  // The expired put starts the next segment, which the hot keys below make nearly all dead.
+  while (db.stats().segments.list.length < 2) await db.put('filler', Buffer.alloc(300, 1));
+  // Large enough to see whether compaction copies it, small enough to leave its segment nearly
+  // all dead (background compaction takes such a segment at once).
+  const shortLived = `short-lived ${'x'.repeat(200)}`;
+  await db.put('k', shortLived, { ttlMs: 1 });
+  await db.delete('filler');
   const started = Date.now();
   // Waiting for the clock: expiry is the thing under test.
   while (Date.now() - started < 5) await new Promise((resolve) => setTimeout(resolve, 2));
+  const [expiredIn] = segmentsHolding(directory, shortLived);
   // Hot keys make the segment with the expired entry mostly dead: background compaction takes it.
   await overwrite(db, 10, 20, 100);
   await db.idle();
   assert.ok(db.stats().compaction.segmentsCompacted > 0);
   assert.equal(await db.get('k'), undefined);
+  // Its record goes on as a DELETE (an older segment holds 'old value'): its value is not copied.
+  assert.ok(expiredIn !== undefined && !existsSync(join(directory, expiredIn)), 'the expired put\'s segment was not compacted');
+  assert.deepEqual(segmentsHolding(directory, shortLived), []);
+  assert.equal(db.stats().compaction.expiredAsTombstones, 1);
   assert.ok((await db.verify()).ok);
   await db.close();
   // Replaying the whole log (no checkpoint) must not find 'old value' as the newest record.
@@ -251,7 +266,8 @@ for (const checkpoint of [false, true]) {
     for (let index = 0; index < 28; index++) await db.put(`stable-${index}`, Buffer.alloc(100, index));
     while (db.stats().segments.list.length < 2) await db.put('filler', Buffer.alloc(300, 1));
     const oldSegment = db.stats().segments.list[0]?.segmentId;
-    await db.put('k', 'short-lived', { ttlMs: 1 });
+    const shortLived = `short-lived ${'x'.repeat(600)}`;
+    await db.put('k', shortLived, { ttlMs: 1 });
     // Waiting for the clock: expiry is the thing under test.
     while ((await db.get('k')) !== undefined) await new Promise((resolve) => setTimeout(resolve, 2));
     await db.close();
@@ -264,6 +280,9 @@ for (const checkpoint of [false, true]) {
     const segments = db.stats().segments.list.map((segment) => segment.segmentId);
     assert.ok(segments.includes(oldSegment as number) && !segments.includes((oldSegment as number) + 1), `segments ${segments.join(', ')}: the expired put's was not compacted, or the old value's was`);
     assert.equal(await db.get('k'), undefined);
+    // Kept as a DELETE: its value was not copied along.
+    assert.deepEqual(segmentsHolding(directory, shortLived), []);
+    assert.equal(db.stats().compaction.expiredAsTombstones, 1);
     await db.close();
     // The whole log replayed (an open reads a checkpoint even with `checkpoint: false`).
     rmSync(join(directory, 'index.hint'), { force: true });
