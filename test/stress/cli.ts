@@ -19,6 +19,8 @@ let operations = 0;
 let stalls = 0;
 let peeks = 0;
 let peekReadErrors = 0;
+let ttlWrites = 0;
+let expiredReads = 0;
 for (let run = 0; run < runs; run++) {
   const result = values.faults ? await runFaultStress({ seed: seed + run, steps }) : await runConcurrentStress({ seed: seed + run, steps });
   operations += result.operations;
@@ -26,11 +28,13 @@ for (let run = 0; run < runs; run++) {
     stalls += result.stalls;
     peeks += result.peeks;
     peekReadErrors += result.peekReadErrors;
+    ttlWrites += result.ttlWrites;
+    expiredReads += result.expiredReads;
   }
   for (const failure of result.failures) {
     failed++;
     console.log(`FAILURE run ${run} (seed ${seed + run}): ${failure}`);
   }
 }
-console.log(`runs: ${runs}, operations: ${operations}${values.faults ? '' : `, stalled writes: ${stalls}, read-only opens beside the writer: ${peeks} (reads failed: ${peekReadErrors})`}, failed runs: ${failed}, seconds: ${((Date.now() - started) / 1000).toFixed(0)}`);
+console.log(`runs: ${runs}, operations: ${operations}${values.faults ? '' : `, stalled writes: ${stalls}, read-only opens beside the writer: ${peeks} (reads failed: ${peekReadErrors}), puts with ttlMs: ${ttlWrites} (reads that found one expired: ${expiredReads})`}, failed runs: ${failed}, seconds: ${((Date.now() - started) / 1000).toFixed(0)}`);
 process.exitCode = failed === 0 ? 0 : 1;

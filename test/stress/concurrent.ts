@@ -10,6 +10,11 @@
  * the log are drawn from the seed; segments and chunks are tiny, so the log rolls, compacts and
  * collects blocks all the time.
  *
+ * Three more keys get puts with short `ttlMs` (besides puts without, streams, batches and deletes;
+ * never object writes), drawn from a source of their own: each read of them must agree with a
+ * state the key may be in, given the window the clock allows for its expiry ([called + T,
+ * settled + T]), and a value read as expired stays absent until written again.
+ *
  * Operations on one key apply in call order (the store's contract), so the model applies each
  * step's operations in the order they were started. Two bugs this found: gc() passes started side
  * by side (a damaged delayed list), and verify() reporting files that background work had moved.
@@ -33,11 +38,99 @@ export interface StressResult {
   peeks: number;
   /** Their reads that failed: a value whose files the writer removed after the peek opened (GC runs with `minAgeMs` 0 here). */
   peekReadErrors: number;
+  /** Writes with `ttlMs` to the TTL keys, and reads of those keys that found the value expired (as its window allowed). */
+  ttlWrites: number;
+  expiredReads: number;
   /** Empty when every check held; otherwise what failed first (the run stops there). */
   failures: string[];
 }
 
 const KEYS = Array.from({ length: 8 }, (_, index) => `key-${index}`);
+/**
+ * Keys that get puts with `ttlMs` (short ones: they expire during the run, beside compaction,
+ * GC, reopens and close()), puts without, streams, batches and deletes, never object writes:
+ * their model is a value and the window its expiry time lies in.
+ */
+const TTL_KEYS = Array.from({ length: 3 }, (_, index) => `ttl-${index}`);
+
+/** A TTL key's state: its value, and for a put with `ttlMs` T called at t0 and settled at t1, the window [t0 + T, t1 + T] of its expiry time. */
+interface TtlState {
+  value: Buffer;
+  expires?: { from: number; to: number };
+}
+
+/**
+ * Whether a read of a TTL key agrees with a state, given the clock before and after it (the
+ * read's now was in between): present as that value while it may be live, absent if it may
+ * have expired (live exactly while its expiry time is after now).
+ */
+function agreesTtl(state: TtlState | undefined, got: Buffer | undefined, beforeMs: number, afterMs: number): boolean {
+  if (state === undefined) return got === undefined;
+  if (got === undefined) return state.expires !== undefined && state.expires.from <= afterMs;
+  return got.equals(state.value) && (state.expires === undefined || state.expires.to > beforeMs);
+}
+
+/** A write to a TTL key: the state it leaves (undefined: deleted), filled in when it settles. */
+interface TtlWrite {
+  promise: Promise<unknown>;
+  key: string;
+  /** A batch's second key, deleted. */
+  alsoDeletes?: string;
+  value?: Buffer;
+  ttlMs?: number;
+  calledMs: number;
+  settledMs?: number;
+  stream: boolean;
+}
+
+/** Start 0-2 writes to the TTL keys (nothing awaited), drawn from their own random source. */
+function startTtlWrites(db: Store, next: () => number, bytes: (length: number) => Buffer): TtlWrite[] {
+  const writes: TtlWrite[] = [];
+  const count = Math.floor(next() * 3);
+  for (let position = 0; position < count; position++) {
+    const key = TTL_KEYS[Math.floor(next() * TTL_KEYS.length)] as string;
+    const roll = next();
+    // Most of them short (a few ms: they expire within this step or the next few), some none.
+    const ttlMs = next() < 0.8 ? 1 + Math.floor(next() * 40) : undefined;
+    const calledMs = Date.now();
+    let write: TtlWrite;
+    if (roll < 0.45) {
+      const value = bytes(Math.floor(next() * 3000));
+      write = { promise: db.put(key, value, ttlMs === undefined ? undefined : { ttlMs }), key, value, ttlMs, calledMs, stream: false };
+    } else if (roll < 0.65) {
+      // Large enough for blocks (valueThreshold is 512 here): GC meets expired values' blocks.
+      const value = bytes(600 + Math.floor(next() * 12000));
+      const pieces = [value.subarray(0, 300), value.subarray(300)];
+      write = { promise: db.putStream(key, pieces, ttlMs === undefined ? undefined : { ttlMs }), key, value, ttlMs, calledMs, stream: true };
+    } else if (roll < 0.85) {
+      const other = TTL_KEYS[Math.floor(next() * TTL_KEYS.length)] as string;
+      const value = bytes(Math.floor(next() * 2000));
+      const put = { type: 'put' as const, key, value, ...(ttlMs === undefined ? {} : { ttlMs }) };
+      write = { promise: db.batch(other === key ? [put] : [put, { type: 'delete', key: other }]), key, ...(other === key ? {} : { alsoDeletes: other }), value, ttlMs, calledMs, stream: false };
+    } else {
+      write = { promise: db.delete(key), key, calledMs, stream: false };
+    }
+    const settled = write;
+    write.promise = write.promise.then((result) => {
+      settled.settledMs = Date.now();
+      return result;
+    });
+    writes.push(write);
+  }
+  return writes;
+}
+
+/** Apply a settled TTL write to the model. */
+function applyTtl(model: Map<string, TtlState>, write: TtlWrite): void {
+  if (write.alsoDeletes !== undefined) model.delete(write.alsoDeletes);
+  if (write.value === undefined) {
+    model.delete(write.key);
+    return;
+  }
+  const state: TtlState = { value: write.value };
+  if (write.ttlMs !== undefined) state.expires = { from: write.calledMs + write.ttlMs, to: (write.settledMs as number) + write.ttlMs };
+  model.set(write.key, state);
+}
 
 function sameValue(got: Buffer | undefined, want: Buffer | undefined): boolean {
   return got === undefined ? want === undefined : want !== undefined && got.equals(want);
@@ -180,12 +273,15 @@ function drawRun(seed: number): Draw & { durability: Durability; options: OpenOp
 /** Run `steps` steps from `seed` in a fresh directory (removed afterwards). */
 export async function runConcurrentStress({ seed, steps, directory: parent = tmpdir() }: { seed: number; steps: number; directory?: string }): Promise<StressResult> {
   const { next, pick, bytes, durability, options } = drawRun(seed);
+  // The TTL keys' writes draw from their own source: the rest of a seed's run stays as it was.
+  const ttlDraw = drawRun(seed ^ 0x5bd1e995);
   const directory = mkdtempSync(join(parent, 'silt-stress-'));
-  const result: StressResult = { steps: 0, operations: 0, rangeReads: 0, reopens: 0, stalls: 0, peeks: 0, peekReadErrors: 0, failures: [] };
+  const result: StressResult = { steps: 0, operations: 0, rangeReads: 0, reopens: 0, stalls: 0, peeks: 0, peekReadErrors: 0, ttlWrites: 0, expiredReads: 0, failures: [] };
   const model = new Map<string, Buffer>();
+  const ttlModel = new Map<string, TtlState>();
   // Every value each key held or may hold, by digest: a read-only store opened beside the writer
   // sees some earlier state (what the writer had written to its files), never other bytes.
-  const held = new Map<string, Set<string>>(KEYS.map((key) => [key, new Set()]));
+  const held = new Map<string, Set<string>>([...KEYS, ...TTL_KEYS].map((key) => [key, new Set()]));
   const digestOf = (value: Buffer) => createHash('sha256').update(value).digest('hex');
   // The model's values as held: when a write of a step fails (a stream cut off by close()), the
   // writes after it build on another state than the step planned.
@@ -195,10 +291,26 @@ export async function runConcurrentStress({ seed, steps, directory: parent = tmp
   const fail = (message: string): never => {
     throw new Error(`${message} (seed ${seed}, durability ${JSON.stringify(durability)})`);
   };
+  /** Read a TTL key and check it against its states (any of them); an expired state is absent for good. */
+  const checkTtlKey = async (db: Store, key: string, states: Array<TtlState | undefined>, when: string) => {
+    const beforeMs = Date.now();
+    const got = await db.get(key);
+    const afterMs = Date.now();
+    if (!states.some((state) => agreesTtl(state, got, beforeMs, afterMs))) {
+      const shown = states.map((state) => (state === undefined ? 'absent' : `${state.value.length} bytes${state.expires === undefined ? '' : ` expiring in [${state.expires.from}, ${state.expires.to}]`}`));
+      fail(`${when}: ${key} reads ${got === undefined ? 'absent' : `${got.length} bytes`} between ${beforeMs} and ${afterMs}, its states: ${shown.join(' / ')}`);
+    }
+    if (got === undefined && states.some((state) => state !== undefined)) result.expiredReads++;
+    return got;
+  };
   const checkAll = async (db: Store, when: string) => {
     for (const key of KEYS) {
       const got = await db.get(key);
       if (!sameValue(got, model.get(key))) fail(`${when}: ${key} reads ${got?.length} bytes, the model has ${model.get(key)?.length}`);
+    }
+    for (const key of TTL_KEYS) {
+      // Read absent, it stays so (until written again): the model says so from here on.
+      if ((await checkTtlKey(db, key, [ttlModel.get(key)], when)) === undefined) ttlModel.delete(key);
     }
   };
   const checkVerified = async (db: Store, when: string) => {
@@ -209,7 +321,7 @@ export async function runConcurrentStress({ seed, steps, directory: parent = tmp
     result.peeks++;
     const reader = await open(directory, { readOnly: true }).catch((error: unknown) => fail(`step ${step}: a read-only open beside the writer failed: ${String(error)}`));
     try {
-      for (const key of KEYS) {
+      for (const key of [...KEYS, ...TTL_KEYS]) {
         const got = await reader.get(key).catch((error: unknown) => {
           if (!(error instanceof SiltError && (error.code === 'IO_ERROR' || error.code === 'CORRUPTION'))) throw error;
           result.peekReadErrors++;
@@ -227,8 +339,23 @@ export async function runConcurrentStress({ seed, steps, directory: parent = tmp
       const closing = next() < 0.03;
       const { writes, others, toRead, versions } = startStep(db, model, { next, pick, bytes }, (store) => checkVerified(store, `step ${step}, alongside writes`));
       for (const [key, states] of versions) for (const state of states) if (state !== undefined) held.get(key)?.add(digestOf(state));
+      const ttlWrites = startTtlWrites(db, ttlDraw.next, ttlDraw.bytes);
+      // The states each TTL key may show during the step: before, then after each write of it
+      // (in call order), with the windows as wide as the step (settled by its end at the latest).
+      const ttlStates = new Map<string, Array<TtlState | undefined>>(TTL_KEYS.map((key) => [key, [ttlModel.get(key)]]));
+      for (const write of ttlWrites) {
+        result.ttlWrites += write.ttlMs === undefined ? 0 : 1;
+        if (write.value !== undefined) held.get(write.key)?.add(digestOf(write.value));
+        ttlStates.get(write.key)?.push(write.value === undefined ? undefined : { value: write.value, ...(write.ttlMs === undefined ? {} : { expires: { from: write.calledMs + write.ttlMs, to: Number.POSITIVE_INFINITY } }) });
+        if (write.alsoDeletes !== undefined) ttlStates.get(write.alsoDeletes)?.push(undefined);
+      }
+      // Reads of TTL keys beside the writes: one of the states the step takes them through.
+      if (!closing && ttlDraw.next() < 0.5) {
+        const key = TTL_KEYS[Math.floor(ttlDraw.next() * TTL_KEYS.length)] as string;
+        others.push(checkTtlKey(db, key, ttlStates.get(key) ?? [], `step ${step}, beside writes`));
+      }
       if (!closing && next() < 0.06) others.push(peek(step));
-      result.operations += writes.length + others.length;
+      result.operations += writes.length + others.length + ttlWrites.length;
       // Reads alongside the writes: a key the step writes reads as one of the states it goes
       // through (a read stream sees one version), any other key as the model has it.
       if (!closing) {
@@ -265,7 +392,12 @@ export async function runConcurrentStress({ seed, steps, directory: parent = tmp
         result.stalls += db.stats().compaction.stalls;
         const closed = db.close();
         // Settled together: a rejection must have its handler before the next tick.
-        const [settled, othersSettled] = await Promise.all([Promise.allSettled(writes.map((entry) => entry.promise)), Promise.allSettled(others)]);
+        const [settled, othersSettled, ttlSettled] = await Promise.all([Promise.allSettled(writes.map((entry) => entry.promise)), Promise.allSettled(others), Promise.allSettled(ttlWrites.map((entry) => entry.promise))]);
+        ttlSettled.forEach((outcome, position) => {
+          const write = ttlWrites[position] as TtlWrite;
+          if (outcome.status === 'fulfilled') applyTtl(ttlModel, write);
+          else if (!(write.stream && outcome.reason instanceof SiltError && outcome.reason.code === 'CLOSED')) fail(`step ${step}: a TTL write called before close() failed: ${String(outcome.reason)}`);
+        });
         settled.forEach((outcome, position) => {
           const entry = writes[position] as (typeof writes)[number];
           if (outcome.status === 'fulfilled') {
@@ -284,8 +416,9 @@ export async function runConcurrentStress({ seed, steps, directory: parent = tmp
         result.steps++;
         continue;
       }
-      await Promise.all([...writes.map((entry) => entry.promise), ...others]);
+      await Promise.all([...writes.map((entry) => entry.promise), ...others, ...ttlWrites.map((entry) => entry.promise)]);
       for (const entry of writes) entry.apply(model);
+      for (const write of ttlWrites) applyTtl(ttlModel, write);
       const roll = next();
       if (roll < 0.04) {
         result.stalls += db.stats().compaction.stalls;
