@@ -283,9 +283,10 @@ export async function runCrashLoop(options: CrashLoopOptions): Promise<CrashLoop
       }
       maxRevision = Math.max(maxRevision, revision);
       await db.close();
-      result.steps += lastDone - step + 1;
+      const stepsDone = lastDone - step + 1;
+      result.steps += stepsDone;
       step = openStep + 1;
-      log(`kill ${kill + 1}/${options.kills}: ${lastDone - step + 2} steps done, ${inFlight.length} in flight, ${result.failures.length} failures`);
+      log(`kill ${kill + 1}/${options.kills}: ${stepsDone} steps done, ${inFlight.length} in flight, ${result.failures.length} failures`);
       if (result.failures.length > 0) break;
     }
   } finally {
