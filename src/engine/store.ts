@@ -82,6 +82,7 @@ import { resolveOptions, type OpenOptions, type ResolvedOptions } from '../optio
 import { BlockStore, sha256, type BlockBuffer } from '../blob/block-store.js';
 import { DelayedList } from '../blob/delayed-list.js';
 import { verifyStore, type VerifyProgress, type VerifyResult } from '../check/verify.js';
+import { ExpiryQueue } from './expiry-queue.js';
 import { DirectoryLock } from './lock.js';
 import { recover, type RecoveryReport } from './recovery.js';
 import type {
@@ -146,6 +147,17 @@ type ObjectOperation = { kind: 'write' | 'append'; offset: number; data: Buffer 
 const READ_ONLY_OPEN_ATTEMPTS = 5;
 /** Objects whose `stat()` digest is kept (the most recently used; about 150 bytes each). */
 const OBJECT_DIGESTS_KEPT = 4096;
+/**
+ * The expiry sweep: at most one pass per EXPIRY_SWEEP_INTERVAL_MS (expired puts may count as live
+ * bytes that long), each dropping at most EXPIRY_SWEEP_BATCH (then the next is due at once, so a
+ * mass expiry does not hold the event loop); the timer is re-armed at least every
+ * EXPIRY_TIMER_MAX_MS. Stale queue entries (keys written again) are dropped once the queue holds
+ * more than twice the keys plus EXPIRY_QUEUE_SLACK.
+ */
+const EXPIRY_SWEEP_INTERVAL_MS = 100;
+const EXPIRY_SWEEP_BATCH = 10_000;
+const EXPIRY_TIMER_MAX_MS = 60 * 60 * 1000;
+const EXPIRY_QUEUE_SLACK = 1024;
 /**
  * Background compaction leaves alone a chunk laid down like appends whose slices average at least
  * this (or the block size, if smaller): its reads cost no more than a compacted chunk's (measured:
@@ -503,6 +515,15 @@ export class Store extends EventEmitter {
   /** Rejects (with CLOSED) when `close()` is called: a stream source's pending chunk gives up on it. */
   private readonly closeRequested: { promise: Promise<never>; reject: (error: SiltError) => void } = requestSignal();
   private gcTimer: NodeJS.Timeout | undefined;
+  /** Indexed puts with `ttlMs`, by expiry time: the sweep drops them from the index once expired. */
+  private readonly expiries = new ExpiryQueue();
+  private expiryTimer: NodeJS.Timeout | undefined;
+  /** When the armed expiry timer fires (ms since the epoch). */
+  private expiryTimerDueMs = 0;
+  private lastExpirySweepMs = 0;
+  private readonly expiryCounters = { swept: 0, sweeps: 0 };
+  /** Segments a compaction run is rewriting now. */
+  private readonly segmentsInCompaction = new Set<number>();
   /** Background slice compaction: chunks waiting (per key), and the run in progress. */
   private readonly objectQueue = new Map<string, Set<number>>();
   private objectCompacting: Promise<void> | undefined;
@@ -621,9 +642,10 @@ export class Store extends EventEmitter {
         });
       }
       store.liveBytes = recovered.liveBytes;
-      for (const [, location] of store.index.range()) {
+      for (const [key, location] of store.index.range()) {
         const segment = store.segments.get(location.segmentId);
         if (segment !== undefined) segment.liveBytes += liveLength(location);
+        if (location.expiresAtMs !== undefined) store.expiries.push(location.expiresAtMs, key, location.revision);
       }
       for (const [hex, location] of recovered.logBlocks) store.logBlocks.set(hex, location);
       // The retains below count the live log blocks into their segments' live bytes.
@@ -654,6 +676,7 @@ export class Store extends EventEmitter {
         await store.startWriting(recovered.activeSegment);
         await store.blocks.measure();
         await store.sweepOrphanBlocks(leftovers);
+        store.armExpirySweep();
       } else {
         await store.blocks.measure();
       }
@@ -2844,6 +2867,7 @@ export class Store extends EventEmitter {
           old = this.index.set(operation.key, location);
           this.liveBytes += operation.lengthBytes;
           segmentRecord.liveBytes += operation.lengthBytes;
+          if (operation.expiresAtMs !== undefined) this.noteExpiry(operation.key, write.revision, operation.expiresAtMs);
         }
         if (old !== undefined) {
           this.liveBytes -= liveLength(old);
@@ -3167,6 +3191,75 @@ export class Store extends EventEmitter {
     return tracked;
   }
 
+  /** Queue the expiry of a put just indexed; stale entries are dropped once they outnumber the keys. */
+  private noteExpiry(key: string, revision: number, expiresAtMs: number): void {
+    this.expiries.push(expiresAtMs, key, revision);
+    if (this.expiries.size > 2 * this.index.size + EXPIRY_QUEUE_SLACK) {
+      this.expiries.compact((queuedKey, queuedRevision) => this.index.get(queuedKey)?.revision === queuedRevision);
+    }
+    this.armExpirySweep();
+  }
+
+  /**
+   * Arm the expiry sweep for the earliest queued expiry (no sooner than EXPIRY_SWEEP_INTERVAL_MS
+   * after the last sweep). Writable stores only: a read-only one starts no background work.
+   */
+  private armExpirySweep(): void {
+    if (this.options.readOnly || this.state !== 'open' || this.failure !== undefined) return;
+    const earliest = this.expiries.peekTime();
+    if (earliest === undefined) return;
+    const dueMs = Math.max(earliest, this.lastExpirySweepMs + EXPIRY_SWEEP_INTERVAL_MS);
+    if (this.expiryTimer !== undefined) {
+      if (this.expiryTimerDueMs <= dueMs) return;
+      clearTimeout(this.expiryTimer);
+    }
+    this.expiryTimerDueMs = dueMs;
+    // setTimeout takes at most 2^31 - 1 ms: a far expiry re-arms on the way.
+    this.expiryTimer = setTimeout(() => {
+      this.expiryTimer = undefined;
+      this.sweepExpired(EXPIRY_SWEEP_BATCH, true);
+      this.armExpirySweep();
+    }, Math.min(Math.max(0, dueMs - Date.now()), EXPIRY_TIMER_MAX_MS));
+    this.expiryTimer.unref();
+  }
+
+  /**
+   * Drop up to `limit` expired puts from the index: their bytes become dead (so compaction can
+   * reclaim them) and their blocks are released, as compaction does when it meets one. A put
+   * read as absent is no different on disk either way; replay reads an expired put as a delete.
+   * Background compaction is started if that makes it due, when `startCompaction` is true.
+   */
+  private sweepExpired(limit: number, startCompaction: boolean): void {
+    if (this.state !== 'open' || this.failure !== undefined || this.options.readOnly) return;
+    const nowMs = Date.now();
+    this.lastExpirySweepMs = nowMs;
+    this.expiryCounters.sweeps++;
+    let dropped = 0;
+    for (let seen = 0; seen < limit; seen++) {
+      const earliest = this.expiries.peekTime();
+      if (earliest === undefined || earliest > nowMs) break;
+      const { key, revision } = this.expiries.pop() as { key: string; revision: number };
+      const location = this.index.get(key);
+      // Written again since (another revision), or already dropped: a stale entry.
+      if (location === undefined || location.revision !== revision || location.expiresAtMs === undefined || location.expiresAtMs > nowMs) continue;
+      this.dropExpired(key, location);
+      dropped++;
+    }
+    if (dropped > 0) {
+      this.expiryCounters.swept += dropped;
+      if (startCompaction) this.maybeScheduleCompaction();
+    }
+  }
+
+  /** Drop an expired put from the index: its bytes are dead from now on, its blocks released. */
+  private dropExpired(key: string, location: EntryLocation): void {
+    this.index.delete(key);
+    this.liveBytes -= liveLength(location);
+    this.segmentLiveBytes(location.segmentId, -liveLength(location));
+    if (location.reference !== undefined) this.release(location.reference);
+    if (location.object !== undefined) this.release(location.object);
+  }
+
   /** Arm the background GC timer while blocks wait to be listed or deleted. */
   private scheduleGc(): void {
     if (!this.options.gc.enabled || this.options.readOnly || this.state !== 'open' || this.failure !== undefined) return;
@@ -3400,6 +3493,10 @@ export class Store extends EventEmitter {
     // One compaction at a time: wait until none runs (another caller may start one meanwhile).
     while (this.compacting !== undefined) await this.compacting.catch(() => undefined);
     this.checkWritable();
+    // Every put expired by now counts as dead bytes, so the segments holding them are compacted.
+    // (Starting no background run: this one is about to start, and two at once would copy the
+    // same segment twice.)
+    this.sweepExpired(Number.POSITIVE_INFINITY, false);
     const run = this.runCompaction(0, true);
     const tracked: Promise<void> = run
       .catch(() => undefined)
@@ -3564,6 +3661,19 @@ export class Store extends EventEmitter {
   }
 
   private async compactSegment(segment: SegmentRecord): Promise<void> {
+    // Two runs over one segment would both copy its live records: the second copies land after the
+    // first, which the index took, and a replay would take them instead. Runs never overlap (one
+    // `compacting` at a time); this makes a slip loud instead of silent.
+    if (this.segmentsInCompaction.has(segment.segmentId)) throw new Error(`internal: segment ${segment.segmentId} is being compacted twice at once`);
+    this.segmentsInCompaction.add(segment.segmentId);
+    try {
+      await this.compactSegmentOnce(segment);
+    } finally {
+      this.segmentsInCompaction.delete(segment.segmentId);
+    }
+  }
+
+  private async compactSegmentOnce(segment: SegmentRecord): Promise<void> {
     const handle = await this.fs.open(segment.path, 'read');
     let bytes: Buffer;
     try {
@@ -3627,11 +3737,7 @@ export class Store extends EventEmitter {
         if (location.expiresAtMs !== undefined && location.expiresAtMs <= nowMs) {
           // Expired: dropped from the index (its blocks released) instead of copied. While an
           // older version of the key may come back at replay, its record goes on as a tombstone.
-          this.index.delete(key);
-          this.liveBytes -= liveLength(location);
-          segment.liveBytes -= liveLength(location);
-          if (location.reference !== undefined) this.release(location.reference);
-          if (location.object !== undefined) this.release(location.object);
+          this.dropExpired(key, location);
           if (this.olderSegmentMayHold(segment.segmentId, entry.key)) {
             this.compactionCounters.tombstonesKept++;
             copyAsTombstone(entry);
@@ -3887,6 +3993,7 @@ export class Store extends EventEmitter {
       },
       objects: { ...this.objectCounters, ...this.liveLogBlockStats() },
       gc: { ...this.gcCounters, delayedListBytes },
+      expiry: { queued: this.expiries.size, ...this.expiryCounters },
     };
   }
 
@@ -3912,6 +4019,8 @@ export class Store extends EventEmitter {
     if (this.intervalTimer !== undefined) clearInterval(this.intervalTimer);
     if (this.gcTimer !== undefined) clearTimeout(this.gcTimer);
     this.gcTimer = undefined;
+    if (this.expiryTimer !== undefined) clearTimeout(this.expiryTimer);
+    this.expiryTimer = undefined;
     let closeError: unknown;
     if (!this.options.readOnly) {
       // Background compaction sees 'closing' and stops after the segment (or chunk) it is on

@@ -278,4 +278,17 @@ export interface StoreStats {
     skippedPinned: number;
     delayedListBytes: number;
   };
+  /**
+   * Puts with `ttlMs`: once expired, a background sweep (at most every 100 ms; `compact()` runs
+   * one first) drops them from the index, so their bytes count as dead and their blocks are
+   * released. Since open.
+   */
+  expiry: {
+    /** Expiry times queued (live puts with `ttlMs`, and entries of keys written again since, dropped in time). */
+    queued: number;
+    /** Expired puts dropped from the index by the sweep. */
+    swept: number;
+    /** Sweep passes run. */
+    sweeps: number;
+  };
 }

@@ -279,3 +279,91 @@ test('an object write whose value expires while it writes its blocks builds on t
   assert.ok(verified.ok, JSON.stringify(verified.problems.slice(0, 3)));
   await db.close();
 });
+
+/** Wait (on the clock, which is what is under test) until `condition` holds; fails after `limitMs`. */
+async function until(condition: () => boolean, limitMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+test('expired puts stop counting as live without a reopen: the sweep drops them from the index, compaction reclaims their segments, GC their blocks', async (t) => {
+  const directory = temporaryDirectory(t);
+  const db = await open(directory, { segmentBytes: 16 * 1024, valueThreshold: 2000, blockBytes: 4096, gc: { minAgeMs: 0, intervalMs: 5 } });
+  t.after(() => db.close());
+  for (let index = 0; index < 20; index++) await db.put(`stable-${index}`, Buffer.alloc(100, index));
+  // A cache's worth of entries that nobody touches again, inline values and values in blocks, in
+  // one batch (one record: the stats below see them all before any can expire).
+  const ttlMs = 300;
+  const calledMs = Date.now();
+  await db.batch([
+    ...Array.from({ length: 300 }, (_, index) => ({ type: 'put' as const, key: `cache-${index}`, value: Buffer.alloc(500, index), ttlMs })),
+    ...Array.from({ length: 20 }, (_, index) => ({ type: 'put' as const, key: `large-${index}`, value: Buffer.alloc(10_000, index), ttlMs })),
+  ]);
+  const full = db.stats();
+  assert.ok(Date.now() < calledMs + ttlMs, 'the batch took longer than its TTL');
+  const expiresBy = Date.now() + ttlMs;
+  assert.equal(full.keys, 340);
+  assert.ok(full.blocks.referenced > 0);
+  // The background sweep, with no read, write or reopen to prompt it.
+  await until(() => Date.now() > expiresBy && db.stats().expiry.swept === 320, 5000, 'the sweep');
+  const swept = db.stats();
+  assert.equal(swept.keys, 20);
+  assert.equal(swept.blocks.referenced, 0, 'the expired values\' blocks are still referenced');
+  assert.ok(swept.liveBytes < full.liveBytes / 10, `live bytes ${swept.liveBytes} of ${full.liveBytes}`);
+  await db.compact();
+  await db.gc();
+  const compacted = db.stats();
+  assert.equal(compacted.blocks.count, 0);
+  assert.ok(compacted.diskBytes < full.diskBytes / 10, `${compacted.diskBytes} bytes on disk, ${full.diskBytes} before`);
+  for (let index = 0; index < 20; index++) assert.deepEqual(await db.get(`stable-${index}`), Buffer.alloc(100, index));
+  assert.equal(await db.get('cache-0'), undefined);
+  assert.ok((await db.verify()).ok);
+});
+
+test('compact() first drops the puts expired by then, so their segments count as dead; the expiry queue stays bounded when keys are written again and again', async (t) => {
+  const directory = temporaryDirectory(t);
+  const db = await open(directory, { segmentBytes: 16 * 1024, compaction: false });
+  t.after(() => db.close());
+  for (let index = 0; index < 100; index++) await db.put(`cache-${index}`, Buffer.alloc(500, index), { ttlMs: 5 });
+  const expiresBy = Date.now() + 5;
+  await db.put('stable', 'stays');
+  await until(() => Date.now() > expiresBy, 1000, 'the expiry');
+  const before = db.stats().diskBytes;
+  await db.compact();
+  const after = db.stats();
+  assert.ok(after.diskBytes < before / 4, `${after.diskBytes} bytes on disk, ${before} before`);
+  assert.equal(after.keys, 1);
+  // One key refreshed with a long TTL many times: its stale queue entries are dropped in time.
+  for (let round = 0; round < 3000; round++) await db.put('session', `round ${round}`, { ttlMs: 60 * 60 * 1000 });
+  assert.ok(db.stats().expiry.queued <= 2 * db.stats().keys + 1024 + 1, `${db.stats().expiry.queued} expiry entries for ${db.stats().keys} keys`);
+  assert.equal((await db.get('session'))?.toString(), 'round 2999');
+});
+
+test('compact() that finds puts expired since the last sweep runs alone: no background run copies the same segments beside it', async (t) => {
+  // The clock moved forward by hand: the puts expire with the sweep timer (armed for their expiry,
+  // an hour out in real time) not yet run, so compact() is the first to see them expired.
+  const realNow = Date.now;
+  let aheadMs = 0;
+  Date.now = () => realNow() + aheadMs;
+  t.after(() => {
+    Date.now = realNow;
+  });
+  const directory = temporaryDirectory(t);
+  const db = await open(directory, { segmentBytes: 4096, compaction: { deadRatio: 0.3 } });
+  t.after(() => db.close());
+  for (let index = 0; index < 10; index++) await db.put(`stable-${index}`, Buffer.alloc(100, index));
+  for (let index = 0; index < 60; index++) await db.put(`cache-${index}`, Buffer.alloc(200, index), { ttlMs: 60 * 60 * 1000 });
+  await db.idle();
+  aheadMs = 2 * 60 * 60 * 1000;
+  // A write since the last background run (one that found nothing to do is not repeated until then).
+  await db.put('stable-last', 'x');
+  await db.compact();
+  await db.idle();
+  assert.equal(db.stats().expiry.swept, 60);
+  const verified = await db.verify();
+  assert.ok(verified.ok, JSON.stringify(verified.problems.slice(0, 3)));
+  for (let index = 0; index < 10; index++) assert.deepEqual(await db.get(`stable-${index}`), Buffer.alloc(100, index));
+});
