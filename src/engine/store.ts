@@ -3327,6 +3327,13 @@ export class Store extends EventEmitter {
         result.revived++;
         continue;
       }
+      if (this.candidates.has(hex)) {
+        // Written again since it was listed, then dropped again (after this pass's phase 1 took
+        // its candidates): its listing is stale. The reader epoch it names predates readers that
+        // may read the block, and the record that dropped it may not be durable yet. The next
+        // phase 1 lists it anew, its age counting from then.
+        continue;
+      }
       if (now - listedAtMs < this.options.gc.minAgeMs) break;
       const epoch = this.listedEpochs.get(hex);
       const pinned = epoch !== undefined && this.pinnedAt(epoch);

@@ -10,8 +10,9 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { CrashFileSystem } from '../../src/fs/crash-file-system.js';
 import { decodeDelayedList } from '../../src/blob/delayed-list.js';
-import { NodeFileSystem, open, type FileSystem, type Store } from '../../src/index.js';
-import { collect, random, seededBytes as content, temporaryDirectory, testSeed } from '../helpers.js';
+import type { OpenOptions as FileOpenOptions } from '../../src/fs/types.js';
+import { NodeFileSystem, open, type FileHandle, type FileSystem, type OpenMode, type Store } from '../../src/index.js';
+import { collect, Gate, random, seededBytes as content, temporaryDirectory, testSeed } from '../helpers.js';
 
 // Values above 1000 bytes go to blocks of 4 KiB.
 const SMALL = { valueThreshold: 1000, blockBytes: 4096 };
@@ -379,4 +380,54 @@ test('model: small and large values, compaction and GC at random points, reopen;
   assert.ok(stats.diskBytes < 8 * 1024, `seed ${seed}: diskBytes ${stats.diskBytes} after deleting everything`);
   await assertVerified(db, 'empty');
   await db.close();
+});
+
+/** The real file system; once its gate is armed, the next fdatasync of a log segment waits for `release()`. */
+class SegmentSyncGate extends NodeFileSystem {
+  readonly gate = new Gate();
+
+  override async open(path: string, mode: OpenMode, options?: FileOpenOptions): Promise<FileHandle> {
+    const handle = await super.open(path, mode, options);
+    if (!path.endsWith('.log')) return handle;
+    const datasync = handle.datasync.bind(handle);
+    handle.datasync = async () => {
+      await this.gate.pass(true);
+      return datasync();
+    };
+    return handle;
+  }
+}
+
+test('a block listed, written again, then dropped again while a pass waits for the log is not deleted on its old listing', async (t) => {
+  const directory = temporaryDirectory(t);
+  const fileSystem = new SegmentSyncGate();
+  // 'none': a delete is applied without waiting for an fdatasync (so it can land inside GC's).
+  const db = await open(directory, { ...SMALL, durability: 'none', gc: { minAgeMs: 0, intervalMs: 3_600_000 }, fileSystem });
+  t.after(() => db.close());
+  const value = content(7, 4096 * 2);
+  await db.put('a', value);
+  const first = db.snapshot();
+  await db.delete('a');
+  // Listed, not deleted: the first snapshot may read it.
+  assert.equal((await db.gc()).deleted, 0);
+  assert.equal(db.stats().blocks.delayed, 2);
+  // Written again (still on the list), and read by a second snapshot.
+  await db.put('b', value);
+  const second = db.snapshot();
+  first.release();
+  // Another unreferenced block, so the next pass waits for the log before listing.
+  await db.put('other', content(8, 4096));
+  await db.delete('other');
+  fileSystem.gate.arm();
+  const pass = db.gc();
+  await fileSystem.gate.reached;
+  // Dropped again while phase 1 waits: the listing it still has names the first snapshot's epoch.
+  await db.delete('b');
+  fileSystem.gate.release();
+  await pass;
+  assert.ok((await second.get('b'))?.equals(value), 'a block the second snapshot may read was deleted');
+  second.release();
+  await db.gc();
+  assert.deepEqual(blockFiles(directory), []);
+  await assertVerified(db, 'after the readers');
 });
