@@ -3202,13 +3202,14 @@ export class Store extends EventEmitter {
 
   /**
    * Arm the expiry sweep for the earliest queued expiry (no sooner than EXPIRY_SWEEP_INTERVAL_MS
-   * after the last sweep). Writable stores only: a read-only one starts no background work.
+   * after the last sweep, unless `atOnce`: the last one stopped at its batch limit). Writable
+   * stores only: a read-only one starts no background work.
    */
-  private armExpirySweep(): void {
+  private armExpirySweep(atOnce = false): void {
     if (this.options.readOnly || this.state !== 'open' || this.failure !== undefined) return;
     const earliest = this.expiries.peekTime();
     if (earliest === undefined) return;
-    const dueMs = Math.max(earliest, this.lastExpirySweepMs + EXPIRY_SWEEP_INTERVAL_MS);
+    const dueMs = Math.max(earliest, atOnce ? 0 : this.lastExpirySweepMs + EXPIRY_SWEEP_INTERVAL_MS);
     if (this.expiryTimer !== undefined) {
       if (this.expiryTimerDueMs <= dueMs) return;
       clearTimeout(this.expiryTimer);
@@ -3217,8 +3218,7 @@ export class Store extends EventEmitter {
     // setTimeout takes at most 2^31 - 1 ms: a far expiry re-arms on the way.
     this.expiryTimer = setTimeout(() => {
       this.expiryTimer = undefined;
-      this.sweepExpired(EXPIRY_SWEEP_BATCH, true);
-      this.armExpirySweep();
+      this.armExpirySweep(this.sweepExpired(EXPIRY_SWEEP_BATCH, true));
     }, Math.min(Math.max(0, dueMs - Date.now()), EXPIRY_TIMER_MAX_MS));
     this.expiryTimer.unref();
   }
@@ -3228,14 +3228,16 @@ export class Store extends EventEmitter {
    * reclaim them) and their blocks are released, as compaction does when it meets one. A put
    * read as absent is no different on disk either way; replay reads an expired put as a delete.
    * Background compaction is started if that makes it due, when `startCompaction` is true.
+   * Returns true when it stopped at `limit` (more may be due).
    */
-  private sweepExpired(limit: number, startCompaction: boolean): void {
-    if (this.state !== 'open' || this.failure !== undefined || this.options.readOnly) return;
+  private sweepExpired(limit: number, startCompaction: boolean): boolean {
+    if (this.state !== 'open' || this.failure !== undefined || this.options.readOnly) return false;
     const nowMs = Date.now();
     this.lastExpirySweepMs = nowMs;
     this.expiryCounters.sweeps++;
     let dropped = 0;
-    for (let seen = 0; seen < limit; seen++) {
+    let seen = 0;
+    for (; seen < limit; seen++) {
       const earliest = this.expiries.peekTime();
       if (earliest === undefined || earliest > nowMs) break;
       const { key, revision } = this.expiries.pop() as { key: string; revision: number };
@@ -3249,6 +3251,7 @@ export class Store extends EventEmitter {
       this.expiryCounters.swept += dropped;
       if (startCompaction) this.maybeScheduleCompaction();
     }
+    return seen === limit;
   }
 
   /** Drop an expired put from the index: its bytes are dead from now on, its blocks released. */
