@@ -152,7 +152,7 @@ const OBJECT_DIGESTS_KEPT = 4096;
  * bytes that long), each dropping at most EXPIRY_SWEEP_BATCH (then the next is due at once, so a
  * mass expiry does not hold the event loop); the timer is re-armed at least every
  * EXPIRY_TIMER_MAX_MS. Stale queue entries (keys written again) are dropped once the queue holds
- * more than twice the keys plus EXPIRY_QUEUE_SLACK.
+ * more than twice what the last such pass kept, plus EXPIRY_QUEUE_SLACK.
  */
 const EXPIRY_SWEEP_INTERVAL_MS = 100;
 const EXPIRY_SWEEP_BATCH = 10_000;
@@ -521,6 +521,8 @@ export class Store extends EventEmitter {
   /** When the armed expiry timer fires (ms since the epoch). */
   private expiryTimerDueMs = 0;
   private lastExpirySweepMs = 0;
+  /** Entries the queue kept at its last pass over stale ones. */
+  private expiriesKept = 0;
   private readonly expiryCounters = { swept: 0, sweeps: 0 };
   /** Segments a compaction run is rewriting now. */
   private readonly segmentsInCompaction = new Set<number>();
@@ -3191,11 +3193,16 @@ export class Store extends EventEmitter {
     return tracked;
   }
 
-  /** Queue the expiry of a put just indexed; stale entries are dropped once they outnumber the keys. */
+  /**
+   * Queue the expiry of a put just indexed. Stale entries (keys written again since) are dropped
+   * once the queue is more than twice what the last such pass kept, plus EXPIRY_QUEUE_SLACK: memory
+   * stays proportional to the live puts with `ttlMs`, at O(1) amortized per put.
+   */
   private noteExpiry(key: string, revision: number, expiresAtMs: number): void {
     this.expiries.push(expiresAtMs, key, revision);
-    if (this.expiries.size > 2 * this.index.size + EXPIRY_QUEUE_SLACK) {
+    if (this.expiries.size > 2 * this.expiriesKept + EXPIRY_QUEUE_SLACK) {
       this.expiries.compact((queuedKey, queuedRevision) => this.index.get(queuedKey)?.revision === queuedRevision);
+      this.expiriesKept = this.expiries.size;
     }
     this.armExpirySweep();
   }
