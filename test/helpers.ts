@@ -80,3 +80,18 @@ export class BlockOpenGate extends NodeFileSystem {
     return super.open(path, mode, options);
   }
 }
+
+/** The window an expiry time is known to lie in (ms since the epoch), for a put with `ttlMs`: [from, to]. */
+export interface ExpiryWindow {
+  from: number;
+  to: number;
+}
+
+/**
+ * What a read whose "now" lay between `beforeMs` and `afterMs` may have found of a value expiring
+ * in `window` (none: it never expires): live exactly while its expiry time is after now.
+ */
+export function expiryAllows(window: ExpiryWindow | undefined, beforeMs: number, afterMs: number): { live: boolean; expired: boolean } {
+  if (window === undefined) return { live: true, expired: false };
+  return { live: window.to > beforeMs, expired: window.from <= afterMs };
+}

@@ -17,7 +17,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open } from '../../src/index.js';
-import { random } from '../helpers.js';
+import { expiryAllows, random, type ExpiryWindow } from '../helpers.js';
 // @ts-expect-error plain JS module shared with the worker
 import { applyObject, digest, STORE_OPTIONS, stepOperations, valueBytes } from './workload.mjs';
 
@@ -39,8 +39,8 @@ interface ModelEntry {
   revision: number;
   /** The whole value, for objects (their next write is computed from it). */
   bytes?: Buffer;
-  /** For a put with `ttlMs`: its expiry time is somewhere in [from, to] (Date.now() ms). */
-  expires?: { from: number; to: number };
+  /** For a put with `ttlMs`: the window its expiry time lies in. */
+  expires?: ExpiryWindow;
 }
 
 /** What one operation does to one key: a value (with its TTL), or undefined for a delete. */
@@ -109,10 +109,9 @@ interface Read {
 function agrees(expected: ModelEntry | undefined, read: Read): boolean {
   const actual = read.entry;
   if (expected === undefined) return actual === undefined;
-  // Live at the read exactly when its expiry is after the read's now.
-  if (actual === undefined) return expected.expires !== undefined && expected.expires.from <= read.afterMs;
-  if (expected.expires !== undefined && expected.expires.to <= read.beforeMs) return false;
-  return actual.digest === expected.digest && actual.revision === expected.revision;
+  const allows = expiryAllows(expected.expires, read.beforeMs, read.afterMs);
+  if (actual === undefined) return allows.expired;
+  return allows.live && actual.digest === expected.digest && actual.revision === expected.revision;
 }
 
 /** Runs the worker until killed; resolves with Date.now() once it is dead (nothing it does is later). */
@@ -247,12 +246,13 @@ export async function runCrashLoop(options: CrashLoopOptions): Promise<CrashLoop
           states.set(key, actual);
           // Applied: the new value (with a revision above the one it replaced), or absent when
           // it is a delete, or a put whose TTL may have expired by the read.
+          const allows = expiryAllows(value?.ttlMs === undefined ? undefined : { from: issuedMs + value.ttlMs, to: doneMs + value.ttlMs }, actual.beforeMs, actual.afterMs);
           const applied =
             value === undefined
               ? actual.entry === undefined
               : actual.entry === undefined
-                ? value.ttlMs !== undefined && issuedMs + value.ttlMs <= actual.afterMs
-                : actual.entry.digest === value.digest && actual.entry.revision > (model.get(key)?.revision ?? 0) && (value.ttlMs === undefined || doneMs + value.ttlMs > actual.beforeMs);
+                ? allows.expired
+                : allows.live && actual.entry.digest === value.digest && actual.entry.revision > (model.get(key)?.revision ?? 0);
           if (applied) appliedCount++;
           if (agrees(model.get(key), actual)) unchangedCount++;
         }

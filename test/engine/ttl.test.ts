@@ -12,13 +12,13 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import { open, SiltError, type Store } from '../../src/index.js';
-import { BlockOpenGate, collect, random, temporaryDirectory, testSeed } from '../helpers.js';
+import { BlockOpenGate, collect, expiryAllows, random, temporaryDirectory, testSeed, type ExpiryWindow } from '../helpers.js';
 
 interface State {
   /** undefined: absent. */
   value: Buffer | undefined;
-  /** The window in which the value expires (ms since the epoch), for a put with `ttlMs`. */
-  expires?: { after: number; by: number };
+  /** The window in which the value expires, for a put with `ttlMs`. */
+  expires?: ExpiryWindow;
 }
 
 const KEYS = ['a', 'b', 'c', 'd', 'e', 'f'];
@@ -34,9 +34,8 @@ const OPTIONS = {
 /** What a read between `r0` and `r1` may return in `state`. */
 function possibleReads(state: State, r0: number, r1: number): Array<Buffer | undefined> {
   if (state.value === undefined) return [undefined];
-  if (state.expires === undefined || state.expires.after > r1) return [state.value];
-  if (state.expires.by <= r0) return [undefined];
-  return [state.value, undefined];
+  const allows = expiryAllows(state.expires, r0, r1);
+  return [...(allows.live ? [state.value] : []), ...(allows.expired ? [undefined] : [])];
 }
 
 function same(a: Buffer | undefined, b: Buffer | undefined): boolean {
@@ -90,7 +89,7 @@ async function runTtlModel(seed: number, steps: number, directory: string): Prom
       kept.push(got === undefined && state.value !== undefined ? { value: undefined } : state);
     }
     if (kept.length === 0) {
-      assert.fail(context(step, `${what} of ${key} returned ${describe(got)}; it may be ${before.map((state) => `${describe(state.value)}${state.expires ? ` expiring in [${state.expires.after - r1}, ${state.expires.by - r0}] ms` : ''}`).join(' or ')}`));
+      assert.fail(context(step, `${what} of ${key} returned ${describe(got)}; it may be ${before.map((state) => `${describe(state.value)}${state.expires ? ` expiring in [${state.expires.from - r1}, ${state.expires.to - r0}] ms` : ''}`).join(' or ')}`));
     }
     if (got === undefined && before.some((state) => state.value !== undefined && state.expires !== undefined)) counts.expiredReads++;
     if (got !== undefined && before.some((state) => state.expires !== undefined)) counts.liveReads++;
@@ -116,7 +115,7 @@ async function runTtlModel(seed: number, steps: number, directory: string): Prom
         const ttlMs = drawTtl();
         await db.put(key, value, ttlMs === undefined ? undefined : { ttlMs });
         const t1 = Date.now();
-        states.set(key, [ttlMs === undefined ? { value } : { value, expires: { after: t0 + ttlMs, by: t1 + ttlMs } }]);
+        states.set(key, [ttlMs === undefined ? { value } : { value, expires: { from: t0 + ttlMs, to: t1 + ttlMs } }]);
       } else if (roll < 0.32) {
         // The lock pattern: take the key if it is absent or expired.
         const value = drawValue();
@@ -131,7 +130,7 @@ async function runTtlModel(seed: number, steps: number, directory: string): Prom
         const t1 = Date.now();
         if (outcome === 'taken') {
           observe(step, key, undefined, t0, t1, 'a put with ifAbsent that succeeded');
-          states.set(key, [{ value, expires: { after: t0 + ttlMs, by: t1 + ttlMs } }]);
+          states.set(key, [{ value, expires: { from: t0 + ttlMs, to: t1 + ttlMs } }]);
         } else {
           const live = (states.get(key) as State[]).filter((state) => possibleReads(state, t0, t1).some((read) => read !== undefined));
           if (live.length === 0) assert.fail(context(step, `a put with ifAbsent of ${key} found it held, but it cannot be live`));
@@ -145,7 +144,7 @@ async function runTtlModel(seed: number, steps: number, directory: string): Prom
         if (other !== key) await db.batch([...operations, { type: 'delete', key: other }]);
         else await db.batch(operations);
         const t1 = Date.now();
-        states.set(key, [ttlMs === undefined ? { value } : { value, expires: { after: t0 + ttlMs, by: t1 + ttlMs } }]);
+        states.set(key, [ttlMs === undefined ? { value } : { value, expires: { from: t0 + ttlMs, to: t1 + ttlMs } }]);
         if (other !== key) states.set(other, [{ value: undefined }]);
       } else if (roll < 0.47) {
         const value = bytes(Math.floor(next() * 12000));
@@ -153,7 +152,7 @@ async function runTtlModel(seed: number, steps: number, directory: string): Prom
         const pieces = [value.subarray(0, value.length >> 1), value.subarray(value.length >> 1)];
         await db.putStream(key, pieces, ttlMs === undefined ? undefined : { ttlMs });
         const t1 = Date.now();
-        states.set(key, [ttlMs === undefined ? { value } : { value, expires: { after: t0 + ttlMs, by: t1 + ttlMs } }]);
+        states.set(key, [ttlMs === undefined ? { value } : { value, expires: { from: t0 + ttlMs, to: t1 + ttlMs } }]);
       } else if (roll < 0.52) {
         await db.delete(key);
         states.set(key, [{ value: undefined }]);

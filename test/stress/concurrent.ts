@@ -25,7 +25,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FaultFileSystem, type FaultErrno } from '../../src/fs/fault-file-system.js';
 import { NodeFileSystem, open, SiltError, type Durability, type OpenOptions, type Store } from '../../src/index.js';
-import { random } from '../helpers.js';
+import { expiryAllows, random, type ExpiryWindow } from '../helpers.js';
 
 export interface StressResult {
   steps: number;
@@ -56,7 +56,7 @@ const TTL_KEYS = Array.from({ length: 3 }, (_, index) => `ttl-${index}`);
 /** A TTL key's state: its value, and for a put with `ttlMs` T called at t0 and settled at t1, the window [t0 + T, t1 + T] of its expiry time. */
 interface TtlState {
   value: Buffer;
-  expires?: { from: number; to: number };
+  expires?: ExpiryWindow;
 }
 
 /**
@@ -66,8 +66,8 @@ interface TtlState {
  */
 function agreesTtl(state: TtlState | undefined, got: Buffer | undefined, beforeMs: number, afterMs: number): boolean {
   if (state === undefined) return got === undefined;
-  if (got === undefined) return state.expires !== undefined && state.expires.from <= afterMs;
-  return got.equals(state.value) && (state.expires === undefined || state.expires.to > beforeMs);
+  const allows = expiryAllows(state.expires, beforeMs, afterMs);
+  return got === undefined ? allows.expired : allows.live && got.equals(state.value);
 }
 
 /** A write to a TTL key: the state it leaves (undefined: deleted), filled in when it settles. */
