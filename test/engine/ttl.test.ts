@@ -372,3 +372,25 @@ test('compact() that finds puts expired since the last sweep runs alone: no back
   assert.ok(verified.ok, JSON.stringify(verified.problems.slice(0, 3)));
   for (let index = 0; index < 10; index++) assert.deepEqual(await db.get(`stable-${index}`), Buffer.alloc(100, index));
 });
+
+test('a read stream opened before its value expired reads it whole after the sweep dropped it and GC ran', async (t) => {
+  const directory = temporaryDirectory(t);
+  const db = await open(directory, { valueThreshold: 1000, blockBytes: 4096, gc: { minAgeMs: 0, intervalMs: 5 } });
+  t.after(() => db.close());
+  const value = Buffer.alloc(5 * 4096);
+  for (let index = 0; index < value.length; index++) value[index] = (index * 31 + (index >> 12)) & 255;
+  await db.put('large', value, { ttlMs: 50 });
+  // Opened while live, one block read; then the value expires, the sweep drops it, GC passes.
+  const stream = db.createReadStream('large', { highWaterMark: 4096 });
+  const iterator = stream[Symbol.asyncIterator]();
+  const first = (await iterator.next()).value as Buffer;
+  await until(() => db.stats().expiry.swept === 1, 5000, 'the sweep');
+  await db.gc();
+  const parts = [first];
+  for (let step = await iterator.next(); !step.done; step = await iterator.next()) parts.push(step.value as Buffer);
+  assert.ok(Buffer.concat(parts).equals(value), 'the stream lost blocks GC collected under it');
+  assert.equal(await db.get('large'), undefined);
+  // Its reader gone, the blocks go.
+  await db.gc();
+  assert.equal(db.stats().blocks.count, 0);
+});
