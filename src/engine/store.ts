@@ -201,6 +201,13 @@ interface PendingOperation {
   /** For a copy made by compaction: where the original entry is. */
   relocatedFrom?: { segmentId: number; offsetBytes: number; revision: number } | undefined;
   /**
+   * For the tombstone of an expired put with blocks (written by the expiry sweep or compaction,
+   * see `dropExpired`): the put's blocks (hex, as held), held until it is applied, so that GC
+   * lists them only once a record in the log, not the clock alone, keeps the put from coming back
+   * at a replay.
+   */
+  heldUntilApplied?: string[] | undefined;
+  /**
    * For a PUT_OBJECT_DELTA: the key's record it applies to (which must still be the key's record,
    * in the segment the delta is written to; `commitGroup` writes a full manifest instead otherwise).
    */
@@ -521,9 +528,11 @@ export class Store extends EventEmitter {
   /** When the armed expiry timer fires (ms since the epoch). */
   private expiryTimerDueMs = 0;
   private lastExpirySweepMs = 0;
+  /** The last write of tombstones the expiry sweep queued, until it lands (idle() waits for it). */
+  private expiryWrite: Promise<void> | undefined;
   /** Entries the queue kept at its last pass over stale ones. */
   private expiriesKept = 0;
-  private readonly expiryCounters = { swept: 0, sweeps: 0 };
+  private readonly expiryCounters = { swept: 0, sweeps: 0, tombstones: 0 };
   /** Segments a compaction run is rewriting now. */
   private readonly segmentsInCompaction = new Set<number>();
   /** Background slice compaction: chunks waiting (per key), and the run in progress. */
@@ -2830,6 +2839,12 @@ export class Store extends EventEmitter {
           continue;
         }
         if (operation.relocatedFrom !== undefined) {
+          if (operation.type === EntryType.DELETE) {
+            // An expired put's tombstone (the index dropped the put when it was written): now in
+            // the log, it lets go of the put's blocks.
+            if (operation.heldUntilApplied !== undefined) for (const hex of operation.heldUntilApplied) this.unhold(hex);
+            continue;
+          }
           // A copy made by compaction: it replaces the key's location only if the key still
           // points at the original (guaranteed by the check at enqueue; checked again here).
           const from = operation.relocatedFrom;
@@ -2844,7 +2859,7 @@ export class Store extends EventEmitter {
             }
             continue;
           }
-          if (operation.type !== EntryType.DELETE && previous !== undefined && previous.segmentId === from.segmentId && previous.offsetBytes === from.offsetBytes) {
+          if (previous !== undefined && previous.segmentId === from.segmentId && previous.offsetBytes === from.offsetBytes) {
             const moved: EntryLocation = { ...previous, segmentId: active.segmentId, offsetBytes: newOffset, verifiedKey: undefined };
             this.index.set(operation.key, moved);
             this.segmentLiveBytes(from.segmentId, -previous.lengthBytes);
@@ -3147,7 +3162,7 @@ export class Store extends EventEmitter {
 
   /** Resolves once no background work (compaction, GC, checkpoint, interval fsync) is running. */
   async idle(): Promise<void> {
-    while (this.compacting !== undefined || this.checkpointRunning !== undefined || this.intervalSync !== undefined || this.gcRunning !== undefined || this.objectCompacting !== undefined) {
+    while (this.compacting !== undefined || this.checkpointRunning !== undefined || this.intervalSync !== undefined || this.gcRunning !== undefined || this.objectCompacting !== undefined || this.expiryWrite !== undefined) {
       // Paced slice compaction catches up now instead of waiting for writes to pause.
       if (this.objectCompacting !== undefined) {
         this.objectCatchUp = true;
@@ -3158,6 +3173,8 @@ export class Store extends EventEmitter {
       await this.checkpointRunning;
       await this.intervalSync;
       await this.gcRunning?.catch(() => undefined);
+      // The expiry sweep's tombstones (queued in order, so the last one written is the last to land).
+      await this.expiryWrite;
     }
   }
 
@@ -3232,8 +3249,9 @@ export class Store extends EventEmitter {
 
   /**
    * Drop up to `limit` expired puts from the index: their bytes become dead (so compaction can
-   * reclaim them) and their blocks are released, as compaction does when it meets one. A put
-   * read as absent is no different on disk either way; replay reads an expired put as a delete.
+   * reclaim them), as compaction does when it meets one. A put without blocks writes nothing:
+   * replay reads an expired put as a delete. A put with blocks is followed by its tombstone in the
+   * log, which releases the blocks once applied (see `dropExpired`).
    * Background compaction is started if that makes it due, when `startCompaction` is true.
    * Returns true when it stopped at `limit` (more may be due).
    */
@@ -3244,6 +3262,10 @@ export class Store extends EventEmitter {
     this.expiryCounters.sweeps++;
     let dropped = 0;
     let seen = 0;
+    const tombstones: Buffer[] = [];
+    const operations: PendingOperation[] = [];
+    let tombstoneBytes = 0;
+    const waiting: Array<{ key: string; revision: number; expiresAtMs: number }> = [];
     for (; seen < limit; seen++) {
       const earliest = this.expiries.peekTime();
       if (earliest === undefined || earliest > nowMs) break;
@@ -3251,8 +3273,32 @@ export class Store extends EventEmitter {
       const location = this.index.get(key);
       // Written again since (another revision), or already dropped: a stale entry.
       if (location === undefined || location.revision !== revision || location.expiresAtMs === undefined || location.expiresAtMs > nowMs) continue;
-      this.dropExpired(key, location);
+      if ((location.reference !== undefined || location.object !== undefined) && this.pending.has(key)) {
+        // A write of the key is queued: a tombstone queued behind it would delete it at replay.
+        // That write replaces the put (releasing its blocks once it is durable); should it leave
+        // the put in place, a later pass looks again.
+        waiting.push({ key, revision, expiresAtMs: location.expiresAtMs });
+        continue;
+      }
+      const held = this.dropExpired(key, location);
       dropped++;
+      if (held === undefined) continue;
+      const tombstone = this.expiredTombstone(Buffer.from(key, 'latin1'), location.revision, location, tombstoneBytes, held);
+      tombstones.push(tombstone.bytes);
+      operations.push(tombstone.operation);
+      tombstoneBytes += tombstone.bytes.length;
+    }
+    for (const entry of waiting) this.expiries.push(entry.expiresAtMs, entry.key, entry.revision);
+    if (operations.length > 0) {
+      this.expiryCounters.tombstones += operations.length;
+      // A failure to write them fails the store (the flush loop records it); the blocks then stay
+      // referenced until the next open, which recomputes every count. idle() waits for them.
+      const written: Promise<void> = this.enqueueRelocation(Buffer.concat(tombstones, tombstoneBytes), operations)
+        .catch(() => undefined)
+        .finally(() => {
+          if (this.expiryWrite === written) this.expiryWrite = undefined;
+        });
+      this.expiryWrite = written;
     }
     if (dropped > 0) {
       this.expiryCounters.swept += dropped;
@@ -3261,13 +3307,53 @@ export class Store extends EventEmitter {
     return seen === limit;
   }
 
-  /** Drop an expired put from the index: its bytes are dead from now on, its blocks released. */
-  private dropExpired(key: string, location: EntryLocation): void {
+  /**
+   * Drop an expired put from the index: its bytes are dead from now on, its blocks released. A put
+   * with blocks has them held too: the caller queues its tombstone (see `expiredTombstone`), which
+   * lets go of them once applied. Replay then reads the key as deleted whatever the clock says, so
+   * GC never deletes blocks that a replayed put points at (with the clock set back before a
+   * reopen, the put alone would read as live, its blocks gone).
+   * Returns the held blocks (hex), for the tombstone; undefined for a put without blocks.
+   */
+  private dropExpired(key: string, location: EntryLocation): string[] | undefined {
     this.index.delete(key);
     this.liveBytes -= liveLength(location);
     this.segmentLiveBytes(location.segmentId, -liveLength(location));
-    if (location.reference !== undefined) this.release(location.reference);
-    if (location.object !== undefined) this.release(location.object);
+    const blocks = location.reference ?? location.object;
+    if (blocks === undefined) return undefined;
+    // Held before released: the blocks never look collectable in between.
+    const held = this.heldBlocks(blocks);
+    for (const hex of held) this.hold(hex);
+    this.release(blocks);
+    return held;
+  }
+
+  /**
+   * The tombstone of an expired put: a DELETE of its key with the put's revision (what replay
+   * makes of the put anyway), written as a relocation (it moves no revision counter), placed
+   * `relativeOffsetBytes` into its write; once applied it unholds `held`.
+   */
+  private expiredTombstone(
+    key: Buffer,
+    revision: number,
+    from: { segmentId: number; offsetBytes: number },
+    relativeOffsetBytes: number,
+    held: string[] | undefined,
+  ): { bytes: Buffer; operation: PendingOperation } {
+    const length = entryLength(key, undefined, false);
+    const bytes = Buffer.allocUnsafe(length);
+    encodeEntry(bytes, 0, { type: EntryType.DELETE, key, revision });
+    const operation: PendingOperation = {
+      key: key.toString('latin1'),
+      type: EntryType.DELETE,
+      relativeOffsetBytes,
+      lengthBytes: length,
+      expiresAtMs: undefined,
+      userBytes: 0,
+      relocatedFrom: { segmentId: from.segmentId, offsetBytes: from.offsetBytes, revision },
+      heldUntilApplied: held,
+    };
+    return { bytes, operation };
   }
 
   /** Arm the background GC timer while blocks wait to be listed or deleted. */
@@ -3711,21 +3797,11 @@ export class Store extends EventEmitter {
      * An expired put that must still hide older records of its key: written as a DELETE with its
      * revision (what replay makes of it anyway), so its value is not copied along.
      */
-    const copyAsTombstone = (entry: { key: Buffer; revision: number; offsetBytes: number }): void => {
-      const length = entryLength(entry.key, undefined, false);
-      const tombstone = Buffer.allocUnsafe(length);
-      encodeEntry(tombstone, 0, { type: EntryType.DELETE, key: entry.key, revision: entry.revision });
-      operations.push({
-        key: entry.key.toString('latin1'),
-        type: EntryType.DELETE,
-        relativeOffsetBytes: copiedBytes,
-        lengthBytes: length,
-        expiresAtMs: undefined,
-        userBytes: 0,
-        relocatedFrom: { segmentId: segment.segmentId, offsetBytes: entry.offsetBytes, revision: entry.revision },
-      });
-      parts.push(tombstone);
-      copiedBytes += length;
+    const copyAsTombstone = (entry: { key: Buffer; revision: number; offsetBytes: number }, held?: string[]): void => {
+      const tombstone = this.expiredTombstone(entry.key, entry.revision, { segmentId: segment.segmentId, offsetBytes: entry.offsetBytes }, copiedBytes, held);
+      operations.push(tombstone.operation);
+      parts.push(tombstone.bytes);
+      copiedBytes += tombstone.bytes.length;
       this.compactionCounters.expiredAsTombstones++;
     };
     scanSegment(bytes, SEGMENT_HEADER_BYTES, (entry) => {
@@ -3752,12 +3828,14 @@ export class Store extends EventEmitter {
       } else {
         if (location === undefined || location.segmentId !== segment.segmentId || location.offsetBytes !== entry.offsetBytes) return;
         if (location.expiresAtMs !== undefined && location.expiresAtMs <= nowMs) {
-          // Expired: dropped from the index (its blocks released) instead of copied. While an
-          // older version of the key may come back at replay, its record goes on as a tombstone.
-          this.dropExpired(key, location);
-          if (this.olderSegmentMayHold(segment.segmentId, entry.key)) {
+          // Expired: dropped from the index instead of copied. While an older version of the key
+          // may come back at replay, its record goes on as a tombstone; so it does while it has
+          // blocks, which its tombstone releases once in the log: until this segment's file is
+          // deleted, a replay with the clock set back would find the put live (see dropExpired).
+          const held = this.dropExpired(key, location);
+          if (held !== undefined || this.olderSegmentMayHold(segment.segmentId, entry.key)) {
             this.compactionCounters.tombstonesKept++;
-            copyAsTombstone(entry);
+            copyAsTombstone(entry, held);
           }
           return;
         }

@@ -288,6 +288,11 @@ export interface StoreStats {
     queued: number;
     /** Expired puts dropped from the index by the sweep. */
     swept: number;
+    /**
+     * Tombstones the sweep wrote: one per swept put with blocks, which it releases once in the
+     * log (replay then never finds the put live, whatever the clock says, with its blocks gone).
+     */
+    tombstones: number;
     /** Sweep passes run. */
     sweeps: number;
   };

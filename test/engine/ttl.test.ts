@@ -10,8 +10,11 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { open, SiltError, type Store } from '../../src/index.js';
+import { HINT_FILE_NAME } from '../../src/log/hint.js';
 import { BlockOpenGate, collect, expiryAllows, random, temporaryDirectory, testSeed, type ExpiryWindow } from '../helpers.js';
 
 interface State {
@@ -308,7 +311,10 @@ test('expired puts stop counting as live without a reopen: the sweep drops them 
   assert.ok(full.blocks.referenced > 0);
   // The background sweep, with no read, write or reopen to prompt it.
   await until(() => Date.now() > expiresBy && db.stats().expiry.swept === 320, 5000, 'the sweep');
+  // The 20 values with blocks release them once their tombstones are in the log.
+  await db.idle();
   const swept = db.stats();
+  assert.equal(swept.expiry.tombstones, 20);
   assert.equal(swept.keys, 20);
   assert.equal(swept.blocks.referenced, 0, 'the expired values\' blocks are still referenced');
   assert.ok(swept.liveBytes < full.liveBytes / 10, `live bytes ${swept.liveBytes} of ${full.liveBytes}`);
@@ -393,4 +399,76 @@ test('a read stream opened before its value expired reads it whole after the swe
   // Its reader gone, the blocks go.
   await db.gc();
   assert.equal(db.stats().blocks.count, 0);
+});
+
+test('a value whose blocks GC deleted after the sweep stays gone when the clock is set back before a reopen: its removal is a record in the log, not only a reading of the clock', async (t) => {
+  // The store is opened again without its checkpoint, so the log is replayed, with the clock set
+  // back an hour by hand (as after a restart on a machine whose clock was wrong): the put looks live.
+  const realNow = Date.now;
+  let aheadMs = 0;
+  Date.now = () => realNow() + aheadMs;
+  t.after(() => {
+    Date.now = realNow;
+  });
+  const directory = temporaryDirectory(t);
+  const options = { valueThreshold: 1000, blockBytes: 4096, gc: { minAgeMs: 0, intervalMs: 5 } };
+  let db = await open(directory, options);
+  const kept = Buffer.alloc(3 * 4096, 9);
+  await db.put('kept', kept);
+  await db.put('large', Buffer.alloc(5 * 4096, 7), { ttlMs: 50 });
+  await until(() => db.stats().expiry.swept === 1, 5000, 'the sweep');
+  await db.idle();
+  // No compaction ran: the expired put's record is still in the log.
+  assert.equal(db.stats().compaction.segmentsCompacted, 0);
+  assert.equal(db.stats().expiry.tombstones, 1);
+  // GC until the expired value's blocks are gone from disk.
+  for (let pass = 0; pass < 100 && db.stats().blocks.count > 1; pass++) await db.gc();
+  assert.equal(db.stats().blocks.count, 1, 'GC did not delete the expired value\'s blocks');
+  await db.close();
+  rmSync(join(directory, HINT_FILE_NAME), { force: true });
+  aheadMs = -60 * 60 * 1000;
+  db = await open(directory, options);
+  t.after(() => db.close());
+  assert.equal(await db.get('large'), undefined);
+  assert.deepEqual(await db.get('kept'), kept);
+  const verified = await db.verify();
+  assert.ok(verified.ok, JSON.stringify(verified.problems.slice(0, 3)));
+});
+
+test('compaction that meets an expired value with blocks writes its tombstone before GC may delete them: the old segment coming back at a replay (its unlink not yet durable) with the clock set back does not revive it', async (t) => {
+  // The clock moved by hand: forward past the expiry (the sweep timer, armed an hour out in real
+  // time, has not run, so background compaction is the first to meet the expired put), then back.
+  const realNow = Date.now;
+  let aheadMs = 0;
+  Date.now = () => realNow() + aheadMs;
+  t.after(() => {
+    Date.now = realNow;
+  });
+  const directory = temporaryDirectory(t);
+  const options = { segmentBytes: 4096, valueThreshold: 1000, blockBytes: 4096, compaction: { deadRatio: 0.3 }, gc: { minAgeMs: 0, intervalMs: 5 } };
+  let db = await open(directory, options);
+  await db.put('large', Buffer.alloc(2 * 4096, 7), { ttlMs: 60 * 60 * 1000 });
+  for (let index = 0; index < 8; index++) await db.put(`filler-${index}`, Buffer.alloc(300, index));
+  // More until the first segment is sealed (a copy of it comes back below, as a sealed segment).
+  for (let index = 0; readdirSync(directory).filter((name) => name.endsWith('.log')).length < 2; index++) await db.put(`stable-${index}`, Buffer.alloc(300, index));
+  await db.idle();
+  const firstSegment = readdirSync(directory).filter((name) => name.endsWith('.log')).sort()[0] as string;
+  const saved = readFileSync(join(directory, firstSegment));
+  aheadMs = 2 * 60 * 60 * 1000;
+  // Overwrites make the first segment dead enough for background compaction.
+  for (let round = 0; round < 3; round++) for (let index = 0; index < 8; index++) await db.put(`filler-${index}`, Buffer.alloc(300, 100 + round));
+  await db.idle();
+  assert.ok(!existsSync(join(directory, firstSegment)), 'the first segment was not compacted');
+  assert.equal(db.stats().expiry.swept, 0, 'the sweep ran first');
+  assert.ok(db.stats().compaction.expiredAsTombstones >= 1);
+  for (let pass = 0; pass < 100 && db.stats().blocks.count > 0; pass++) await db.gc();
+  assert.equal(db.stats().blocks.count, 0, 'GC did not delete the expired value\'s blocks');
+  await db.close();
+  writeFileSync(join(directory, firstSegment), saved);
+  rmSync(join(directory, HINT_FILE_NAME), { force: true });
+  aheadMs = -60 * 60 * 1000;
+  db = await open(directory, options);
+  t.after(() => db.close());
+  assert.equal(await db.get('large'), undefined);
+  for (let index = 0; index < 8; index++) assert.deepEqual(await db.get(`filler-${index}`), Buffer.alloc(300, 102));
 });
