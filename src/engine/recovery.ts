@@ -317,7 +317,11 @@ export async function recover(fs: FileSystem, directory: string, readOnly: boole
         report.replayedEntries++;
         if (entry.revision > maxRevision) maxRevision = entry.revision;
         const key = entry.key.toString('latin1');
-        const expired = entry.expiresAtMs !== undefined && entry.expiresAtMs <= nowMs;
+        // An expired inline put is replayed as a delete. One with blocks stays indexed (reads see
+        // it as absent) for the expiry sweep, which removes it with a tombstone in the log before
+        // GC may delete the blocks: dropped here on the clock's word alone, its blocks would go
+        // while its record stays, to read as live again should a later open's clock be behind.
+        const expired = entry.expiresAtMs !== undefined && entry.expiresAtMs <= nowMs && entry.type === EntryType.PUT;
         referenceKeys.delete(key);
         if (entry.type === EntryType.DELETE || expired) {
           const removed = index.delete(key);

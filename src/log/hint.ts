@@ -282,7 +282,9 @@ export function decodeHint(bytes: Buffer, nowMs: number): LoadedHint | string {
     cursor += keyLength;
     if (previousKey !== undefined && !(previousKey < key)) return 'keys out of order';
     previousKey = key;
-    if (expiresAtMs !== undefined && expiresAtMs <= nowMs) continue;
+    // Expired inline values are left out; one with blocks stays, for the expiry sweep to remove
+    // with a tombstone (see recovery.ts).
+    if (expiresAtMs !== undefined && expiresAtMs <= nowMs && (flags & (HINT_FLAG_REFERENCE | HINT_FLAG_OBJECT)) === 0) continue;
     if (segmentId !== lastSegmentId) {
       segmentIds.add(segmentId);
       lastSegmentId = segmentId;
