@@ -30,6 +30,12 @@ export const ErrorCode = {
   FAILED: 'FAILED',
   /** The directory does not hold a store and `createIfMissing` is false. */
   NOT_FOUND: 'NOT_FOUND',
+  /**
+   * A `readOnly` store went to read a file that was there when it opened and is gone: a process
+   * writing the store removed it since (a segment it compacted away, a block it collected). The
+   * store is fine; this open's view of it is out of date. Open it again to read it as it is now.
+   */
+  STALE: 'STALE',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

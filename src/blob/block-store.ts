@@ -135,6 +135,11 @@ export class BlockStore {
   readonly directory: string;
   /** Hex hashes of the block files present under their final name. */
   private readonly present = new Set<string>();
+  /**
+   * For a read-only open: whether a process writing the store has gone on since (see
+   * `Store.viewIsStale`), which makes a missing block `STALE` rather than `CORRUPTION`.
+   */
+  viewIsStale: (() => boolean) | undefined;
   /** Of those, the ones that may be incomplete (unreferenced at open): never trusted by a write. */
   private readonly unverified = new Set<string>();
   private readonly slots: AlignedSlots;
@@ -450,6 +455,9 @@ export class BlockStore {
 
   private missing(hash: Buffer, error: unknown): SiltError {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      if (this.viewIsStale?.() === true) {
+        return new SiltError(ErrorCode.STALE, `block ${hash.toString('hex')} was collected since this read-only open (by a process writing the store): open it again`, { cause: error });
+      }
       return new SiltError(ErrorCode.CORRUPTION, `block ${hash.toString('hex')} is missing`, { cause: error });
     }
     return toIoError(error, `reading block ${hash.toString('hex')}`);

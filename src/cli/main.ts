@@ -5,11 +5,13 @@
  * Invariants:
  * - Every command opens the store, does one thing, and closes it; errors print one line to stderr
  *   and exit non-zero (2 for usage errors, 1 for everything else).
- * - Read-only commands (get, ls, stats) open the store `readOnly`, so they never write a byte.
+ * - Read-only commands (get, ls, stats, verify) open the store `readOnly`, so they never write a
+ *   byte. A process writing the store may remove a file such an open was about to read (`STALE`):
+ *   the command opens the store again and goes on (up to STALE_ATTEMPTS opens).
  */
 import cliProgress from 'cli-progress';
 import { Command, CommanderError } from 'commander';
-import { open, SiltError, type RangeOptions, type Store } from '../index.js';
+import { isSiltError, open, SiltError, type RangeOptions, type Store } from '../index.js';
 
 const program = new Command();
 program
@@ -19,12 +21,21 @@ program
   .showHelpAfterError()
   .exitOverride();
 
+/** Opens of a read-only command that found its view of the store out of date, at most. */
+const STALE_ATTEMPTS = 5;
+
 async function withStore<T>(readOnly: boolean, action: (db: Store) => Promise<T>): Promise<T> {
-  const db = await open(program.opts<{ dir: string }>().dir, { readOnly });
-  try {
-    return await action(db);
-  } finally {
-    await db.close();
+  for (let attempt = 1; ; attempt++) {
+    const db = await open(program.opts<{ dir: string }>().dir, { readOnly });
+    try {
+      return await action(db);
+    } catch (error) {
+      // Read-only beside a writer: a file this open's view needs was removed since it opened.
+      // The action runs again on a new open (it must be safe to: see `ls`).
+      if (!readOnly || !isSiltError(error, 'STALE') || attempt === STALE_ATTEMPTS) throw error;
+    } finally {
+      await db.close();
+    }
   }
 }
 
@@ -93,9 +104,24 @@ program
   .option('--values', 'print key<TAB>value')
   .action(async (options: RangeOptions & { values?: boolean }) => {
     const { values, ...range } = options;
+    // Keys alone come from the index (no file is read). With values, an open found out of date
+    // (STALE) is followed by another that goes on after the last key printed.
+    let printed = 0;
+    let last: Buffer | undefined;
     await withStore(true, async (db) => {
-      for await (const entry of db.entries(range)) {
-        process.stdout.write(values ? `${entry.key.toString()}\t${entry.value.toString()}\n` : `${entry.key.toString()}\n`);
+      const { gt, gte, lt, lte, ...rest } = range;
+      const from = last === undefined || range.reverse ? { gt, gte } : { gt: last };
+      const to = last !== undefined && range.reverse ? { lt: last } : { lt, lte };
+      const resumed: RangeOptions = { ...rest, ...from, ...to, ...(range.limit === undefined ? {} : { limit: range.limit - printed }) };
+      for (const [name, value] of Object.entries(resumed)) if (value === undefined) delete resumed[name as keyof RangeOptions];
+      if (!values) {
+        for await (const key of db.keys(resumed)) process.stdout.write(`${key.toString()}\n`);
+        return;
+      }
+      for await (const entry of db.entries(resumed)) {
+        process.stdout.write(`${entry.key.toString()}\t${entry.value.toString()}\n`);
+        printed++;
+        last = entry.key;
       }
     });
   });

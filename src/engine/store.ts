@@ -666,6 +666,7 @@ export class Store extends EventEmitter {
         if (held !== undefined) store.retain(held);
       }
       const leftovers = await store.blocks.open(options.readOnly, directory);
+      if (options.readOnly) store.blocks.viewIsStale = () => store.viewIsStale();
       // Block files written under their final name can be incomplete after a crash, but only if
       // no durable record points at them: those are never trusted by a write of the same content.
       store.blocks.distrust((hex) => store.referenceCounts.has(hex));
@@ -802,11 +803,51 @@ export class Store extends EventEmitter {
     try {
       handle = this.fs.openSync(segment.path, 'read');
     } catch (error) {
+      if (this.options.readOnly && (error as NodeJS.ErrnoException).code === 'ENOENT' && this.viewIsStale()) {
+        throw new SiltError(ErrorCode.STALE, `segment ${segment.path} was compacted away since this read-only open (by a process writing the store): open it again`, { cause: error });
+      }
       throw toIoError(error, `opening ${segment.path}`);
     }
     this.readHandles.set(segmentId, handle);
     this.evictReadHandles();
     return handle;
+  }
+
+  /**
+   * Read-only: whether the log has gone on past this open's view, so that a file the view needs
+   * may have been removed by the process writing the store (`STALE`), not lost (`CORRUPTION`).
+   * A writer removes a segment or a block only after writing a record this view does not hold
+   * (a newer write of the keys it served, or compaction's copies), and every record it writes
+   * lands after the view's end: in the view's last segment (or a footer there at a roll), or in
+   * the segment after it once that one is sealed. Synchronous, for the synchronous read path.
+   */
+  private viewIsStale(): boolean {
+    let last: SegmentRecord | undefined;
+    for (const segment of this.segments.values()) if (last === undefined || segment.segmentId > last.segmentId) last = segment;
+    if (last === undefined) return false;
+    const exists = (path: string): FileHandle | undefined => {
+      try {
+        return this.fs.openSync(path, 'read');
+      } catch {
+        return undefined;
+      }
+    };
+    if (last.sealed) {
+      const next = exists(`${this.directory}/${segmentFileName(last.segmentId + 1)}`);
+      next?.closeSync();
+      return next !== undefined;
+    }
+    const handle = exists(last.path);
+    // Gone: compacted away (sealed first, at a roll).
+    if (handle === undefined) return true;
+    try {
+      // Bytes after the view's end that are not the preallocation's zeros: records, or a footer.
+      const probe = Buffer.alloc(ENTRY_HEADER_BYTES);
+      const read = handle.readSync(probe, 0, probe.length, last.sizeBytes);
+      return probe.subarray(0, read).some((byte) => byte !== 0);
+    } finally {
+      handle.closeSync();
+    }
   }
 
   /** Close the least recently used read handles beyond `maxOpenFiles`. */

@@ -35,6 +35,36 @@ test('silt put, get, ls, delete, stats and verify work on a --dir', (t) => {
   assert.match(verify.stdout, /^ok$/m);
 });
 
+test('read-only commands open the store again when a block they read was collected since their open (STALE): get reads the value, ls --values goes on after the last key it printed', (t) => {
+  const directory = join(temporaryDirectory(t), 'data');
+  // Values over the default threshold, of three 1 MiB blocks each, no two blocks alike (no dedup).
+  const values = ['a', 'b', 'c'].map((letter) => [0, 1, 2].map((block) => `${letter}${block}`.padEnd(1024 * 1024, letter)).join(''));
+  for (const [index, value] of values.entries()) {
+    const result = spawnSync(process.execPath, [CLI, '--dir', directory, 'put', `k${index}`], { input: value });
+    assert.equal(result.status, 0, String(result.stderr));
+  }
+  const blocks = 3 * 3;
+  const vanishing = (vanishAt: number, ...args: string[]) =>
+    spawnSync(process.execPath, ['--import', join(process.cwd(), 'test/cli/vanish-block.mjs'), CLI, '--dir', directory, ...args], {
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
+      env: { ...process.env, VANISH_AT: String(vanishAt) },
+    });
+  // Opens 1..9 measure the block files at open; 10 is the first block read.
+  const get = vanishing(blocks + 1, 'get', 'k1');
+  assert.match(get.stderr, /vanish-block: open 10 /);
+  assert.equal(get.status, 0, get.stderr);
+  assert.equal(get.stdout, values[1]);
+  // The fifth block read is in the second value: the first was printed, then the open went stale.
+  const listed = vanishing(blocks + 5, 'ls', '--values');
+  assert.match(listed.stderr, /vanish-block: open 14 /);
+  assert.equal(listed.status, 0, listed.stderr);
+  assert.equal(listed.stdout, values.map((value, index) => `k${index}\t${value}\n`).join(''));
+  const reversed = vanishing(blocks + 5, 'ls', '--values', '--reverse', '--limit', '2');
+  assert.equal(reversed.status, 0, reversed.stderr);
+  assert.equal(reversed.stdout, [2, 1].map((index) => `k${index}\t${values[index]}\n`).join(''));
+});
+
 test('silt exits non-zero with a one-line message on errors and bad usage', (t) => {
   const directory = join(temporaryDirectory(t), 'data');
   const missingStore = silt(directory, 'get', 'k');

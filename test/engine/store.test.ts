@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { createHash } from 'node:crypto';
@@ -291,6 +291,49 @@ test('a read-only open beside a process writing the store: a segment compacted a
   const stubborn = new VanishingFiles();
   stubborn.gone.add(`${directory}/${'0'.repeat(15)}1.log`);
   await assert.rejects(open(directory, { fileSystem: stubborn, readOnly: true }), (error) => code(error) === 'IO_ERROR');
+});
+
+test('a read-only open reads STALE, not CORRUPTION, where a process writing the store has since compacted a segment away or collected a block; a block missing at open is still CORRUPTION', async (t) => {
+  const directory = temporaryDirectory(t);
+  const writer = await open(directory, { valueThreshold: 1000, blockBytes: 4096, segmentBytes: 4096, gc: { minAgeMs: 0, intervalMs: 5 }, compaction: { deadRatio: 0.3 } });
+  const large = Buffer.alloc(3 * 4096);
+  for (let index = 0; index < large.length; index++) large[index] = (index * 7 + (index >> 12)) & 255;
+  await writer.put('large', large);
+  for (let index = 0; index < 30; index++) await writer.put(`k${index}`, `v${index}`.repeat(50));
+  const firstSegment = readdirSync(directory).filter((name) => name.endsWith('.log')).sort()[0] as string;
+  const oldBlocks = readdirSync(join(directory, 'blocks'));
+  // Two readers: one that has read the large value (it holds the segment file open, as readers
+  // do), one that has read nothing.
+  const reader = await open(directory, { readOnly: true });
+  assert.deepEqual(await reader.get('large'), large);
+  const fresh = await open(directory, { readOnly: true });
+  // The writer replaces every value, compacts the old segments away and collects the old blocks.
+  await writer.put('large', Buffer.alloc(3 * 4096, 1));
+  for (let index = 0; index < 30; index++) await writer.put(`k${index}`, `w${index}`);
+  await writer.compact();
+  await writer.idle();
+  for (let pass = 0; pass < 100 && oldBlocks.some((name) => readdirSync(join(directory, 'blocks')).includes(name)); pass++) await writer.gc();
+  assert.ok(!readdirSync(directory).includes(firstSegment), 'the first segment was not compacted away');
+  assert.ok(!oldBlocks.some((name) => readdirSync(join(directory, 'blocks')).includes(name)), 'the old blocks were not collected');
+  // The readers' views are from before: what they would read is gone. The first finds its
+  // record in the segment it holds open, then the block collected; the other, the segment gone.
+  await assert.rejects(reader.get('large'), (error) => code(error) === 'STALE' && /block/.test((error as Error).message));
+  await assert.rejects(fresh.get('k0'), (error) => code(error) === 'STALE' && /segment/.test((error as Error).message));
+  assert.throws(() => fresh.getSync('k1'), (error) => code(error) === 'STALE');
+  await reader.close();
+  await fresh.close();
+  // Opened again, it reads the store as it is now.
+  const again = await open(directory, { readOnly: true });
+  assert.deepEqual(await again.get('large'), Buffer.alloc(3 * 4096, 1));
+  assert.equal((await again.get('k0'))?.toString(), 'w0');
+  await again.close();
+  await writer.close();
+  // A block the log points at but missing when the store is opened (removed by hand): damage.
+  const live = readdirSync(join(directory, 'blocks')).filter((name) => name.endsWith('.blk'));
+  for (const name of live) rmSync(join(directory, 'blocks', name));
+  const damaged = await open(directory, { readOnly: true });
+  await assert.rejects(damaged.get('large'), (error) => code(error) === 'CORRUPTION');
+  await damaged.close();
 });
 
 test('close waits for in-flight writes; later calls reject with CLOSED', async (t) => {

@@ -36,5 +36,5 @@ for (let run = 0; run < runs; run++) {
     console.log(`FAILURE run ${run} (seed ${seed + run}): ${failure}`);
   }
 }
-console.log(`runs: ${runs}, operations: ${operations}${values.faults ? '' : `, stalled writes: ${stalls}, read-only opens beside the writer: ${peeks} (reads failed: ${peekReadErrors}), puts with ttlMs: ${ttlWrites} (reads that found one expired: ${expiredReads})`}, failed runs: ${failed}, seconds: ${((Date.now() - started) / 1000).toFixed(0)}`);
+console.log(`runs: ${runs}, operations: ${operations}${values.faults ? '' : `, stalled writes: ${stalls}, read-only opens beside the writer: ${peeks} (reads that found their view STALE: ${peekReadErrors}), puts with ttlMs: ${ttlWrites} (reads that found one expired: ${expiredReads})`}, failed runs: ${failed}, seconds: ${((Date.now() - started) / 1000).toFixed(0)}`);
 process.exitCode = failed === 0 ? 0 : 1;
