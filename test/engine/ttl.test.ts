@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { open, SiltError, type Store } from '../../src/index.js';
 import { CrashFileSystem } from '../../src/fs/crash-file-system.js';
 import { HINT_FILE_NAME } from '../../src/log/hint.js';
@@ -283,6 +283,20 @@ test('an object write whose value expires while it writes its blocks builds on t
   await db.close();
 });
 
+/**
+ * `Date.now()` moved by hand for one test (`aheadMs`, negative to set it back), as a machine's
+ * clock can be; put back when the test ends.
+ */
+function movableClock(t: TestContext): { aheadMs: number } {
+  const realNow = Date.now;
+  const clock = { aheadMs: 0 };
+  Date.now = () => realNow() + clock.aheadMs;
+  t.after(() => {
+    Date.now = realNow;
+  });
+  return clock;
+}
+
 /** Wait (on the clock, which is what is under test) until `condition` holds; fails after `limitMs`. */
 async function until(condition: () => boolean, limitMs: number, what: string): Promise<void> {
   const deadline = Date.now() + limitMs;
@@ -358,19 +372,14 @@ test('compact() first drops the puts expired by then, so their segments count as
 test('compact() that finds puts expired since the last sweep runs alone: no background run copies the same segments beside it', async (t) => {
   // The clock moved forward by hand: the puts expire with the sweep timer (armed for their expiry,
   // an hour out in real time) not yet run, so compact() is the first to see them expired.
-  const realNow = Date.now;
-  let aheadMs = 0;
-  Date.now = () => realNow() + aheadMs;
-  t.after(() => {
-    Date.now = realNow;
-  });
+  const clock = movableClock(t);
   const directory = temporaryDirectory(t);
   const db = await open(directory, { segmentBytes: 4096, compaction: { deadRatio: 0.3 } });
   t.after(() => db.close());
   for (let index = 0; index < 10; index++) await db.put(`stable-${index}`, Buffer.alloc(100, index));
   for (let index = 0; index < 60; index++) await db.put(`cache-${index}`, Buffer.alloc(200, index), { ttlMs: 60 * 60 * 1000 });
   await db.idle();
-  aheadMs = 2 * 60 * 60 * 1000;
+  clock.aheadMs = 2 * 60 * 60 * 1000;
   // A write since the last background run (one that found nothing to do is not repeated until then).
   await db.put('stable-last', 'x');
   await db.compact();
@@ -403,33 +412,36 @@ test('a read stream opened before its value expired reads it whole after the swe
   assert.equal(db.stats().blocks.count, 0);
 });
 
+/**
+ * The tail of the clock-set-back tests: wait for the sweep to drop the one expired value (by the
+ * timer: no compaction runs, so its record stays in the log) and write its tombstone, GC until
+ * its blocks are gone (one block left: the kept value's), close, remove the checkpoint so the
+ * next open replays the log, set the clock back an hour, and open again.
+ */
+async function sweepCollectAndReopenBehind(db: Store, directory: string, options: Parameters<typeof open>[1], clock: { aheadMs: number }): Promise<Store> {
+  await until(() => db.stats().expiry.swept === 1, 5000, 'the sweep');
+  await db.idle();
+  assert.equal(db.stats().compaction.segmentsCompacted, 0);
+  assert.equal(db.stats().expiry.tombstones, 1);
+  for (let pass = 0; pass < 100 && db.stats().blocks.count > 1; pass++) await db.gc();
+  assert.equal(db.stats().blocks.count, 1, 'GC did not delete the expired value\'s blocks');
+  await db.close();
+  rmSync(join(directory, HINT_FILE_NAME), { force: true });
+  clock.aheadMs = -60 * 60 * 1000;
+  return open(directory, options);
+}
+
 test('a value whose blocks GC deleted after the sweep stays gone when the clock is set back before a reopen: its removal is a record in the log, not only a reading of the clock', async (t) => {
   // The store is opened again without its checkpoint, so the log is replayed, with the clock set
   // back an hour by hand (as after a restart on a machine whose clock was wrong): the put looks live.
-  const realNow = Date.now;
-  let aheadMs = 0;
-  Date.now = () => realNow() + aheadMs;
-  t.after(() => {
-    Date.now = realNow;
-  });
+  const clock = movableClock(t);
   const directory = temporaryDirectory(t);
   const options = { valueThreshold: 1000, blockBytes: 4096, gc: { minAgeMs: 0, intervalMs: 5 } };
   let db = await open(directory, options);
   const kept = Buffer.alloc(3 * 4096, 9);
   await db.put('kept', kept);
   await db.put('large', Buffer.alloc(5 * 4096, 7), { ttlMs: 50 });
-  await until(() => db.stats().expiry.swept === 1, 5000, 'the sweep');
-  await db.idle();
-  // No compaction ran: the expired put's record is still in the log.
-  assert.equal(db.stats().compaction.segmentsCompacted, 0);
-  assert.equal(db.stats().expiry.tombstones, 1);
-  // GC until the expired value's blocks are gone from disk.
-  for (let pass = 0; pass < 100 && db.stats().blocks.count > 1; pass++) await db.gc();
-  assert.equal(db.stats().blocks.count, 1, 'GC did not delete the expired value\'s blocks');
-  await db.close();
-  rmSync(join(directory, HINT_FILE_NAME), { force: true });
-  aheadMs = -60 * 60 * 1000;
-  db = await open(directory, options);
+  db = await sweepCollectAndReopenBehind(db, directory, options, clock);
   t.after(() => db.close());
   assert.equal(await db.get('large'), undefined);
   assert.deepEqual(await db.get('kept'), kept);
@@ -440,12 +452,7 @@ test('a value whose blocks GC deleted after the sweep stays gone when the clock 
 test('compaction that meets an expired value with blocks writes its tombstone before GC may delete them: the old segment coming back at a replay (its unlink not yet durable) with the clock set back does not revive it', async (t) => {
   // The clock moved by hand: forward past the expiry (the sweep timer, armed an hour out in real
   // time, has not run, so background compaction is the first to meet the expired put), then back.
-  const realNow = Date.now;
-  let aheadMs = 0;
-  Date.now = () => realNow() + aheadMs;
-  t.after(() => {
-    Date.now = realNow;
-  });
+  const clock = movableClock(t);
   const directory = temporaryDirectory(t);
   const options = { segmentBytes: 4096, valueThreshold: 1000, blockBytes: 4096, compaction: { deadRatio: 0.3 }, gc: { minAgeMs: 0, intervalMs: 5 } };
   let db = await open(directory, options);
@@ -456,7 +463,7 @@ test('compaction that meets an expired value with blocks writes its tombstone be
   await db.idle();
   const firstSegment = readdirSync(directory).filter((name) => name.endsWith('.log')).sort()[0] as string;
   const saved = readFileSync(join(directory, firstSegment));
-  aheadMs = 2 * 60 * 60 * 1000;
+  clock.aheadMs = 2 * 60 * 60 * 1000;
   // Overwrites make the first segment dead enough for background compaction.
   for (let round = 0; round < 3; round++) for (let index = 0; index < 8; index++) await db.put(`filler-${index}`, Buffer.alloc(300, 100 + round));
   await db.idle();
@@ -468,7 +475,7 @@ test('compaction that meets an expired value with blocks writes its tombstone be
   await db.close();
   writeFileSync(join(directory, firstSegment), saved);
   rmSync(join(directory, HINT_FILE_NAME), { force: true });
-  aheadMs = -60 * 60 * 1000;
+  clock.aheadMs = -60 * 60 * 1000;
   db = await open(directory, options);
   t.after(() => db.close());
   assert.equal(await db.get('large'), undefined);
@@ -476,35 +483,22 @@ test('compaction that meets an expired value with blocks writes its tombstone be
 });
 
 test('a value with blocks that expired while the store was closed stays gone when the clock is set back before a later reopen: open leaves it to the sweep, which writes its tombstone before GC may delete the blocks', async (t) => {
-  const realNow = Date.now;
-  let aheadMs = 0;
-  Date.now = () => realNow() + aheadMs;
-  t.after(() => {
-    Date.now = realNow;
-  });
+  const clock = movableClock(t);
   const options = { valueThreshold: 1000, blockBytes: 4096, gc: { minAgeMs: 0, intervalMs: 5 } };
   // Reopened after the expiry from the checkpoint, then (another store) by replay.
   for (const replay of [false, true]) {
-    aheadMs = 0;
+    clock.aheadMs = 0;
     const directory = temporaryDirectory(t);
     let db = await open(directory, options);
     const kept = Buffer.alloc(3 * 4096, 9);
     await db.put('kept', kept);
     await db.put('large', Buffer.alloc(5 * 4096, 7), { ttlMs: 60 * 60 * 1000 });
     await db.close();
-    aheadMs = 2 * 60 * 60 * 1000;
+    clock.aheadMs = 2 * 60 * 60 * 1000;
     if (replay) rmSync(join(directory, HINT_FILE_NAME), { force: true });
     db = await open(directory, options);
     assert.equal(await db.get('large'), undefined);
-    await until(() => db.stats().expiry.swept === 1, 5000, 'the sweep');
-    await db.idle();
-    assert.equal(db.stats().expiry.tombstones, 1);
-    for (let pass = 0; pass < 100 && db.stats().blocks.count > 1; pass++) await db.gc();
-    assert.equal(db.stats().blocks.count, 1, 'GC did not delete the expired value\'s blocks');
-    await db.close();
-    rmSync(join(directory, HINT_FILE_NAME), { force: true });
-    aheadMs = -60 * 60 * 1000;
-    db = await open(directory, options);
+    db = await sweepCollectAndReopenBehind(db, directory, options, clock);
     assert.equal(await db.get('large'), undefined, replay ? 'by replay' : 'from the checkpoint');
     assert.deepEqual(await db.get('kept'), kept);
     const verified = await db.verify();
@@ -514,12 +508,7 @@ test('a value with blocks that expired while the store was closed stays gone whe
 });
 
 test('power loss at every fsync point of the expiry sweep and GC of values with blocks, then a reopen by replay with the clock set back: every value reads whole or (expired) absent, none points at a deleted block', async (t) => {
-  const realNow = Date.now;
-  let aheadMs = 0;
-  Date.now = () => realNow() + aheadMs;
-  t.after(() => {
-    Date.now = realNow;
-  });
+  const clock = movableClock(t);
   const fileSystem = new CrashFileSystem();
   // No checkpoint: every reopen replays the log. GC runs only when called.
   const options = { fileSystem, checkpoint: false, valueThreshold: 1000, blockBytes: 4096, gc: { minAgeMs: 0, intervalMs: 2 ** 31 - 1 } };
@@ -560,7 +549,7 @@ test('power loss at every fsync point of the expiry sweep and GC of values with 
   await db.close();
   assert.ok(crashes.length >= 9, `only ${crashes.length} crash states`);
   // Set back: every put with a TTL would read as live if the log alone said nothing more.
-  aheadMs = -60 * 60 * 1000;
+  clock.aheadMs = -60 * 60 * 1000;
   for (const [position, crashed] of crashes.entries()) {
     const reopened = await open('/db', { ...options, fileSystem: crashed });
     for (const [key, value] of kept) assert.ok((await reopened.get(key))?.equals(value), `crash state ${position}: ${key}`);
