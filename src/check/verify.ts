@@ -274,8 +274,9 @@ export async function verifyStore(input: VerifyInput): Promise<VerifyResult> {
   if (indexKeys !== logKeys && problems.every((item) => item.kind !== 'index')) problem('index', directory, `index has ${indexKeys} live keys, the log ${logKeys}`);
 
   // Reference counts from scratch, then every block. A value that expired still holds its blocks
-  // while the store indexes its record (until compaction drops it, or a reopen replays it as a
-  // delete): it counts if it is live, or if the index at this instant still holds that record.
+  // while the store indexes its record (until the expiry sweep or compaction drops it; a reopen
+  // keeps it indexed for the sweep): it counts if it is live, or if the index at this instant
+  // still holds that record.
   const recounted = new Map<string, number>();
   const holds = (key: string, location: EntryLocation) => {
     if (live(location)) return true;
