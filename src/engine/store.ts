@@ -825,7 +825,7 @@ export class Store extends EventEmitter {
     let last: SegmentRecord | undefined;
     for (const segment of this.segments.values()) if (last === undefined || segment.segmentId > last.segmentId) last = segment;
     if (last === undefined) return false;
-    const exists = (path: string): FileHandle | undefined => {
+    const tryOpen = (path: string): FileHandle | undefined => {
       try {
         return this.fs.openSync(path, 'read');
       } catch {
@@ -833,11 +833,11 @@ export class Store extends EventEmitter {
       }
     };
     if (last.sealed) {
-      const next = exists(`${this.directory}/${segmentFileName(last.segmentId + 1)}`);
+      const next = tryOpen(`${this.directory}/${segmentFileName(last.segmentId + 1)}`);
       next?.closeSync();
       return next !== undefined;
     }
-    const handle = exists(last.path);
+    const handle = tryOpen(last.path);
     // Gone: compacted away (sealed first, at a roll).
     if (handle === undefined) return true;
     try {
