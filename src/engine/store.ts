@@ -528,6 +528,10 @@ export class Store extends EventEmitter {
   /** When the armed expiry timer fires (ms since the epoch). */
   private expiryTimerDueMs = 0;
   private lastExpirySweepMs = 0;
+  /** Read-only: where the bytes of the newest segment ended at open (see `viewIsStale`). */
+  private viewLogEndBytes = 0;
+  /** Read-only: whether a file of the segment after the newest one was there at open (see `viewIsStale`). */
+  private viewNextSegmentAtOpen = false;
   /** The last write of tombstones the expiry sweep queued, until it lands (idle() waits for it). */
   private expiryWrite: Promise<void> | undefined;
   /** Entries the queue kept at its last pass over stale ones. */
@@ -666,7 +670,16 @@ export class Store extends EventEmitter {
         if (held !== undefined) store.retain(held);
       }
       const leftovers = await store.blocks.open(options.readOnly, directory);
-      if (options.readOnly) store.blocks.viewIsStale = () => store.viewIsStale();
+      if (options.readOnly) {
+        // Where the newest segment's bytes ended at open: its valid records, and past them the
+        // damaged tail a read-only open leaves in place (not cut), which is not a writer's.
+        const dropped = recovered.report.droppedSegmentId === recovered.activeSegment?.segmentId ? recovered.report.droppedBytes : 0;
+        store.viewLogEndBytes = (recovered.activeSegment?.sizeBytes ?? 0) + dropped;
+        // A file named like the segment after the newest one, there at open although recovery
+        // did not take it (a header cut short or damaged): its presence later says nothing.
+        store.viewNextSegmentAtOpen = store.segmentFileExists(Math.max(0, ...store.segments.keys()) + 1);
+        store.blocks.viewIsStale = () => store.viewIsStale();
+      }
       // Block files written under their final name can be incomplete after a crash, but only if
       // no durable record points at them: those are never trusted by a write of the same content.
       store.blocks.distrust((hex) => store.referenceCounts.has(hex));
@@ -825,29 +838,32 @@ export class Store extends EventEmitter {
     let last: SegmentRecord | undefined;
     for (const segment of this.segments.values()) if (last === undefined || segment.segmentId > last.segmentId) last = segment;
     if (last === undefined) return false;
-    const tryOpen = (path: string): FileHandle | undefined => {
-      try {
-        return this.fs.openSync(path, 'read');
-      } catch {
-        return undefined;
-      }
-    };
-    if (last.sealed) {
-      const next = tryOpen(`${this.directory}/${segmentFileName(last.segmentId + 1)}`);
-      next?.closeSync();
-      return next !== undefined;
-    }
-    const handle = tryOpen(last.path);
+    if (last.sealed) return !this.viewNextSegmentAtOpen && this.segmentFileExists(last.segmentId + 1);
+    const handle = this.tryOpen(last.path);
     // Gone: compacted away (sealed first, at a roll).
     if (handle === undefined) return true;
     try {
       // Bytes after the view's end that are not the preallocation's zeros: records, or a footer.
       const probe = Buffer.alloc(ENTRY_HEADER_BYTES);
-      const read = handle.readSync(probe, 0, probe.length, last.sizeBytes);
+      const read = handle.readSync(probe, 0, probe.length, Math.max(last.sizeBytes, this.viewLogEndBytes));
       return probe.subarray(0, read).some((byte) => byte !== 0);
     } finally {
       handle.closeSync();
     }
+  }
+
+  private tryOpen(path: string): FileHandle | undefined {
+    try {
+      return this.fs.openSync(path, 'read');
+    } catch {
+      return undefined;
+    }
+  }
+
+  private segmentFileExists(segmentId: number): boolean {
+    const handle = this.tryOpen(`${this.directory}/${segmentFileName(segmentId)}`);
+    handle?.closeSync();
+    return handle !== undefined;
   }
 
   /** Close the least recently used read handles beyond `maxOpenFiles`. */
@@ -4057,8 +4073,15 @@ export class Store extends EventEmitter {
     // Pinned like a reader's: background compaction and GC, which go on meanwhile, keep the
     // segments and blocks of this instant on disk until verify is done.
     const unpin = this.pinReaders(snapshot);
+    // Read-only beside a writer, whose files it cannot pin: a check that finds problems (or
+    // fails) once the writer's log has gone past this open's view has checked a store that moved
+    // under it (files removed, new ones nothing in the view owns), not a damaged one.
+    const staleView = (): SiltError | undefined =>
+      this.options.readOnly && this.viewIsStale()
+        ? new SiltError(ErrorCode.STALE, 'the store changed while this read-only open checked it (a process writing the store went on): open it again, or check it with the writer stopped')
+        : undefined;
     try {
-      return await verifyStore({
+      const result = await verifyStore({
         fs: this.fs,
         directory: this.directory,
         segments,
@@ -4070,7 +4093,14 @@ export class Store extends EventEmitter {
         knownSegmentIds: () => [...this.segments.keys(), ...this.retired.map((retired) => retired.segmentId), ...(this.creatingSegmentId === undefined ? [] : [this.creatingSegmentId])],
         nowMs: Date.now(),
         onProgress: options?.onProgress,
+      }).catch((error: unknown) => {
+        throw staleView() ?? error;
       });
+      if (!result.ok) {
+        const stale = staleView();
+        if (stale !== undefined) throw stale;
+      }
+      return result;
     } finally {
       unpin();
     }

@@ -320,12 +320,16 @@ test('a read-only open reads STALE, not CORRUPTION, where a process writing the 
   await assert.rejects(reader.get('large'), (error) => code(error) === 'STALE' && /block/.test((error as Error).message));
   await assert.rejects(fresh.get('k0'), (error) => code(error) === 'STALE' && /segment/.test((error as Error).message));
   assert.throws(() => fresh.getSync('k1'), (error) => code(error) === 'STALE');
+  // A check of a view the writer has moved past finds files gone and files nothing in it owns:
+  // not damage.
+  await assert.rejects(fresh.verify(), (error) => code(error) === 'STALE');
   await reader.close();
   await fresh.close();
   // Opened again, it reads the store as it is now.
   const again = await open(directory, { readOnly: true });
   assert.deepEqual(await again.get('large'), Buffer.alloc(3 * 4096, 1));
   assert.equal((await again.get('k0'))?.toString(), 'w0');
+  assert.ok((await again.verify()).ok);
   await again.close();
   await writer.close();
   // A block the log points at but missing when the store is opened (removed by hand): damage.
@@ -333,6 +337,8 @@ test('a read-only open reads STALE, not CORRUPTION, where a process writing the 
   for (const name of live) rmSync(join(directory, 'blocks', name));
   const damaged = await open(directory, { readOnly: true });
   await assert.rejects(damaged.get('large'), (error) => code(error) === 'CORRUPTION');
+  const verified = await damaged.verify();
+  assert.ok(!verified.ok && verified.problems.some((problem) => problem.kind === 'block'), JSON.stringify(verified.problems.slice(0, 3)));
   await damaged.close();
 });
 
