@@ -37,6 +37,7 @@ import {
   ENTRY_HEADER_BYTES,
   EXPIRY_FIELD_BYTES,
   decodeEntry,
+  decodeSegmentHeader,
   encodeBatchHeader,
   encodeEntry,
   encodeReference,
@@ -530,8 +531,6 @@ export class Store extends EventEmitter {
   private lastExpirySweepMs = 0;
   /** Read-only: where the bytes of the newest segment ended at open (see `viewIsStale`). */
   private viewLogEndBytes = 0;
-  /** Read-only: whether a file of the segment after the newest one was there at open (see `viewIsStale`). */
-  private viewNextSegmentAtOpen = false;
   /** The last write of tombstones the expiry sweep queued, until it lands (idle() waits for it). */
   private expiryWrite: Promise<void> | undefined;
   /** Entries the queue kept at its last pass over stale ones. */
@@ -675,9 +674,6 @@ export class Store extends EventEmitter {
         // damaged tail a read-only open leaves in place (not cut), which is not a writer's.
         const dropped = recovered.report.droppedSegmentId === recovered.activeSegment?.segmentId ? recovered.report.droppedBytes : 0;
         store.viewLogEndBytes = (recovered.activeSegment?.sizeBytes ?? 0) + dropped;
-        // A file named like the segment after the newest one, there at open although recovery
-        // did not take it (a header cut short or damaged): its presence later says nothing.
-        store.viewNextSegmentAtOpen = store.segmentFileExists(Math.max(0, ...store.segments.keys()) + 1);
         store.blocks.viewIsStale = () => store.viewIsStale();
       }
       // Block files written under their final name can be incomplete after a crash, but only if
@@ -838,7 +834,10 @@ export class Store extends EventEmitter {
     let last: SegmentRecord | undefined;
     for (const segment of this.segments.values()) if (last === undefined || segment.segmentId > last.segmentId) last = segment;
     if (last === undefined) return false;
-    if (last.sealed) return !this.viewNextSegmentAtOpen && this.segmentFileExists(last.segmentId + 1);
+    // The writer's next segment, once its header is written: a file named like it without a valid
+    // header says nothing (a creation still writing its header, or one a crash cut short, or
+    // damage), so neither whether it was there at open nor whether it is there now does.
+    if (last.sealed) return this.segmentHeaderIsValid(last.segmentId + 1);
     const handle = this.tryOpen(last.path);
     // Gone: compacted away (sealed first, at a roll).
     if (handle === undefined) return true;
@@ -860,10 +859,17 @@ export class Store extends EventEmitter {
     }
   }
 
-  private segmentFileExists(segmentId: number): boolean {
+  /** Whether the file of segment `segmentId` is there with a valid header naming it. */
+  private segmentHeaderIsValid(segmentId: number): boolean {
     const handle = this.tryOpen(`${this.directory}/${segmentFileName(segmentId)}`);
-    handle?.closeSync();
-    return handle !== undefined;
+    if (handle === undefined) return false;
+    try {
+      const bytes = Buffer.alloc(SEGMENT_HEADER_BYTES);
+      const header = decodeSegmentHeader(bytes.subarray(0, handle.readSync(bytes, 0, bytes.length, 0)));
+      return typeof header !== 'string' && header.segmentId === segmentId;
+    } finally {
+      handle.closeSync();
+    }
   }
 
   /** Close the least recently used read handles beyond `maxOpenFiles`. */

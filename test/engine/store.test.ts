@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { createHash } from 'node:crypto';
@@ -340,6 +340,40 @@ test('a read-only open reads STALE, not CORRUPTION, where a process writing the 
   const verified = await damaged.verify();
   assert.ok(!verified.ok && verified.problems.some((problem) => problem.kind === 'block'), JSON.stringify(verified.problems.slice(0, 3)));
   await damaged.close();
+});
+
+test('a read-only open that found the next segment empty (the writer creating it) or not yet there reads STALE once the writer wrote there and collected a block of its view', async (t) => {
+  for (const atOpen of ['empty', 'absent'] as const) {
+    const directory = temporaryDirectory(t);
+    const writer = await open(directory, { valueThreshold: 1000, blockBytes: 4096, segmentBytes: 4096, gc: { minAgeMs: 0, intervalMs: 5 } });
+    const large = Buffer.alloc(2 * 4096, 7);
+    await writer.put('large', large);
+    // Past a roll: a sealed segment with the large value's record, and the writer's next one.
+    const segments = () => readdirSync(directory).filter((name) => name.endsWith('.log')).sort();
+    for (let index = 0; segments().length < 2; index++) await writer.put(`k${index}`, 'v'.repeat(200));
+    const next = segments().at(-1) as string;
+    const oldBlocks = readdirSync(join(directory, 'blocks'));
+    // The reader lists the directory and reads the header while the writer is between creating
+    // the next segment's file and writing its header (or before it created it): shown by moving
+    // the writer's file aside for the open (the writer keeps its handle).
+    renameSync(join(directory, next), join(directory, 'aside'));
+    if (atOpen === 'empty') writeFileSync(join(directory, next), '');
+    const reader = await open(directory, { readOnly: true });
+    renameSync(join(directory, 'aside'), join(directory, next));
+    assert.deepEqual(await reader.get('large'), large);
+    // The writer replaces the value in its next segment (or a later one) and collects its blocks.
+    await writer.put('large', Buffer.alloc(2 * 4096, 8));
+    await writer.idle();
+    for (let pass = 0; pass < 100 && oldBlocks.some((name) => readdirSync(join(directory, 'blocks')).includes(name)); pass++) await writer.gc();
+    assert.ok(!oldBlocks.some((name) => readdirSync(join(directory, 'blocks')).includes(name)), 'the old blocks were not collected');
+    // Not a store missing its files: a view the writer has moved past.
+    const fresh = await open(directory, { readOnly: true });
+    await assert.rejects(reader.get('large'), (error) => code(error) === 'STALE' && /block/.test((error as Error).message), atOpen);
+    await reader.close();
+    assert.deepEqual(await fresh.get('large'), Buffer.alloc(2 * 4096, 8));
+    await fresh.close();
+    await writer.close();
+  }
 });
 
 test('close waits for in-flight writes; later calls reject with CLOSED', async (t) => {

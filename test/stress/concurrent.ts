@@ -460,7 +460,8 @@ export async function runConcurrentStress({ seed, steps, directory: parent = tmp
     db = await open(directory, options);
     await checkAll(db, 'after the last reopen');
   } catch (error) {
-    result.failures.push((error as Error).message);
+    // A check's failure says what it saw; an error from the store says where it came from too.
+    result.failures.push(error instanceof SiltError ? `step ${result.steps}: ${String(error.stack)}` : (error as Error).message);
   } finally {
     await db.close().catch(() => undefined);
     rmSync(directory, { recursive: true, force: true });
