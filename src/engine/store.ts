@@ -146,6 +146,8 @@ const EXPIRED_WHILE_PREPARED = Symbol('expired while prepared');
 type ObjectOperation = { kind: 'write' | 'append'; offset: number; data: Buffer } | { kind: 'truncate'; size: number };
 /** How many times a read-only open lists the store again when a file it listed is gone. */
 const READ_ONLY_OPEN_ATTEMPTS = 5;
+/** A read-only open's staleness probe reads a record this long at most (a segment's size if larger). */
+const WHOLE_ENTRY_PROBE_LIMIT_BYTES = 64 * 1024 * 1024;
 /** Objects whose `stat()` digest is kept (the most recently used; about 150 bytes each). */
 const OBJECT_DIGESTS_KEPT = 4096;
 /**
@@ -845,10 +847,24 @@ export class Store extends EventEmitter {
       // Bytes after the view's end that are not the preallocation's zeros: records, or a footer.
       const probe = Buffer.alloc(ENTRY_HEADER_BYTES);
       const read = handle.readSync(probe, 0, probe.length, Math.max(last.sizeBytes, this.viewLogEndBytes));
-      return probe.subarray(0, read).some((byte) => byte !== 0);
+      if (probe.subarray(0, read).some((byte) => byte !== 0)) return true;
+      // A whole record where the view's valid records end: the tail the open took for damage
+      // was a write in progress (its bytes can land in any order), finished since.
+      return this.wholeEntryAt(handle, last.sizeBytes);
     } finally {
       handle.closeSync();
     }
+  }
+
+  /** Whether a record (or batch frame) whose CRC holds starts at `offset` of a segment file. */
+  private wholeEntryAt(handle: FileHandle, offset: number): boolean {
+    const header = Buffer.alloc(ENTRY_HEADER_BYTES);
+    if (handle.readSync(header, 0, header.length, offset) < header.length) return false;
+    const length = header.readUInt32LE(4);
+    // A length no record of this store has is damage, not a record: not read.
+    if (length < ENTRY_HEADER_BYTES || length > Math.max(this.options.segmentBytes, WHOLE_ENTRY_PROBE_LIMIT_BYTES)) return false;
+    const entry = Buffer.alloc(length);
+    return readFullySync(handle, entry, offset) === length && checkEntry(entry, 0).ok;
   }
 
   private tryOpen(path: string): FileHandle | undefined {

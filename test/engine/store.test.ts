@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { createHash } from 'node:crypto';
@@ -374,6 +374,35 @@ test('a read-only open that found the next segment empty (the writer creating it
     await fresh.close();
     await writer.close();
   }
+});
+
+test('a read-only open that took a write in progress for a damaged tail reads STALE once that record is whole and the writer collected a block of its view', async (t) => {
+  const directory = temporaryDirectory(t);
+  const writer = await open(directory, { valueThreshold: 1000, blockBytes: 4096, gc: { minAgeMs: 0, intervalMs: 60_000 } });
+  const large = Buffer.alloc(2 * 4096, 7);
+  await writer.put('large', large);
+  const oldBlocks = readdirSync(join(directory, 'blocks'));
+  // The replacing record: mostly zeros, with a few other bytes far from its start.
+  const marker = Buffer.alloc(8, 0xff);
+  const replacement = Buffer.concat([Buffer.alloc(600), marker, Buffer.alloc(100)]);
+  await writer.put('large', replacement);
+  const segment = join(directory, readdirSync(directory).filter((name) => name.endsWith('.log')).sort().at(-1) as string);
+  const at = readFileSync(segment).indexOf(marker);
+  assert.ok(at > 0);
+  // The reader reads the segment while those bytes are not yet there (a write's bytes can land
+  // in any order for a reader): the record fails its CRC, a damaged tail to the reader, and the
+  // bytes after where it found the data ending are zeros.
+  const file = openSync(segment, 'r+');
+  writeSync(file, Buffer.alloc(marker.length), 0, marker.length, at);
+  const reader = await open(directory, { readOnly: true });
+  writeSync(file, marker, 0, marker.length, at);
+  closeSync(file);
+  assert.deepEqual(await reader.get('large'), large);
+  for (let pass = 0; pass < 100 && oldBlocks.some((name) => readdirSync(join(directory, 'blocks')).includes(name)); pass++) await writer.gc();
+  assert.ok(!oldBlocks.some((name) => readdirSync(join(directory, 'blocks')).includes(name)), 'the old blocks were not collected');
+  await assert.rejects(reader.get('large'), (error) => code(error) === 'STALE' && /block/.test((error as Error).message));
+  await reader.close();
+  await writer.close();
 });
 
 test('close waits for in-flight writes; later calls reject with CLOSED', async (t) => {
