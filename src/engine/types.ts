@@ -172,6 +172,11 @@ export interface StoreStats {
   failure: string | undefined;
   readOnly: boolean;
   durability: Durability;
+  /**
+   * Keys in the index. A put whose TTL has passed reads as absent at once but counts here until
+   * the expiry sweep drops it (within about 100 ms in a writable store; a `readOnly` store does
+   * not sweep, so it counts them for as long as it is open).
+   */
   keys: number;
   /** The store-wide revision counter: the last revision handed out. */
   revision: number;
