@@ -270,6 +270,11 @@ function drawRun(seed: number): Draw & { durability: Durability; options: OpenOp
   return { next, pick, bytes, durability, options };
 }
 
+/** A run's failure: a check's says what it saw (and the run); an error from the store says where it came from too. */
+function failureOf(error: unknown, step: number, run: string): string {
+  return error instanceof SiltError ? `step ${step} (${run}): ${String(error.stack)}` : (error as Error).message;
+}
+
 /** Run `steps` steps from `seed` in a fresh directory (removed afterwards). */
 export async function runConcurrentStress({ seed, steps, directory: parent = tmpdir() }: { seed: number; steps: number; directory?: string }): Promise<StressResult> {
   const { next, pick, bytes, durability, options } = drawRun(seed);
@@ -460,8 +465,7 @@ export async function runConcurrentStress({ seed, steps, directory: parent = tmp
     db = await open(directory, options);
     await checkAll(db, 'after the last reopen');
   } catch (error) {
-    // A check's failure says what it saw; an error from the store says where it came from too.
-    result.failures.push(error instanceof SiltError ? `step ${result.steps}: ${String(error.stack)}` : (error as Error).message);
+    result.failures.push(failureOf(error, result.steps, `seed ${seed}, durability ${JSON.stringify(durability)}`));
   } finally {
     await db.close().catch(() => undefined);
     rmSync(directory, { recursive: true, force: true });
@@ -572,7 +576,7 @@ export async function runFaultStress({ seed, steps, directory: parent = tmpdir()
       fail(`after reopen the store holds no possible state: [${lengths(found)}], possible ${worlds.length}: ${worlds.slice(0, 4).map(lengths).join(' / ')}`);
     }
   } catch (error) {
-    result.failures.push((error as Error).message);
+    result.failures.push(failureOf(error, result.steps, describe));
   } finally {
     faults.clearFaults();
     await db.close().catch(() => undefined);
