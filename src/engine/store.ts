@@ -838,8 +838,12 @@ export class Store extends EventEmitter {
     if (last === undefined) return false;
     // The writer's next segment, once its header is written: a file named like it without a valid
     // header says nothing (a creation still writing its header, or one a crash cut short, or
-    // damage), so neither whether it was there at open nor whether it is there now does.
-    if (last.sealed) return this.segmentHeaderIsValid(last.segmentId + 1);
+    // damage), so neither whether it was there at open nor whether it is there now does. Checked
+    // whether or not the view has the newest segment sealed: an open that read it while the writer
+    // sealed it (its size taken before, its footer read after) has it unsealed, ending after the
+    // footer, with nothing past that to find.
+    if (this.segmentHeaderIsValid(last.segmentId + 1)) return true;
+    if (last.sealed) return false;
     const handle = this.tryOpen(last.path);
     // Gone: compacted away (sealed first, at a roll).
     if (handle === undefined) return true;

@@ -376,6 +376,57 @@ test('a read-only open that found the next segment empty (the writer creating it
   }
 });
 
+/** Shows a read-only open a segment as it was while being sealed: its size from before, and no next segment listed. */
+class SealingUnderfoot extends NodeFileSystem {
+  constructor(
+    private readonly sealedPath: string,
+    private readonly sizeBefore: number,
+    private readonly unlisted: string,
+  ) {
+    super();
+  }
+
+  override async open(path: string, mode: OpenMode, options?: FileOpenOptions): Promise<FileHandle> {
+    const handle = await super.open(path, mode, options);
+    if (path !== this.sealedPath) return handle;
+    const sizeBefore = this.sizeBefore;
+    return new Proxy(handle, {
+      get: (target, property) => {
+        if (property === 'size') return async () => sizeBefore;
+        const value: unknown = Reflect.get(target, property);
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+  }
+
+  override async readdir(path: string): Promise<string[]> {
+    return (await super.readdir(path)).filter((name) => name !== this.unlisted);
+  }
+}
+
+test('a read-only open that read a segment while the writer sealed it (its footer read as records) reads STALE once the writer went on into the next segment and collected a block of its view', async (t) => {
+  const directory = temporaryDirectory(t);
+  const writer = await open(directory, { valueThreshold: 1000, blockBytes: 4096, segmentBytes: 4096, gc: { minAgeMs: 0, intervalMs: 60_000 } });
+  const large = Buffer.alloc(2 * 4096, 7);
+  await writer.put('large', large);
+  const segments = () => readdirSync(directory).filter((name) => name.endsWith('.log')).sort();
+  for (let index = 0; segments().length < 2; index++) await writer.put(`k${index}`, 'v'.repeat(200));
+  const [sealed, next] = segments() as [string, string];
+  const oldBlocks = readdirSync(join(directory, 'blocks'));
+  // The reader took the segment's size while it still had its preallocated zeros (no trailer at
+  // its end: not sealed), then read its records, footer and trailer, which the writer had cut
+  // the file back to meanwhile; and it listed the directory before the next segment was there.
+  const fileSystem = new SealingUnderfoot(join(directory, sealed), statSync(join(directory, sealed)).size + 4096, next);
+  const reader = await open(directory, { readOnly: true, fileSystem });
+  assert.deepEqual(await reader.get('large'), large);
+  await writer.put('large', Buffer.alloc(2 * 4096, 8));
+  for (let pass = 0; pass < 100 && oldBlocks.some((name) => readdirSync(join(directory, 'blocks')).includes(name)); pass++) await writer.gc();
+  assert.ok(!oldBlocks.some((name) => readdirSync(join(directory, 'blocks')).includes(name)), 'the old blocks were not collected');
+  await assert.rejects(reader.get('large'), (error) => code(error) === 'STALE' && /block/.test((error as Error).message));
+  await reader.close();
+  await writer.close();
+});
+
 test('a read-only open that took a write in progress for a damaged tail reads STALE once that record is whole and the writer collected a block of its view', async (t) => {
   const directory = temporaryDirectory(t);
   const writer = await open(directory, { valueThreshold: 1000, blockBytes: 4096, gc: { minAgeMs: 0, intervalMs: 60_000 } });

@@ -276,7 +276,18 @@ function failureOf(error: unknown, step: number, run: string): string {
 }
 
 /** Run `steps` steps from `seed` in a fresh directory (removed afterwards). */
-export async function runConcurrentStress({ seed, steps, directory: parent = tmpdir() }: { seed: number; steps: number; directory?: string }): Promise<StressResult> {
+export async function runConcurrentStress({
+  seed,
+  steps,
+  directory: parent = tmpdir(),
+  peekRate = 0.06,
+}: {
+  seed: number;
+  steps: number;
+  directory?: string;
+  /** The chance that a step opens a read-only store beside the writer (the same draw whatever the rate: a seed's run is otherwise the same). */
+  peekRate?: number;
+}): Promise<StressResult> {
   const { next, pick, bytes, durability, options } = drawRun(seed);
   // The TTL keys' writes draw from their own source: the rest of a seed's run stays as it was.
   const ttlDraw = drawRun(seed ^ 0x5bd1e995);
@@ -361,7 +372,7 @@ export async function runConcurrentStress({ seed, steps, directory: parent = tmp
         const key = TTL_KEYS[Math.floor(ttlDraw.next() * TTL_KEYS.length)] as string;
         others.push(checkTtlKey(db, key, ttlStates.get(key) ?? [], `step ${step}, beside writes`));
       }
-      if (!closing && next() < 0.06) others.push(peek(step));
+      if (!closing && next() < peekRate) others.push(peek(step));
       result.operations += writes.length + others.length + ttlWrites.length;
       // Reads alongside the writes: a key the step writes reads as one of the states it goes
       // through (a read stream sees one version), any other key as the model has it.
