@@ -100,6 +100,12 @@ export interface VerifyInput {
   retiredSegmentIds?: number[];
   /** The segments the store knows when the directory is listed (the log may have rolled since the instant checked). */
   knownSegmentIds?: () => Iterable<number>;
+  /**
+   * Read-only opens: segments of the view that hold nothing it can still read, which the process
+   * writing the store may compact away at any time. One of those found gone is skipped, not a
+   * problem (the records it held were copied forward into the view, or are expired).
+   */
+  mayBeCompactedAway?: ReadonlySet<number> | undefined;
   nowMs: number;
   onProgress?: ((progress: VerifyProgress) => void) | undefined;
 }
@@ -186,6 +192,10 @@ export async function verifyStore(input: VerifyInput): Promise<VerifyResult> {
         await handle.close();
       }
     } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT' && input.mayBeCompactedAway?.has(segment.segmentId) === true) {
+        checked.segments--;
+        continue;
+      }
       problem('segment', segment.path, `unreadable: ${(error as Error).message}`);
       continue;
     }

@@ -41,6 +41,7 @@ import {
   encodeBatchHeader,
   encodeEntry,
   encodeReference,
+  parseSegmentFileName,
   type KeyEntryType,
   referenceBlockCount,
   referenceBlockHash,
@@ -533,6 +534,8 @@ export class Store extends EventEmitter {
   private lastExpirySweepMs = 0;
   /** Read-only: where the bytes of the newest segment ended at open (see `viewIsStale`). */
   private viewLogEndBytes = 0;
+  /** Read-only: the log was found gone past this open's view (see `viewIsStale`). */
+  private viewStale = false;
   /** The last write of tombstones the expiry sweep queued, until it lands (idle() waits for it). */
   private expiryWrite: Promise<void> | undefined;
   /** Entries the queue kept at its last pass over stale ones. */
@@ -830,19 +833,26 @@ export class Store extends EventEmitter {
    * A writer removes a segment or a block only after writing a record this view does not hold
    * (a newer write of the keys it served, or compaction's copies), and every record it writes
    * lands after the view's end: in the view's last segment (or a footer there at a roll), or in
-   * the segment after it once that one is sealed. Synchronous, for the synchronous read path.
+   * a later segment once that one is sealed. Synchronous, for the synchronous read path.
    */
   private viewIsStale(): boolean {
+    // Once gone past, the view stays so (the files that showed it may go later: compacted away).
+    this.viewStale ||= this.viewGonePast();
+    return this.viewStale;
+  }
+
+  private viewGonePast(): boolean {
     let last: SegmentRecord | undefined;
     for (const segment of this.segments.values()) if (last === undefined || segment.segmentId > last.segmentId) last = segment;
     if (last === undefined) return false;
-    // The writer's next segment, once its header is written: a file named like it without a valid
-    // header says nothing (a creation still writing its header, or one a crash cut short, or
-    // damage), so neither whether it was there at open nor whether it is there now does. Checked
-    // whether or not the view has the newest segment sealed: an open that read it while the writer
-    // sealed it (its size taken before, its footer read after) has it unsealed, ending after the
-    // footer, with nothing past that to find.
-    if (this.segmentHeaderIsValid(last.segmentId + 1)) return true;
+    // A segment after the view's newest, once its header is written: the writer rolled past the
+    // view. A file named like one without a valid header says nothing (a creation still writing
+    // its header, one a crash cut short, or damage), so neither whether it was there at open nor
+    // whether it is there now does. Any later one, not only the next: the writer may have rolled
+    // on and compacted the next one away. Checked whether or not the view has its newest segment
+    // sealed: an open that read it while the writer sealed it (its size taken before, its footer
+    // read after) has it unsealed, ending after the footer, with nothing past that to find.
+    if (this.segmentIdsAfter(last.segmentId).some((segmentId) => this.segmentHeaderIsValid(segmentId))) return true;
     if (last.sealed) return false;
     const handle = this.tryOpen(last.path);
     // Gone: compacted away (sealed first, at a roll).
@@ -858,6 +868,21 @@ export class Store extends EventEmitter {
     } finally {
       handle.closeSync();
     }
+  }
+
+  /** The ids of the segment files after `segmentId` in the directory (only the next one's, without a synchronous listing). */
+  private segmentIdsAfter(segmentId: number): number[] {
+    if (this.fs.readdirSync !== undefined) {
+      try {
+        return this.fs
+          .readdirSync(this.directory)
+          .map(parseSegmentFileName)
+          .filter((id): id is number => id !== undefined && id > segmentId);
+      } catch {
+        // Listing failed: the next one, as without a listing.
+      }
+    }
+    return [segmentId + 1];
   }
 
   /** Whether a record (or batch frame) whose CRC holds starts at `offset` of a segment file. */
@@ -2988,6 +3013,28 @@ export class Store extends EventEmitter {
     this.maybeScheduleCompaction();
   }
 
+  /**
+   * Read-only: the view's segments that no value it can read is in, nor a block carried in the log
+   * that one references (a value expired by `nowMs` cannot be read). A writer may compact those
+   * away without writing a record the view lacks: their live records were copied forward before
+   * this open, or were puts expired since (dropped without a tombstone when inline). So their
+   * files going is no sign of damage, and none that a new open could see either.
+   */
+  private segmentsNotNeeded(snapshot: IndexSnapshot<EntryLocation>, nowMs: number): Set<number> {
+    const needed = new Set<number>();
+    for (const [, location] of snapshot.range()) {
+      if (location.expiresAtMs !== undefined && location.expiresAtMs <= nowMs) continue;
+      needed.add(location.segmentId);
+      const held = location.reference ?? location.object;
+      if (held === undefined) continue;
+      for (const hex of this.heldBlocks(held)) {
+        const carried = this.logBlocks.get(hex);
+        if (carried !== undefined) needed.add(carried.segmentId);
+      }
+    }
+    return new Set([...this.segments.keys()].filter((segmentId) => !needed.has(segmentId)));
+  }
+
   /** Bytes of block files no live value references (GC candidates). */
   private unreferencedBlockBytes(): number {
     return this.blocks.unreferencedBytes(this.referenceCounts);
@@ -4091,6 +4138,7 @@ export class Store extends EventEmitter {
   async verify(options?: { onProgress?: (progress: VerifyProgress) => void }): Promise<VerifyResult> {
     this.checkReadable();
     // One instant: the index, the reference counts, and the bytes of each segment it reflects.
+    const nowMs = Date.now();
     const snapshot = this.index.snapshot();
     const referenceCounts = new Map(this.referenceCounts);
     const segments = [...this.segments.values()]
@@ -4117,7 +4165,8 @@ export class Store extends EventEmitter {
         logBlocks: new Map(this.logBlocks),
         retiredSegmentIds: this.retired.map((retired) => retired.segmentId),
         knownSegmentIds: () => [...this.segments.keys(), ...this.retired.map((retired) => retired.segmentId), ...(this.creatingSegmentId === undefined ? [] : [this.creatingSegmentId])],
-        nowMs: Date.now(),
+        mayBeCompactedAway: this.options.readOnly ? this.segmentsNotNeeded(snapshot, nowMs) : undefined,
+        nowMs,
         onProgress: options?.onProgress,
       }).catch((error: unknown) => {
         throw staleView() ?? error;

@@ -319,6 +319,10 @@ export class CrashFileSystem implements FileSystem {
   }
 
   async readdir(path: string): Promise<string[]> {
+    return this.readdirSync(path);
+  }
+
+  readdirSync(path: string): string[] {
     const normalized = normalize(path);
     const directory = this.directories.get(normalized);
     if (directory === undefined) throw errnoError(this.isFile(normalized) ? 'ENOTDIR' : 'ENOENT', 'scandir', path);

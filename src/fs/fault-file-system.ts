@@ -203,6 +203,12 @@ export class FaultFileSystem implements FileSystem {
     return this.inner.readdir(path);
   }
 
+  readdirSync(path: string): string[] {
+    this.check('readdir', path);
+    if (this.inner.readdirSync === undefined) throw new Error('the inner file system has no readdirSync');
+    return this.inner.readdirSync(path);
+  }
+
   async stat(path: string): Promise<FileStat> {
     this.check('stat', path);
     return this.inner.stat(path);

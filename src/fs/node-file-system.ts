@@ -125,6 +125,10 @@ export class NodeFileSystem implements FileSystem {
     return callbackToPromise<string[]>((done) => fs.readdir(path, done));
   }
 
+  readdirSync(path: string): string[] {
+    return fs.readdirSync(path);
+  }
+
   async stat(path: string): Promise<FileStat> {
     const stats = await callbackToPromise<fs.Stats>((done) => fs.stat(path, done));
     return { sizeBytes: stats.size, isFile: stats.isFile(), isDirectory: stats.isDirectory(), mtimeMs: stats.mtimeMs };

@@ -78,6 +78,12 @@ export interface FileSystem {
   openSync(path: string, mode: OpenMode): FileHandle;
   /** Names (not paths) of the entries of a directory, in no particular order. */
   readdir(path: string): Promise<string[]>;
+  /**
+   * Synchronous `readdir`, for a read-only store's check of whether a writer went on past its
+   * view (on a read's synchronous path). Optional: without it, that check looks only at the
+   * segment right after the view's newest.
+   */
+  readdirSync?(path: string): string[];
   /** Throws ENOENT when missing. */
   stat(path: string): Promise<FileStat>;
   /** Atomically replace `to` with `from` (POSIX rename). */

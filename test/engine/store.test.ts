@@ -350,7 +350,7 @@ test('a read-only open that found the next segment empty (the writer creating it
     await writer.put('large', large);
     // Past a roll: a sealed segment with the large value's record, and the writer's next one.
     const segments = () => readdirSync(directory).filter((name) => name.endsWith('.log')).sort();
-    for (let index = 0; segments().length < 2; index++) await writer.put(`k${index}`, 'v'.repeat(200));
+    for (let index = 0; segments().length < 2 && index < 1000; index++) await writer.put(`k${index}`, 'v'.repeat(200));
     const next = segments().at(-1) as string;
     const oldBlocks = readdirSync(join(directory, 'blocks'));
     // The reader lists the directory and reads the header while the writer is between creating
@@ -410,7 +410,7 @@ test('a read-only open that read a segment while the writer sealed it (its foote
   const large = Buffer.alloc(2 * 4096, 7);
   await writer.put('large', large);
   const segments = () => readdirSync(directory).filter((name) => name.endsWith('.log')).sort();
-  for (let index = 0; segments().length < 2; index++) await writer.put(`k${index}`, 'v'.repeat(200));
+  for (let index = 0; segments().length < 2 && index < 1000; index++) await writer.put(`k${index}`, 'v'.repeat(200));
   const [sealed, next] = segments() as [string, string];
   const oldBlocks = readdirSync(join(directory, 'blocks'));
   // The reader took the segment's size while it still had its preallocated zeros (no trailer at
@@ -423,6 +423,66 @@ test('a read-only open that read a segment while the writer sealed it (its foote
   for (let pass = 0; pass < 100 && oldBlocks.some((name) => readdirSync(join(directory, 'blocks')).includes(name)); pass++) await writer.gc();
   assert.ok(!oldBlocks.some((name) => readdirSync(join(directory, 'blocks')).includes(name)), 'the old blocks were not collected');
   await assert.rejects(reader.get('large'), (error) => code(error) === 'STALE' && /block/.test((error as Error).message));
+  await reader.close();
+  await writer.close();
+});
+
+test('a read-only open stays STALE once the writer went past it, even after the writer compacted away the segment that showed it', async (t) => {
+  const directory = temporaryDirectory(t);
+  const writer = await open(directory, { valueThreshold: 1000, blockBytes: 4096, segmentBytes: 4096, gc: { minAgeMs: 0, intervalMs: 60_000 }, compaction: false });
+  const large = Buffer.alloc(2 * 4096, 7);
+  await writer.put('large', large);
+  const segments = () => readdirSync(directory).filter((name) => name.endsWith('.log')).sort();
+  for (let index = 0; segments().length < 2 && index < 1000; index++) await writer.put(`k${index}`, 'v'.repeat(200));
+  const [viewNewest, next] = segments() as [string, string];
+  const oldBlocks = readdirSync(join(directory, 'blocks'));
+  // The reader listed the directory before the writer created its next segment.
+  renameSync(join(directory, next), join(directory, 'aside'));
+  const reader = await open(directory, { readOnly: true });
+  renameSync(join(directory, 'aside'), join(directory, next));
+  assert.deepEqual(await reader.get('large'), large);
+  // The writer replaces everything, rolls on, and compacts every segment the reader could have
+  // seen it by (the view's newest and the next one) away.
+  await writer.put('large', Buffer.alloc(2 * 4096, 8));
+  for (let index = 0; index < 40; index++) await writer.put(`k${index}`, 'w'.repeat(200));
+  await writer.compact();
+  await writer.idle();
+  for (let pass = 0; pass < 100 && oldBlocks.some((name) => readdirSync(join(directory, 'blocks')).includes(name)); pass++) await writer.gc();
+  assert.ok(!oldBlocks.some((name) => readdirSync(join(directory, 'blocks')).includes(name)), 'the old blocks were not collected');
+  assert.ok(!segments().includes(viewNewest) && !segments().includes(next), `not compacted away: ${segments().join(', ')}`);
+  await assert.rejects(reader.get('large'), (error) => code(error) === 'STALE');
+  await reader.close();
+  await writer.close();
+});
+
+test('verify() on a read-only open skips a segment of its view that nothing in it needs when the writer compacted it away, and still reports one it needs', async (t) => {
+  const directory = temporaryDirectory(t);
+  const writer = await open(directory, { segmentBytes: 4096, compaction: false });
+  for (let index = 0; index < 80; index++) await writer.put(`k${index}`, 'v'.repeat(200));
+  const segments = () => readdirSync(directory).filter((name) => name.endsWith('.log')).sort();
+  const oldest = segments()[0] as string;
+  const saved = readFileSync(join(directory, oldest));
+  // Compaction copies the oldest segment's records forward, then removes its file. The reader
+  // opened in between: its view has the copies and the oldest segment both.
+  await writer.put('k0', 'changed');
+  await writer.compact();
+  await writer.idle();
+  assert.ok(!segments().includes(oldest));
+  writeFileSync(join(directory, oldest), saved);
+  const reader = await open(directory, { readOnly: true });
+  rmSync(join(directory, oldest));
+  const verified = await reader.verify();
+  assert.ok(verified.ok, JSON.stringify(verified.problems.slice(0, 3)));
+  assert.equal((await reader.get('k0'))?.toString(), 'changed');
+  // A segment the view reads values from (not its newest), gone while nothing was written:
+  // damage, reported.
+  assert.ok(segments().length >= 2, segments().join(', '));
+  const needed = segments()[0] as string;
+  const neededBytes = readFileSync(join(directory, needed));
+  rmSync(join(directory, needed));
+  const damaged = await reader.verify();
+  assert.ok(!damaged.ok && damaged.problems.some((problem) => problem.kind === 'segment' && problem.where.endsWith(needed)), JSON.stringify(damaged.problems.slice(0, 3)));
+  writeFileSync(join(directory, needed), neededBytes);
   await reader.close();
   await writer.close();
 });

@@ -347,6 +347,28 @@ export async function runConcurrentStress({
         });
         if (got !== undefined && !held.get(key)?.has(digestOf(got))) fail(`step ${step}: a read-only store beside the writer read ${key} as ${got.length} bytes it never held`);
       }
+      // Its own draws (a seed's run is the same with more or fewer peeks): a scan of every entry,
+      // and a check of the whole view, each of which may also find the view STALE.
+      const draw = random(seed * 1000 + step);
+      if (draw() < 0.5) {
+        try {
+          for await (const entry of reader.entries()) {
+            const key = entry.key.toString();
+            if (!held.get(key)?.has(digestOf(entry.value))) fail(`step ${step}: a read-only scan beside the writer read ${key} as ${entry.value.length} bytes it never held`);
+          }
+        } catch (error) {
+          if (!(error instanceof SiltError && error.code === 'STALE')) throw error;
+          result.peekReadErrors++;
+        }
+      }
+      if (draw() < 0.2) {
+        const verified = await reader.verify().catch((error: unknown) => {
+          if (!(error instanceof SiltError && error.code === 'STALE')) throw error;
+          result.peekReadErrors++;
+          return undefined;
+        });
+        if (verified !== undefined && !verified.ok) fail(`step ${step}: verify() of a read-only open beside the writer found ${JSON.stringify(verified.problems.slice(0, 3))}`);
+      }
     } finally {
       await reader.close();
     }
