@@ -830,8 +830,9 @@ export class Store extends EventEmitter {
   /**
    * Read-only: whether the log has gone on past this open's view, so that a file the view needs
    * may have been removed by the process writing the store (`STALE`), not lost (`CORRUPTION`).
-   * A writer removes a segment or a block only after writing a record this view does not hold
-   * (a newer write of the keys it served, or compaction's copies), and every record it writes
+   * A writer removes a segment or a block this view reads from only after writing a record the
+   * view does not hold (a newer write of the keys it served, or compaction's copies; a segment it
+   * reads nothing from can go without, see `segmentsNotNeeded`), and every record it writes
    * lands after the view's end: in the view's last segment (or a footer there at a roll), or in
    * a later segment once that one is sealed. Synchronous, for the synchronous read path.
    */
