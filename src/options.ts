@@ -52,6 +52,11 @@ export interface OpenOptions {
   /** Bytes of segment blocks cached in memory for reads (0 disables). Default 32 MiB. */
   cacheBytes?: number;
   /**
+   * Bytes of verified blocks of large values held in memory for reads (0 disables). A block comes
+   * in on its second read from disk in the recent past. Default 64 MiB.
+   */
+  blockCacheBytes?: number;
+  /**
    * Segment compaction, or `false` for none in the background (`compact()` still works).
    * - `deadRatio` (default 0.5): a sealed segment whose dead fraction passes this is rewritten.
    * - `stallRatio` (default 0.8): when dead bytes pass this fraction of all log bytes, writes wait
@@ -118,6 +123,7 @@ export interface ResolvedOptions {
   maxOpenFiles: number;
   checkpoint: boolean;
   cacheBytes: number;
+  blockCacheBytes: number;
   compaction: { enabled: boolean; deadRatio: number; stallRatio: number; bytesPerSecond: number };
   gc: { enabled: boolean; minAgeMs: number; batch: number; intervalMs: number };
   objects: { chunkBytes: number; compactAt: number; syncCompactAt: number; compaction: boolean; inlineBytes: number; keepInlineBytes: number; appendSlicesMax: number; compactBudget: number; compactQuietMs: number };
@@ -137,6 +143,7 @@ export const DEFAULTS: Readonly<ResolvedOptions> = Object.freeze({
   maxOpenFiles: 64,
   checkpoint: true,
   cacheBytes: 32 * 1024 * 1024,
+  blockCacheBytes: 64 * 1024 * 1024,
   compaction: Object.freeze({ enabled: true, deadRatio: 0.5, stallRatio: 0.8, bytesPerSecond: 0 }),
   gc: Object.freeze({ enabled: true, minAgeMs: 60_000, batch: 1000, intervalMs: 10_000 }),
   objects: Object.freeze({ chunkBytes: 16 * 1024 * 1024, compactAt: 64, syncCompactAt: 4096, compaction: true, inlineBytes: 256 * 1024, keepInlineBytes: 4096, appendSlicesMax: 16_384, compactBudget: 2, compactQuietMs: 50 }),
@@ -260,6 +267,7 @@ export function resolveOptions(options: OpenOptions | undefined): ResolvedOption
     maxOpenFiles: integerOption(options, 'maxOpenFiles', 1, 100_000),
     checkpoint: booleanOption(options, 'checkpoint'),
     cacheBytes: integerOption(options, 'cacheBytes', 0, 2 ** 40),
+    blockCacheBytes: integerOption(options, 'blockCacheBytes', 0, 2 ** 40),
     compaction: compactionOption(options.compaction),
     gc: gcOption(options.gc),
     objects: objectsOption(options.objects, blockBytes),

@@ -19,12 +19,15 @@
  *   whose count drops to zero becomes a GC candidate. Only the store's two-phase GC deletes
  *   blocks (`remove`), and a deletion and a write of the same content are ordered by the
  *   per-content lock: the write waits for the deletion, then stores the content again.
- * - A read that does not hash to the block's name is CORRUPTION, never bytes.
+ * - A read that does not hash to the block's name is CORRUPTION, never bytes. Blocks read from
+ *   disk a second time in the recent past are kept in memory, verified (`BlockCache`); reads
+ *   served from there skip the file and the hash. `verify` always reads the disk.
  */
 import { createHash } from 'node:crypto';
 import { ErrorCode, SiltError, toIoError } from '../errors.js';
 import { DIRECT_IO_ALIGNMENT, type FileHandle, type FileSystem } from '../fs/types.js';
 import { readFully, readFullySync } from '../log/segment-reader.js';
+import { BlockCache } from './block-cache.js';
 
 export const BLOCK_DIRECTORY_NAME = 'blocks';
 export const BLOCK_MAGIC = Buffer.from('SILTBLK\0', 'latin1');
@@ -164,13 +167,18 @@ export class BlockStore {
   /** The bytes past a block's data (padding, and one byte that must not exist) of a synchronous read. */
   private readonly tailScratch = Buffer.allocUnsafe(BLOCK_PADDING_BYTES + 1);
 
+  /** Verified blocks held in memory for reads. */
+  readonly cache: BlockCache;
+
   constructor(
     private readonly fs: FileSystem,
     storeDirectory: string,
     blockBytes: number,
+    cacheBytes = 0,
   ) {
     this.directory = `${storeDirectory}/${BLOCK_DIRECTORY_NAME}`;
     this.slots = new AlignedSlots(blockBytes);
+    this.cache = new BlockCache(cacheBytes);
   }
 
   /**
@@ -463,8 +471,16 @@ export class BlockStore {
     return toIoError(error, `reading block ${hash.toString('hex')}`);
   }
 
-  /** Read and verify a whole block of `expectedBytes` bytes (any size when undefined). */
-  async read(hash: Buffer, expectedBytes: number | undefined): Promise<Buffer> {
+  /**
+   * Read and verify a whole block of `expectedBytes` bytes (any size when undefined), into fresh
+   * memory. `fromDisk` skips the cache both ways (verification reads what the disk holds).
+   */
+  async read(hash: Buffer, expectedBytes: number | undefined, fromDisk = false): Promise<Buffer> {
+    const hex = fromDisk || this.cache.capacityBytes === 0 ? undefined : hash.toString('hex');
+    if (hex !== undefined) {
+      const cached = this.cache.copyOf(hex, expectedBytes);
+      if (cached !== undefined) return cached;
+    }
     const path = `${this.directory}/${blockFileName(hash)}`;
     let file: Buffer;
     try {
@@ -485,7 +501,9 @@ export class BlockStore {
     const dataBytes = headerRead === BLOCK_HEADER_BYTES ? file.readUInt32LE(12) : 0;
     const data = file.subarray(headerRead);
     const dataRead = Math.min(data.length, dataBytes);
-    return this.check(hash, file, headerRead, data, dataRead, data.subarray(dataRead), expectedBytes);
+    const verified = this.check(hash, file, headerRead, data, dataRead, data.subarray(dataRead), expectedBytes);
+    if (hex !== undefined) this.cache.offer(hex, verified);
+    return verified;
   }
 
   /**
@@ -494,8 +512,10 @@ export class BlockStore {
    * value buffer), else into fresh memory; returns the view of it that holds the block.
    */
   readSync(hash: Buffer, expectedBytes: number, target?: Buffer, targetOffset = 0): Buffer {
-    const path = `${this.directory}/${blockFileName(hash)}`;
+    const hex = this.cache.capacityBytes === 0 ? undefined : hash.toString('hex');
     const data = target === undefined ? Buffer.allocUnsafe(expectedBytes) : target.subarray(targetOffset, targetOffset + expectedBytes);
+    if (hex !== undefined && this.cache.copyTo(hex, expectedBytes, data, 0)) return data;
+    const path = `${this.directory}/${blockFileName(hash)}`;
     const header = this.headerScratch;
     let headerRead: number;
     let dataRead = 0;
@@ -521,7 +541,9 @@ export class BlockStore {
     } catch (error) {
       throw this.missing(hash, error);
     }
-    return this.check(hash, header, headerRead, data, dataRead, this.tailScratch.subarray(0, tailRead), expectedBytes);
+    const verified = this.check(hash, header, headerRead, data, dataRead, this.tailScratch.subarray(0, tailRead), expectedBytes);
+    if (hex !== undefined) this.cache.offer(hex, verified);
+    return verified;
   }
 
   /** Bytes of the present blocks that `referenceCounts` does not count. */
@@ -551,6 +573,7 @@ export class BlockStore {
   remove(hex: string): Promise<boolean> {
     if (this.writing.has(hex)) return Promise.resolve(false);
     const wasPresent = this.present.delete(hex);
+    this.cache.delete(hex);
     const size = this.sizes.get(hex);
     const fileSize = this.fileSizes.get(hex);
     if (wasPresent) this.dropSize(hex);

@@ -348,7 +348,7 @@ export async function verifyStore(input: VerifyInput): Promise<VerifyResult> {
     const expected = blockLengths.get(hex);
     if (!recounted.has(hex)) unreferencedBlocks++;
     try {
-      const data = await input.blocks.read(Buffer.from(hex, 'hex'), expected);
+      const data = await input.blocks.read(Buffer.from(hex, 'hex'), expected, true);
       checked.blocks++;
       checked.blockBytes += data.length;
       blockBytesDone += data.length;

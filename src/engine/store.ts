@@ -591,7 +591,7 @@ export class Store extends EventEmitter {
     this.lastAppliedRevision = revision;
     this.recoveryReport = report;
     this.readCache = new ReadCache(options.cacheBytes);
-    this.blocks = new BlockStore(fs, directory, options.blockBytes);
+    this.blocks = new BlockStore(fs, directory, options.blockBytes, options.blockCacheBytes);
   }
 
   /** Open (and recover) the store in `directory`. See `open()`. */
@@ -4221,6 +4221,7 @@ export class Store extends EventEmitter {
       writes: { ...this.counters },
       checkpoints: { ...this.checkpointCounters },
       readCache: { bytes: this.readCache.sizeBytes, hits: this.readCache.hits, misses: this.readCache.misses },
+      blockCache: { bytes: this.blocks.cache.sizeBytes, hits: this.blocks.cache.hits, misses: this.blocks.cache.misses },
       blocks: {
         count: this.blocks.blockCount,
         storedBytes: this.blocks.storedBytes,

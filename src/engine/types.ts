@@ -215,6 +215,11 @@ export interface StoreStats {
   checkpoints: { written: number; lastEntryCount: number; lastDurationMs: number; failures: number };
   /** The block cache of segment reads: bytes held, and block hits and misses. */
   readCache: { bytes: number; hits: number; misses: number };
+  /**
+   * Verified blocks of large values held in memory (`blockCacheBytes`): bytes held, and block
+   * reads served from it (hits) or from disk (misses; `verify()` reads are not counted).
+   */
+  blockCache: { bytes: number; hits: number; misses: number };
   /** The block store of large values. */
   blocks: {
     /** Block files present. */

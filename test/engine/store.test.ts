@@ -300,6 +300,13 @@ async function collectBlocks(writer: Store, directory: string, blocks: string[])
   assert.deepEqual(left(), [], 'the old blocks were not collected');
 }
 
+/**
+ * For a read-only open whose test is about a block file gone: its value's two blocks are the same
+ * content, so one get would bring the block into the cache of verified blocks and later reads
+ * would be served from memory (the right bytes, but not the disk the test is about).
+ */
+const DISK_READS = { blockCacheBytes: 0 };
+
 test('a read-only open reads STALE, not CORRUPTION, where a process writing the store has since compacted a segment away or collected a block; a block missing at open is still CORRUPTION', async (t) => {
   const directory = temporaryDirectory(t);
   const writer = await open(directory, { valueThreshold: 1000, blockBytes: 4096, segmentBytes: 4096, gc: { minAgeMs: 0, intervalMs: 5 }, compaction: { deadRatio: 0.3 } });
@@ -364,7 +371,7 @@ test('a read-only open that found the next segment empty (the writer creating it
     // the writer's file aside for the open (the writer keeps its handle).
     renameSync(join(directory, next), join(directory, 'aside'));
     if (atOpen === 'empty') writeFileSync(join(directory, next), '');
-    const reader = await open(directory, { readOnly: true });
+    const reader = await open(directory, { ...DISK_READS, readOnly: true });
     renameSync(join(directory, 'aside'), join(directory, next));
     assert.deepEqual(await reader.get('large'), large);
     // The writer replaces the value in its next segment (or a later one) and collects its blocks.
@@ -422,7 +429,7 @@ test('a read-only open that read a segment while the writer sealed it (its foote
   // its end: not sealed), then read its records, footer and trailer, which the writer had cut
   // the file back to meanwhile; and it listed the directory before the next segment was there.
   const fileSystem = new SealingUnderfoot(join(directory, sealed), statSync(join(directory, sealed)).size + 4096, next);
-  const reader = await open(directory, { readOnly: true, fileSystem });
+  const reader = await open(directory, { ...DISK_READS, readOnly: true, fileSystem });
   assert.deepEqual(await reader.get('large'), large);
   await writer.put('large', Buffer.alloc(2 * 4096, 8));
   await collectBlocks(writer, directory, oldBlocks);
@@ -442,7 +449,7 @@ test('a read-only open stays STALE once the writer went past it, even after the 
   const oldBlocks = readdirSync(join(directory, 'blocks'));
   // The reader listed the directory before the writer created its next segment.
   renameSync(join(directory, next), join(directory, 'aside'));
-  const reader = await open(directory, { readOnly: true });
+  const reader = await open(directory, { ...DISK_READS, readOnly: true });
   renameSync(join(directory, 'aside'), join(directory, next));
   assert.deepEqual(await reader.get('large'), large);
   // The writer replaces everything, rolls on, and compacts every segment the reader could have
@@ -508,7 +515,7 @@ test('a read-only open that took a write in progress for a damaged tail reads ST
   // bytes after where it found the data ending are zeros.
   const file = openSync(segment, 'r+');
   writeSync(file, Buffer.alloc(marker.length), 0, marker.length, at);
-  const reader = await open(directory, { readOnly: true });
+  const reader = await open(directory, { ...DISK_READS, readOnly: true });
   writeSync(file, marker, 0, marker.length, at);
   closeSync(file);
   assert.deepEqual(await reader.get('large'), large);
