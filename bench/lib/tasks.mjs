@@ -336,8 +336,8 @@ export const tasks = {
           }
         };
         const bytes = count * valueBytes;
-        const timedReads = () => {
-          pass(); // warm-up, the same for every store
+        const timedReads = (warmUpPasses = 1) => {
+          for (let warm = 0; warm < warmUpPasses; warm++) pass(); // warm-up, the same for every store
           let passes = 0;
           const started = performance.now();
           do {
@@ -354,7 +354,8 @@ export const tasks = {
           const { hits, misses } = db.raw.stats().blockCache;
           await db.close();
           db = await adapter(store).open(dir, { durable: true, siltOptions: { ...siltOptions, blockCacheBytes: 2 * bytes } });
-          const again = timedReads();
+          // Two warm-up passes: a block comes into the cache on its second read from disk.
+          const again = timedReads(2);
           cached = { readCachedMBps: again.mbps, blockCacheHitRatio: hits / (hits + misses), blockCacheHitRatioSized: db.raw.stats().blockCache.hits / (db.raw.stats().blockCache.hits + db.raw.stats().blockCache.misses) };
         }
         return {
