@@ -49,8 +49,10 @@ export class BlockCache {
   misses = 0;
 
   constructor(readonly capacityBytes: number) {
-    // Enough names to remember a working set of small blocks as large as the cache itself.
-    this.ghostLimit = capacityBytes === 0 ? 0 : Math.min(65_536, Math.max(256, Math.ceil(capacityBytes / 16_384)));
+    // Enough names to remember a working set of 4 KiB blocks as large as the cache itself (a
+    // value read whole twice must find its first block's name still there): 16,384 names, about
+    // 2 MB, at the default 64 MiB.
+    this.ghostLimit = capacityBytes === 0 ? 0 : Math.min(65_536, Math.max(256, Math.ceil(capacityBytes / 4096)));
   }
 
   /**

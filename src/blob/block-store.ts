@@ -476,12 +476,10 @@ export class BlockStore {
    * memory. `fromDisk` skips the cache both ways (verification reads what the disk holds).
    */
   async read(hash: Buffer, expectedBytes: number | undefined, fromDisk = false): Promise<Buffer> {
-    const hex = fromDisk || this.cache.capacityBytes === 0 ? undefined : hash.toString('hex');
-    if (hex !== undefined) {
-      const cached = this.cache.copyOf(hex, expectedBytes);
-      if (cached !== undefined) return cached;
-    }
-    const path = `${this.directory}/${blockFileName(hash)}`;
+    const hex = hash.toString('hex');
+    const cached = fromDisk ? undefined : this.cache.copyOf(hex, expectedBytes);
+    if (cached !== undefined) return cached;
+    const path = `${this.directory}/${hex}${BLOCK_SUFFIX}`;
     let file: Buffer;
     try {
       const handle = await this.fs.open(path, 'read');
@@ -502,7 +500,7 @@ export class BlockStore {
     const data = file.subarray(headerRead);
     const dataRead = Math.min(data.length, dataBytes);
     const verified = this.check(hash, file, headerRead, data, dataRead, data.subarray(dataRead), expectedBytes);
-    if (hex !== undefined) this.cache.offer(hex, verified);
+    if (!fromDisk) this.cache.offer(hex, verified);
     return verified;
   }
 
@@ -512,10 +510,10 @@ export class BlockStore {
    * value buffer), else into fresh memory; returns the view of it that holds the block.
    */
   readSync(hash: Buffer, expectedBytes: number, target?: Buffer, targetOffset = 0): Buffer {
-    const hex = this.cache.capacityBytes === 0 ? undefined : hash.toString('hex');
+    const hex = hash.toString('hex');
     const data = target === undefined ? Buffer.allocUnsafe(expectedBytes) : target.subarray(targetOffset, targetOffset + expectedBytes);
-    if (hex !== undefined && this.cache.copyTo(hex, expectedBytes, data, 0)) return data;
-    const path = `${this.directory}/${blockFileName(hash)}`;
+    if (this.cache.copyTo(hex, expectedBytes, data, 0)) return data;
+    const path = `${this.directory}/${hex}${BLOCK_SUFFIX}`;
     const header = this.headerScratch;
     let headerRead: number;
     let dataRead = 0;
@@ -542,7 +540,7 @@ export class BlockStore {
       throw this.missing(hash, error);
     }
     const verified = this.check(hash, header, headerRead, data, dataRead, this.tailScratch.subarray(0, tailRead), expectedBytes);
-    if (hex !== undefined) this.cache.offer(hex, verified);
+    this.cache.offer(hex, verified);
     return verified;
   }
 

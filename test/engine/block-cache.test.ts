@@ -153,3 +153,15 @@ test('a block whose file garbage collection deletes leaves the cache', async (t)
   assert.ok(db.getSync('kept')?.equals(kept));
   await db.close();
 });
+
+test('a value of small blocks as large as the cache, read whole twice, is read from memory the third time', () => {
+  const capacityBytes = 4 << 20;
+  const cache = new BlockCache(capacityBytes);
+  const block = bytes(9, 4096);
+  const count = capacityBytes / block.length;
+  // Every name read once must still be remembered when the second read of the value reaches it.
+  for (let pass = 0; pass < 2; pass++) for (let index = 0; index < count; index++) cache.offer(`b${index}`, block);
+  let hits = 0;
+  for (let index = 0; index < count; index++) if (cache.copyOf(`b${index}`, block.length) !== undefined) hits++;
+  assert.equal(hits, count, `${hits} of ${count} blocks served from memory`);
+});
