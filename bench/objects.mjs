@@ -7,7 +7,7 @@
  *
  *   node bench/objects.mjs [--size-mib 256] [--writes 10000,100000] [--appends 2000] [--durability sync|none]
  *                          [--modes on,off] [--compact-at N] [--sync-compact-at N] [--inline-bytes N] [--chunk-mib N] [--compact-budget N] [--during-burst]
- *                          [--seed 42] [--dir /tmp] [--json]
+ *                          [--seed 42] [--dir /tmp] [--json] [--block-cache-bytes 0]
  *
  * Reports, for compaction on and off: writeAt ops/s, and whole-object read MB/s after each
  * write count, beside the read MB/s of a freshly written value of the same size (the two read in
@@ -34,6 +34,7 @@ const { values } = parseArgs({
     'chunk-mib': { type: 'string' },
     'compact-budget': { type: 'string' },
     'during-burst': { type: 'boolean', default: false },
+    'block-cache-bytes': { type: 'string', default: '0' },
     seed: { type: 'string', default: '42' },
     json: { type: 'boolean', default: false },
     dir: { type: 'string', default: tmpdir() },
@@ -55,11 +56,11 @@ console.log(`seed ${seed}`);
 
 const results = [];
 for (const mode of values.modes.split(',').filter(Boolean)) {
-  results.push(...(await writeAtRun(open, { dir: values.dir, sizeBytes, writeCounts, mode, durability, tuning, seed, duringBurst: values['during-burst'], log: (row) => console.log(JSON.stringify(row)) })));
+  results.push(...(await writeAtRun(open, { dir: values.dir, sizeBytes, writeCounts, mode, durability, tuning, seed, duringBurst: values['during-burst'], blockCacheBytes: Number(values['block-cache-bytes']), log: (row) => console.log(JSON.stringify(row)) })));
 }
 let appendRow;
 if (appends > 0) {
-  appendRow = await appendRun(open, { dir: values.dir, appends, durability, tuning });
+  appendRow = await appendRun(open, { dir: values.dir, appends, durability, tuning, blockCacheBytes: Number(values['block-cache-bytes']) });
   console.log(JSON.stringify({ append: appendRow }));
 }
 

@@ -50,13 +50,15 @@ export function objectOptions(mode, tuning = {}) {
  * Returns one row per count: { mode, writes, opsPerSecond (of the writes since the previous count),
  * objectRead, freshRead, readRatio (MB/s, medians of 3), slices, maxSlices, heavy, logMiB, seed }.
  */
-export async function writeAtRun(open, { dir, sizeBytes, writeCounts, mode, durability = 'sync', tuning = {}, seed = 42, log = () => {}, duringBurst = false }) {
+export async function writeAtRun(open, { dir, sizeBytes, writeCounts, mode, durability = 'sync', tuning = {}, seed = 42, log = () => {}, duringBurst = false, blockCacheBytes = 0 }) {
   const directory = mkdtempSync(join(dir, 'silt-objects-bench-'));
   try {
     // duringBurst: read as a burst of writes leaves the object (no idle(), no gc() passes, and paced
     // compaction given no pause to catch up in), not after background work is done.
     const objects = duringBurst ? { ...objectOptions(mode, tuning), compactQuietMs: 2 ** 31 - 1 } : objectOptions(mode, tuning);
-    const db = await open(directory, { durability, objects, gc: { minAgeMs: 0, intervalMs: 1000 } });
+    // The block cache off by default: the reads compare how the two values lie on disk, and a
+    // cache holding more of one of them than of the other would decide the ratio instead.
+    const db = await open(directory, { durability, objects, gc: { minAgeMs: 0, intervalMs: 1000 }, blockCacheBytes });
     const rows = [];
     try {
       await db.putStream('fresh', source(sizeBytes));
@@ -122,11 +124,12 @@ export async function writeAtRun(open, { dir, sizeBytes, writeCounts, mode, dura
  * `appends` 64 KiB appends to one object against write + fdatasync (in 'sync' mode) of the same
  * record to a plain file, alternating in rounds of `round`. Returns { siltMBps, fileMBps, ratio, ... }.
  */
-export async function appendRun(open, { dir, appends, durability = 'sync', tuning = {}, round = 25 }) {
+export async function appendRun(open, { dir, appends, durability = 'sync', tuning = {}, round = 25, blockCacheBytes = 0 }) {
   const record = randomBytes(RECORD_BYTES);
   const directory = mkdtempSync(join(dir, 'silt-append-bench-'));
   try {
-    const db = await open(join(directory, 'db'), { durability, objects: tuning });
+    // The block cache off, as in writeAtRun: the read after compares layouts on disk.
+    const db = await open(join(directory, 'db'), { durability, objects: tuning, blockCacheBytes });
     const descriptor = openSync(join(directory, 'plain.log'), 'a');
     let siltMs = 0;
     let fileMs = 0;
