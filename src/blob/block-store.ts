@@ -500,7 +500,8 @@ export class BlockStore {
     const data = file.subarray(headerRead);
     const dataRead = Math.min(data.length, dataBytes);
     const verified = this.check(hash, file, headerRead, data, dataRead, data.subarray(dataRead), expectedBytes);
-    if (!fromDisk) this.cache.offer(hex, verified);
+    // Not a block removed while this read was in flight: the cache would keep it past its file.
+    if (!fromDisk && this.present.has(hex)) this.cache.offer(hex, verified);
     return verified;
   }
 
@@ -540,7 +541,8 @@ export class BlockStore {
       throw this.missing(hash, error);
     }
     const verified = this.check(hash, header, headerRead, data, dataRead, this.tailScratch.subarray(0, tailRead), expectedBytes);
-    this.cache.offer(hex, verified);
+    // Not a block being removed (its unlink still in flight).
+    if (this.present.has(hex)) this.cache.offer(hex, verified);
     return verified;
   }
 

@@ -10,7 +10,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { BlockCache } from '../../src/blob/block-cache.js';
-import { open } from '../../src/index.js';
+import { BlockStore, sha256 } from '../../src/blob/block-store.js';
+import type { FileHandle, OpenMode, OpenOptions } from '../../src/fs/types.js';
+import { NodeFileSystem, open } from '../../src/index.js';
 import { collect, random, seededBytes as bytes, temporaryDirectory, testSeed } from '../helpers.js';
 
 const SMALL = { valueThreshold: 1000, blockBytes: 4096 };
@@ -164,4 +166,45 @@ test('a value of small blocks as large as the cache, read whole twice, is read f
   let hits = 0;
   for (let index = 0; index < count; index++) if (cache.copyOf(`b${index}`, block.length) !== undefined) hits++;
   assert.equal(hits, count, `${hits} of ${count} blocks served from memory`);
+});
+
+/** Node's file system whose opens of block files for reading stop, once `gate` is set, after the file is open. */
+class GatedBlockOpens extends NodeFileSystem {
+  gate: Promise<void> | undefined;
+  reached: (() => void) | undefined;
+
+  override async open(path: string, mode: OpenMode, options?: OpenOptions): Promise<FileHandle> {
+    const handle = await super.open(path, mode, options);
+    if (this.gate !== undefined && mode === 'read' && path.endsWith('.blk')) {
+      this.reached?.();
+      await this.gate;
+    }
+    return handle;
+  }
+}
+
+test('a block removed while a read of it is in flight does not come into the cache', async (t) => {
+  const directory = temporaryDirectory(t);
+  const fileSystem = new GatedBlockOpens();
+  const blocks = new BlockStore(fileSystem, directory, 4096, 1 << 20);
+  await blocks.open(false, directory);
+  const data = bytes(11, 4096);
+  const hash = sha256(data);
+  const hex = hash.toString('hex');
+  await blocks.write(hash, data);
+  // Two reads in flight: the first to finish would be remembered, the second would bring the
+  // block in.
+  let release = (): void => {};
+  fileSystem.gate = new Promise((resolve) => (release = resolve));
+  let opened = 0;
+  const bothOpen = new Promise<void>((resolve) => (fileSystem.reached = () => ++opened === 2 && resolve()));
+  const reads = [blocks.read(hash, data.length), blocks.read(hash, data.length)];
+  await bothOpen;
+  // GC removes the block while the reads hold the file open.
+  const removing = blocks.remove(hex);
+  release();
+  for (const read of await Promise.all(reads)) assert.ok(read.equals(data), 'a read of the open file returned other bytes');
+  assert.equal(await removing, true);
+  assert.equal(blocks.cache.copyOf(hex, undefined), undefined, 'a removed block came into the cache');
+  assert.equal(blocks.cache.sizeBytes, 0);
 });
