@@ -339,7 +339,7 @@ export const WORKLOADS = {
     // The same reads with silt's block cache sized to hold every value; the peers' figures are theirs from above.
     const sized = { ...results, ...(results.silt !== undefined && { silt: summarize({ silt: samples.silt }, (outcome) => outcome.readCachedMBps).silt }) };
     const hitRatio = summarize({ silt: samples.silt ?? [] }, (outcome) => outcome.blockCacheHitRatio).silt;
-    if (hitRatio?.median !== undefined) ctx.notes.push(`large-read: silt's block cache at its default size (64 MiB, a quarter of the values) served ${(100 * hitRatio.median).toFixed(0)}% of block reads`);
+    if (hitRatio?.median !== undefined) ctx.notes.push(`large-read: silt's block cache at its default size (64 MiB, against ${ctx.sizes.largeCount} MiB of values) served ${(100 * hitRatio.median).toFixed(0)}% of block reads, warm-up passes included`);
     return [
       { id: 'large-read', label: 'large-read-1M', unit: 'MB/s', lowerIsBetter: false, results },
       { id: 'large-read-cached', label: 'large-read-1M, silt blockCacheBytes holds all', unit: 'MB/s', lowerIsBetter: false, results: sized },
