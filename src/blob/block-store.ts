@@ -43,10 +43,6 @@ export const HASH_BYTES = 32;
 const BLOCK_SUFFIX = '.blk';
 const TEMPORARY_MARK = '.tmp-';
 
-export function blockFileName(hash: Buffer): string {
-  return `${hash.toString('hex')}${BLOCK_SUFFIX}`;
-}
-
 export function sha256(data: Uint8Array): Buffer {
   return createHash('sha256').update(data).digest();
 }
@@ -181,6 +177,11 @@ export class BlockStore {
     this.cache = new BlockCache(cacheBytes);
   }
 
+  /** The path of block `hex`'s file. */
+  private pathOf(hex: string): string {
+    return `${this.directory}/${hex}${BLOCK_SUFFIX}`;
+  }
+
   /**
    * Memory to fill with a block's data (`blockBytes` long) before `write`: an aligned slot when
    * one is free (then `write` sends it to the file without a copy), else plain memory. Give it
@@ -234,7 +235,7 @@ export class BlockStore {
     const header = Buffer.allocUnsafe(BLOCK_HEADER_BYTES);
     for (const hex of this.present) {
       if (this.sizes.has(hex)) continue;
-      const path = `${this.directory}/${hex}${BLOCK_SUFFIX}`;
+      const path = this.pathOf(hex);
       // Synchronous calls, and the file's size from its header: with a thread-pool round trip
       // for each of open, fstat, read and close, opening a store with 20k block files spent
       // about 5 s here; three synchronous syscalls take microseconds.
@@ -314,7 +315,7 @@ export class BlockStore {
   }
 
   private async writeFile(hex: string, data: Uint8Array): Promise<void> {
-    const path = `${this.directory}/${hex}${BLOCK_SUFFIX}`;
+    const path = this.pathOf(hex);
     const unpaddedBytes = BLOCK_HEADER_BYTES + data.length;
     const fileBytes = blockFileBytes(data.length);
     // The bytes to write: header, data and padding side by side in one buffer (the caller's
@@ -479,7 +480,7 @@ export class BlockStore {
     const hex = hash.toString('hex');
     const cached = fromDisk ? undefined : this.cache.copyOf(hex, expectedBytes);
     if (cached !== undefined) return cached;
-    const path = `${this.directory}/${hex}${BLOCK_SUFFIX}`;
+    const path = this.pathOf(hex);
     let file: Buffer;
     try {
       const handle = await this.fs.open(path, 'read');
@@ -514,7 +515,7 @@ export class BlockStore {
     const hex = hash.toString('hex');
     const data = target === undefined ? Buffer.allocUnsafe(expectedBytes) : target.subarray(targetOffset, targetOffset + expectedBytes);
     if (this.cache.copyTo(hex, expectedBytes, data, 0)) return data;
-    const path = `${this.directory}/${hex}${BLOCK_SUFFIX}`;
+    const path = this.pathOf(hex);
     const header = this.headerScratch;
     let headerRead: number;
     let dataRead = 0;
@@ -577,7 +578,7 @@ export class BlockStore {
     const size = this.sizes.get(hex);
     const fileSize = this.fileSizes.get(hex);
     if (wasPresent) this.dropSize(hex);
-    const deletion = this.fs.unlink(`${this.directory}/${hex}${BLOCK_SUFFIX}`).then(
+    const deletion = this.fs.unlink(this.pathOf(hex)).then(
       () => {
         if (!this.present.has(hex)) this.unverified.delete(hex);
       },
