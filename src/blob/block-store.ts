@@ -7,7 +7,11 @@
  *   (created exclusively; through O_DIRECT from an aligned buffer where the file system allows,
  *   padded to 4 KiB), fdatasynced, with a directory fsync started right after the file's creation
  *   and awaited with the data's, and only then counted as present: a present block's data and
- *   name are durable (durability ordering). `syncDirectory()` makes deletions durable.
+ *   name are durable (durability ordering). `syncDirectory()` makes deletions durable. A block
+ *   of `STAGING_MIN_BYTES` or more can instead be staged: written to a spare staging file while
+ *   the caller hashes it, renamed to its name once the hash is known, with the directory fsync
+ *   started then; the same two syncs come before it counts as present. Staging files are never
+ *   named durably: after a crash they are leftovers, removed at open.
  * - A file under a final name may therefore be incomplete after a crash, but only if no durable
  *   record points at it (records are written after the data and the name are durable). So at
  *   open, the files no record references are *unverified*: a write of the same content writes
@@ -23,7 +27,7 @@
  *   disk a second time in the recent past are kept in memory, verified (`BlockCache`); reads
  *   served from there skip the file and the hash. `verify` always reads the disk.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { ErrorCode, SiltError, toIoError } from '../errors.js';
 import { DIRECT_IO_ALIGNMENT, type FileHandle, type FileSystem } from '../fs/types.js';
 import { readFully, readFullySync } from '../log/segment-reader.js';
@@ -42,6 +46,32 @@ export const BLOCK_PADDING_BYTES = 4096;
 export const HASH_BYTES = 32;
 const BLOCK_SUFFIX = '.blk';
 const TEMPORARY_MARK = '.tmp-';
+/**
+ * Blocks of at least this many bytes are staged (`BlockStore.stage`): below it, hashing takes too
+ * little time for the overlap to pay for the rename (measured per put, hash-then-write against
+ * staged: 64 KiB 0.95 against 1.01 ms, 128 KiB 1.32 against 1.25, 256 KiB 1.91 against 1.63).
+ */
+export const STAGING_MIN_BYTES = 256 * 1024;
+/** Staging files kept open and empty, ready for the next block written while it is hashed. */
+const SPARE_STAGING_FILES = 2;
+/**
+ * Past this share of recent block writes that found their content already stored, a write hashes
+ * first and stages nothing: a staged duplicate is bytes written to the device for nothing.
+ */
+const STAGING_DUPLICATE_SHARE_MAX = 0.5;
+
+/**
+ * A block write begun before its hash is known (`BlockStore.stage`): its file's bytes on their way
+ * to a staging file, which `write` renames to the block's name, or deletes when the content is
+ * already stored.
+ */
+export interface StagedWrite {
+  readonly path: string;
+  readonly handle: FileHandle;
+  /** Settles when the bytes are written (not yet durable); never rejects unhandled. */
+  readonly written: Promise<void>;
+  readonly fileBytes: number;
+}
 
 export function sha256(data: Uint8Array): Buffer {
   return createHash('sha256').update(data).digest();
@@ -166,6 +196,22 @@ export class BlockStore {
   /** Verified blocks held in memory for reads. */
   readonly cache: BlockCache;
 
+  /** Empty staging files, open, for `stage` (none until the first block write asks for one). */
+  private readonly spares: Array<{ path: string; handle: FileHandle }> = [];
+  private sparesOpening = 0;
+  /** Opens of spares and deletions of unused staging files in flight (`close` waits for them). */
+  private readonly stagingTasks = new Set<Promise<void>>();
+  /** False for a read-only store and once `close` began: no staging files are opened. */
+  private stagingEnabled = false;
+  /** Staging file names: `staging.tmp-<6 random hex><counter>`, unique to this open. */
+  private readonly stagingPrefix = `staging${TEMPORARY_MARK}${randomBytes(3).toString('hex')}`;
+  private stagingCount = 0;
+  /** Moving share (weight 1/8 per write) of block writes whose content was already stored or being written. */
+  private duplicateShare = 0;
+  /** Staged writes renamed to their block's name, and staged writes deleted as duplicates (bytes written for nothing). */
+  stagedWrites = 0;
+  stagedDiscarded = 0;
+
   constructor(
     private readonly fs: FileSystem,
     storeDirectory: string,
@@ -207,6 +253,7 @@ export class BlockStore {
 
   /** List the block directory (creating it when writable). */
   async open(readOnly: boolean, storeDirectory: string): Promise<string[]> {
+    this.stagingEnabled = !readOnly;
     let names: string[];
     try {
       names = await this.fs.readdir(this.directory);
@@ -301,17 +348,158 @@ export class BlockStore {
    * Store `data` as a block named by `hash` (its SHA-256) unless it is already present or being
    * written. The file is fsynced on return; call `syncDirectory()` before relying on its name.
    */
-  async write(hash: Buffer, data: Uint8Array): Promise<void> {
+  async write(hash: Buffer, data: Uint8Array, staged?: StagedWrite): Promise<void> {
     const hex = hash.toString('hex');
     // Content being deleted by GC is written afresh once the deletion is done (per-content lock).
     const deleting = this.deleting.get(hex);
     if (deleting !== undefined) await deleting.catch(() => undefined);
-    if (this.present.has(hex) && !this.unverified.has(hex)) return;
+    const stored = this.present.has(hex) && !this.unverified.has(hex);
     const inFlight = this.writing.get(hex);
-    if (inFlight !== undefined) return inFlight;
-    const promise = this.writeFile(hex, data).finally(() => this.writing.delete(hex));
+    this.duplicateShare += ((stored || inFlight !== undefined ? 1 : 0) - this.duplicateShare) / 8;
+    if (stored || inFlight !== undefined) {
+      // The staged bytes are not needed: deleted once written (the caller's buffer is free when this returns).
+      if (staged !== undefined) await this.discardStaged(staged);
+      return inFlight;
+    }
+    const promise = (staged === undefined ? this.writeFile(hex, data) : this.commitStaged(hex, data, staged)).finally(() => this.writing.delete(hex));
     this.writing.set(hex, promise);
     return promise;
+  }
+
+  /**
+   * Start writing a block's file (header, the `dataBytes` of data in `buffer`, padding) to a
+   * staging file before its hash is known, so that the caller hashes it while the bytes go out;
+   * then pass the result to `write`, which renames the file to the block's name (or deletes it
+   * when the content is already stored). Undefined (hash first, then `write` without it) for a
+   * buffer that is not an aligned slot, a block under `STAGING_MIN_BYTES`, when no spare staging
+   * file is open yet, or when most recent writes were duplicates. Measured on 1 MiB puts: 2.1 ms against 3.2 ms (hash, then
+   * write under the final name), the rename's metadata change included (doc/format.md).
+   */
+  stage(buffer: BlockBuffer, dataBytes: number): StagedWrite | undefined {
+    if (!this.stagingEnabled || buffer.slot === undefined || dataBytes < STAGING_MIN_BYTES || this.duplicateShare > STAGING_DUPLICATE_SHARE_MAX) return undefined;
+    const spare = this.spares.pop();
+    this.replenishSpares();
+    if (spare === undefined) return undefined;
+    if (spare.handle.direct === true && !this.directWrites) {
+      // Opened for direct I/O before direct writes were found refused here.
+      this.dropStagingFile(spare.path, spare.handle, Promise.resolve());
+      return undefined;
+    }
+    const slot = buffer.slot;
+    const fileBytes = blockFileBytes(dataBytes);
+    encodeBlockHeader(dataBytes).copy(slot, 0);
+    slot.fill(0, BLOCK_HEADER_BYTES + dataBytes, fileBytes);
+    const written = spare.handle.write(slot, 0, fileBytes, 0);
+    written.catch(() => undefined);
+    return { path: spare.path, handle: spare.handle, written, fileBytes };
+  }
+
+  /** Open spare staging files, in the background, up to `SPARE_STAGING_FILES`. A failed open is tried again at the next `stage`. */
+  private replenishSpares(): void {
+    while (this.stagingEnabled && this.spares.length + this.sparesOpening < SPARE_STAGING_FILES) {
+      this.sparesOpening++;
+      const path = `${this.directory}/${this.stagingPrefix}${(this.stagingCount++).toString(16)}`;
+      // The file's creation is never made durable: after a crash it is a leftover, removed at open.
+      const task = this.fs.open(path, 'create', { direct: this.directWrites }).then(
+        (handle) => {
+          if (this.stagingEnabled) this.spares.push({ path, handle });
+          else this.dropStagingFile(path, handle, Promise.resolve());
+        },
+        () => undefined,
+      );
+      const tracked = task.finally(() => {
+        this.sparesOpening--;
+        this.stagingTasks.delete(tracked);
+      });
+      this.stagingTasks.add(tracked);
+    }
+  }
+
+  /** Close and delete a staging file once `written` settles, in the background (`close` waits). */
+  private dropStagingFile(path: string, handle: FileHandle, written: Promise<void>): void {
+    const task = written
+      .catch(() => undefined)
+      .then(() => handle.close())
+      .catch(() => undefined)
+      .then(() => this.fs.unlink(path))
+      .catch(() => undefined);
+    const tracked = task.finally(() => this.stagingTasks.delete(tracked));
+    this.stagingTasks.add(tracked);
+  }
+
+  /** A staged write whose content turned out to be stored already: wait for its bytes (the buffer's), then drop its file. */
+  private async discardStaged(staged: StagedWrite): Promise<void> {
+    this.stagedDiscarded++;
+    await staged.written.catch(() => undefined);
+    this.dropStagingFile(staged.path, staged.handle, Promise.resolve());
+  }
+
+  /**
+   * `writeFile` for a staged write: the staging file is renamed to the block's name (replacing
+   * an unverified leftover of that name atomically) as soon as the hash is known, while its bytes
+   * may still be going out; the directory fsync then runs alongside the rest of the data's write
+   * and its fdatasync, as in `writeFile`, and both finish before the block counts as present.
+   */
+  private async commitStaged(hex: string, data: Uint8Array, staged: StagedWrite): Promise<void> {
+    const path = this.pathOf(hex);
+    let handle: FileHandle | undefined = staged.handle;
+    let renamed = false;
+    let nameSync: Promise<void> | undefined;
+    try {
+      await this.fs.rename(staged.path, path);
+      renamed = true;
+      nameSync = this.fs.syncDirectory(this.directory);
+      nameSync.catch(() => undefined); // awaited below; failures are reported there
+      try {
+        await staged.written;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EINVAL' || handle.direct !== true) throw error;
+        // As in writeFile: the direct write was refused after all; buffered from now on.
+        this.directWrites = false;
+        await handle.close();
+        handle = undefined;
+        handle = await this.fs.open(path, 'overwrite');
+        await this.writeBuffered(handle, data);
+      }
+      await handle.datasync();
+      await nameSync;
+      await handle.close();
+      handle = undefined;
+    } catch (error) {
+      // The caller's buffer is in use until the staged write settles.
+      await staged.written.catch(() => undefined);
+      if (nameSync !== undefined) await nameSync.catch(() => undefined);
+      if (handle !== undefined) await handle.close().catch(() => undefined);
+      if (renamed) await this.discardFailedWrite(hex, path);
+      else await this.fs.unlink(staged.path).catch(() => undefined);
+      throw toIoError(error, `writing block ${hex}`);
+    }
+    this.unverified.delete(hex);
+    this.present.add(hex);
+    this.setSize(hex, data.length, staged.fileBytes);
+    this.blockWrites++;
+    this.blockBytesWritten += staged.fileBytes;
+    this.stagedWrites++;
+  }
+
+  /** Header, data and padding through the page cache: three writes. */
+  private async writeBuffered(handle: FileHandle, data: Uint8Array): Promise<void> {
+    const unpaddedBytes = BLOCK_HEADER_BYTES + data.length;
+    const fileBytes = blockFileBytes(data.length);
+    const header = encodeBlockHeader(data.length);
+    await handle.write(header, 0, header.length, 0);
+    await handle.write(data, 0, data.length, BLOCK_HEADER_BYTES);
+    if (fileBytes > unpaddedBytes) await handle.write(Buffer.alloc(fileBytes - unpaddedBytes), 0, fileBytes - unpaddedBytes, unpaddedBytes);
+  }
+
+  /** Stop staging: wait for staging files being opened or dropped, then close and delete the spares. */
+  async close(): Promise<void> {
+    this.stagingEnabled = false;
+    while (this.stagingTasks.size > 0) await Promise.all([...this.stagingTasks]);
+    for (const spare of this.spares.splice(0)) {
+      await spare.handle.close().catch(() => undefined);
+      await this.fs.unlink(spare.path).catch(() => undefined);
+    }
   }
 
   private async writeFile(hex: string, data: Uint8Array): Promise<void> {
@@ -375,9 +563,7 @@ export class BlockStore {
       if (!written && slot !== undefined) {
         await handle.write(slot, 0, fileBytes, 0);
       } else if (!written) {
-        await handle.write(header, 0, header.length, 0);
-        await handle.write(data, 0, data.length, BLOCK_HEADER_BYTES);
-        if (fileBytes > unpaddedBytes) await handle.write(Buffer.alloc(fileBytes - unpaddedBytes), 0, fileBytes - unpaddedBytes, unpaddedBytes);
+        await this.writeBuffered(handle, data);
       }
       // The data (and the file's size) and the name are durable before the block counts as present.
       await handle.datasync();

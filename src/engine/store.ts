@@ -1576,6 +1576,9 @@ export class Store extends EventEmitter {
     const flushBlock = async () => {
       const buffer = current;
       const data = buffer.data.subarray(0, filled);
+      // The block's bytes start going to a staging file now and are hashed while they do (when
+      // the block store has one ready); `write` renames the file to the hash.
+      const staged = this.blocks.stage(buffer, filled);
       const hash = sha256(data);
       if (hashes.length === 0) {
         firstBlock = data;
@@ -1591,7 +1594,7 @@ export class Store extends EventEmitter {
       hashes.push(hash);
       // From here until the record is applied (or the write fails), GC leaves the block alone.
       this.hold(hash.toString('hex'));
-      const write = this.blocks.write(hash, data).finally(() => {
+      const write = this.blocks.write(hash, data, staged).finally(() => {
         settled.add(buffer);
         giveBack(buffer);
       });
@@ -4231,6 +4234,8 @@ export class Store extends EventEmitter {
         candidates: Math.max(0, this.blocks.blockCount - this.referenceCounts.size),
         delayed: this.delayed?.entries.size ?? 0,
         written: this.blocks.blockWrites,
+        staged: this.blocks.stagedWrites,
+        stagedDiscarded: this.blocks.stagedDiscarded,
         bytesWritten: this.blocks.blockBytesWritten,
         orphansRemovedAtOpen: this.orphanBlocksRemoved,
       },
@@ -4296,6 +4301,8 @@ export class Store extends EventEmitter {
       }
       await this.checkpointRunning;
     }
+    // Spare staging files are closed and deleted (none exist in a read-only store).
+    await this.blocks.close();
     for (const handle of this.readHandles.values()) await handle.close().catch(() => undefined);
     this.readHandles.clear();
     if (this.active !== undefined) await this.active.handle.close().catch(() => undefined);

@@ -234,11 +234,15 @@ export interface StoreStats {
     referenced: number;
     /** Blocks present that no live value points at (listed, or waiting to be listed, by GC). */
     candidates: number;
-    /** Block files written by this open, and their bytes. */
     /** Blocks on the persisted delayed list (phase 1 of GC), waiting for `gc.minAgeMs`. */
     delayed: number;
+    /** Block files written by this open, and their bytes. */
     written: number;
     bytesWritten: number;
+    /** Of `written`, the blocks hashed while their bytes went to a staging file, then renamed to their name. */
+    staged: number;
+    /** Staged writes whose content was already stored: their staging file deleted, its bytes written for nothing. */
+    stagedDiscarded: number;
     /** Blocks deleted by the GC pass at open (orphans and listed blocks old enough). */
     orphansRemovedAtOpen: number;
   };
