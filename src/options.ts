@@ -57,6 +57,15 @@ export interface OpenOptions {
    */
   blockCacheBytes?: number;
   /**
+   * Blocks of at least this many bytes are staged: their bytes start going to a staging file
+   * before their hash is known and are hashed meanwhile, then the file is renamed to the hash.
+   * Below it hashing takes too little time for the overlap to pay for the rename (measured per
+   * write, hash-then-write against staged: 64 KiB 0.95 against 1.01 ms, 128 KiB 1.32 against
+   * 1.25, 256 KiB 1.91 against 1.63, 1 MiB 3.2 against 2.1). A value above `blockBytes` turns
+   * staging off. Default 256 KiB.
+   */
+  stagedBlockBytes?: number;
+  /**
    * Segment compaction, or `false` for none in the background (`compact()` still works).
    * - `deadRatio` (default 0.5): a sealed segment whose dead fraction passes this is rewritten.
    * - `stallRatio` (default 0.8): when dead bytes pass this fraction of all log bytes, writes wait
@@ -124,6 +133,7 @@ export interface ResolvedOptions {
   checkpoint: boolean;
   cacheBytes: number;
   blockCacheBytes: number;
+  stagedBlockBytes: number;
   compaction: { enabled: boolean; deadRatio: number; stallRatio: number; bytesPerSecond: number };
   gc: { enabled: boolean; minAgeMs: number; batch: number; intervalMs: number };
   objects: { chunkBytes: number; compactAt: number; syncCompactAt: number; compaction: boolean; inlineBytes: number; keepInlineBytes: number; appendSlicesMax: number; compactBudget: number; compactQuietMs: number };
@@ -144,6 +154,7 @@ export const DEFAULTS: Readonly<ResolvedOptions> = Object.freeze({
   checkpoint: true,
   cacheBytes: 32 * 1024 * 1024,
   blockCacheBytes: 64 * 1024 * 1024,
+  stagedBlockBytes: 256 * 1024,
   compaction: Object.freeze({ enabled: true, deadRatio: 0.5, stallRatio: 0.8, bytesPerSecond: 0 }),
   gc: Object.freeze({ enabled: true, minAgeMs: 60_000, batch: 1000, intervalMs: 10_000 }),
   objects: Object.freeze({ chunkBytes: 16 * 1024 * 1024, compactAt: 64, syncCompactAt: 4096, compaction: true, inlineBytes: 256 * 1024, keepInlineBytes: 4096, appendSlicesMax: 16_384, compactBudget: 2, compactQuietMs: 50 }),
@@ -268,6 +279,7 @@ export function resolveOptions(options: OpenOptions | undefined): ResolvedOption
     checkpoint: booleanOption(options, 'checkpoint'),
     cacheBytes: integerOption(options, 'cacheBytes', 0, 2 ** 40),
     blockCacheBytes: integerOption(options, 'blockCacheBytes', 0, 2 ** 40),
+    stagedBlockBytes: integerOption(options, 'stagedBlockBytes', 0, 2 ** 40),
     compaction: compactionOption(options.compaction),
     gc: gcOption(options.gc),
     objects: objectsOption(options.objects, blockBytes),

@@ -8,7 +8,7 @@
  *   padded to 4 KiB), fdatasynced, with a directory fsync started right after the file's creation
  *   and awaited with the data's, and only then counted as present: a present block's data and
  *   name are durable (durability ordering). `syncDirectory()` makes deletions durable. A block
- *   of `STAGING_MIN_BYTES` or more can instead be staged: written to a spare staging file while
+ *   of `stagedBlockBytes` or more (an option; default 256 KiB) can instead be staged: written to a spare staging file while
  *   the caller hashes it, renamed to its name once the hash is known, with the directory fsync
  *   started then; the same two syncs come before it counts as present. Staging files are never
  *   named durably: after a crash they are leftovers, removed at open.
@@ -46,12 +46,6 @@ export const BLOCK_PADDING_BYTES = 4096;
 export const HASH_BYTES = 32;
 const BLOCK_SUFFIX = '.blk';
 const TEMPORARY_MARK = '.tmp-';
-/**
- * Blocks of at least this many bytes are staged (`BlockStore.stage`): below it, hashing takes too
- * little time for the overlap to pay for the rename (measured per put, hash-then-write against
- * staged: 64 KiB 0.95 against 1.01 ms, 128 KiB 1.32 against 1.25, 256 KiB 1.91 against 1.63).
- */
-export const STAGING_MIN_BYTES = 256 * 1024;
 /** Staging files kept open and empty, ready for the next block written while it is hashed. */
 const SPARE_STAGING_FILES = 2;
 /**
@@ -217,6 +211,8 @@ export class BlockStore {
     storeDirectory: string,
     blockBytes: number,
     cacheBytes = 0,
+    /** Blocks of at least this many bytes are staged (`stage`); the option `stagedBlockBytes`. */
+    private readonly stagedBlockBytes = Number.POSITIVE_INFINITY,
   ) {
     this.directory = `${storeDirectory}/${BLOCK_DIRECTORY_NAME}`;
     this.slots = new AlignedSlots(blockBytes);
@@ -371,12 +367,12 @@ export class BlockStore {
    * staging file before its hash is known, so that the caller hashes it while the bytes go out;
    * then pass the result to `write`, which renames the file to the block's name (or deletes it
    * when the content is already stored). Undefined (hash first, then `write` without it) for a
-   * buffer that is not an aligned slot, a block under `STAGING_MIN_BYTES`, when no spare staging
+   * buffer that is not an aligned slot, a block under `stagedBlockBytes`, when no spare staging
    * file is open yet, or when most recent writes were duplicates. Measured on 1 MiB puts: 2.1 ms against 3.2 ms (hash, then
    * write under the final name), the rename's metadata change included (doc/format.md).
    */
   stage(buffer: BlockBuffer, dataBytes: number): StagedWrite | undefined {
-    if (!this.stagingEnabled || buffer.slot === undefined || dataBytes < STAGING_MIN_BYTES || this.duplicateShare > STAGING_DUPLICATE_SHARE_MAX) return undefined;
+    if (!this.stagingEnabled || buffer.slot === undefined || dataBytes < this.stagedBlockBytes || this.duplicateShare > STAGING_DUPLICATE_SHARE_MAX) return undefined;
     const spare = this.spares.pop();
     this.replenishSpares();
     if (spare === undefined) return undefined;

@@ -591,7 +591,7 @@ export class Store extends EventEmitter {
     this.lastAppliedRevision = revision;
     this.recoveryReport = report;
     this.readCache = new ReadCache(options.cacheBytes);
-    this.blocks = new BlockStore(fs, directory, options.blockBytes, options.blockCacheBytes);
+    this.blocks = new BlockStore(fs, directory, options.blockBytes, options.blockCacheBytes, options.stagedBlockBytes);
   }
 
   /** Open (and recover) the store in `directory`. See `open()`. */

@@ -11,6 +11,9 @@ export const STORE_OPTIONS = {
   segmentBytes: 16 * 1024,
   valueThreshold: 4096,
   blockBytes: 8192,
+  // Full blocks are staged (written to a staging file while hashed, then renamed), a value's
+  // shorter last block is written under its name: kills land in both paths.
+  stagedBlockBytes: 8192,
   compaction: { deadRatio: 0.3 },
   gc: { minAgeMs: 0, intervalMs: 20 },
   // Small chunks and low thresholds: objects span chunks, and slice compaction (background and

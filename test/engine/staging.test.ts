@@ -1,5 +1,5 @@
 /**
- * Staged block writes: a block of at least STAGING_MIN_BYTES is hashed while its bytes go to a
+ * Staged block writes: a block of at least `stagedBlockBytes` is hashed while its bytes go to a
  * staging file, which is then renamed to the block's name (or deleted when the content is stored
  * already). Counts, leftovers, the duplicate-share switch, failures at each step, power loss.
  */
@@ -9,14 +9,13 @@ import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
-import { STAGING_MIN_BYTES } from '../../src/blob/block-store.js';
 import { CrashFileSystem } from '../../src/fs/crash-file-system.js';
 import { FaultFileSystem } from '../../src/fs/fault-file-system.js';
-import { NodeFileSystem, open, SiltError } from '../../src/index.js';
+import { DEFAULTS, NodeFileSystem, open, SiltError } from '../../src/index.js';
 import { seededBytes as bytes, temporaryDirectory, testSeed } from '../helpers.js';
 
 /** One block per value of BLOCK bytes: the smallest size that is staged. */
-const BLOCK = STAGING_MIN_BYTES;
+const BLOCK = DEFAULTS.stagedBlockBytes;
 const STAGED = { valueThreshold: 1000, blockBytes: BLOCK };
 
 function blockPath(directory: string, content: Buffer): string {
@@ -165,4 +164,24 @@ test('power loss at every fsync point while staged blocks are written, at once a
   }
   assert.ok(stagingLeft > 0, 'no crash state held a staging file: the test lost its point');
   console.log(`# staged-write crash states tried: ${points.length}, staging files met: ${stagingLeft}`);
+});
+
+test('stagedBlockBytes: 0 stages blocks of any size, a value above blockBytes stages none, and a bad value is refused', async (t) => {
+  const everything = temporaryDirectory(t);
+  let db = await open(everything, { valueThreshold: 1000, blockBytes: 4096, stagedBlockBytes: 0 });
+  for (let index = 0; index < 6; index++) await db.put(`k${index}`, bytes(400 + index, 4096));
+  assert.ok(db.stats().blocks.staged >= 3, `staged ${db.stats().blocks.staged}`);
+  await db.close();
+  db = await open(everything, { valueThreshold: 1000, blockBytes: 4096 });
+  for (let index = 0; index < 6; index++) assert.ok((await db.get(`k${index}`))?.equals(bytes(400 + index, 4096)));
+  await db.close();
+  const none = temporaryDirectory(t);
+  db = await open(none, { ...STAGED, stagedBlockBytes: BLOCK + 1 });
+  for (let index = 0; index < 4; index++) await db.put(`k${index}`, bytes(500 + index, BLOCK));
+  assert.equal(db.stats().blocks.staged, 0);
+  assert.deepEqual(stagingFiles(none), []);
+  await db.close();
+  for (const bad of [-1, 1.5, '256']) {
+    await assert.rejects(open(temporaryDirectory(t), { stagedBlockBytes: bad as number }), (error: unknown) => error instanceof SiltError && error.code === 'INVALID_ARGUMENT', String(bad));
+  }
 });

@@ -258,6 +258,8 @@ function drawRun(seed: number): Draw & { durability: Durability; options: OpenOp
     // Half the runs stall writes often (they wait for compaction, and leave the stall in call order).
     compaction: { deadRatio: 0.3, stallRatio: pick([0.35, 0.8]) },
     objects: { chunkBytes: 16384, compactAt: 4, syncCompactAt: 8, inlineBytes: pick([0, 1024, 4096]), compactQuietMs: 1 },
+    // Blocks staged (hashed while written to a staging file, then renamed): all, full ones only, none.
+    stagedBlockBytes: pick([0, 4096, 1 << 20]),
   };
   /** Bytes that compress to nothing or to little, or not at all. */
   const bytes = (length: number): Buffer => {
