@@ -1067,9 +1067,20 @@ export class Store extends EventEmitter {
       }
       const firstBlock = Math.floor(start / reference.blockBytes);
       const lastBlock = Math.floor(last / reference.blockBytes);
+      const readBlock = (index: number): Promise<Buffer> => {
+        const read = store.blocks.read(referenceBlockHash(reference, index), referenceBlockLength(reference, index));
+        // Awaited in turn; one read ahead of a stream destroyed meanwhile is dropped unhandled.
+        read.catch(() => undefined);
+        return read;
+      };
+      // One block read ahead: the next block's file is read in the thread pool while this one is
+      // hashed and consumed (at most two blocks in memory besides the consumer's).
+      let ahead: Promise<Buffer> | undefined;
       for (let index = firstBlock; index <= lastBlock; index++) {
         store.checkReadable();
-        const block = await store.blocks.read(referenceBlockHash(reference, index), referenceBlockLength(reference, index));
+        const current = ahead ?? readBlock(index);
+        ahead = index < lastBlock ? readBlock(index + 1) : undefined;
+        const block = await current;
         const blockStart = index * reference.blockBytes;
         yield block.subarray(Math.max(start, blockStart) - blockStart, Math.min(last + 1, blockStart + block.length) - blockStart);
       }

@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import { CrashFileSystem } from '../../src/fs/crash-file-system.js';
 import { NodeFileSystem, open, SiltError, type Store } from '../../src/index.js';
 import type { FileHandle, OpenMode, OpenOptions } from '../../src/fs/types.js';
-import { collect, random, seededBytes as bytes, temporaryDirectory, testSeed } from '../helpers.js';
+import { collect, Gate, random, seededBytes as bytes, temporaryDirectory, testSeed } from '../helpers.js';
 
 const SMALL = { valueThreshold: 1000, blockBytes: 4096 };
 
@@ -471,4 +471,52 @@ test('open does not pay a file open per large value: one per segment for the che
   assert.ok(fileSystem.opens < 20, `${fileSystem.opens} asynchronous opens for ${count} large values`);
   for (let index = 0; index < count; index += 37) assert.ok((await reopened.get(`k${index}`))?.equals(bytes(index, 200)));
   await reopened.close();
+});
+
+/** Watches the block files opened for reading: their paths in order, and how many are open at once; the first waits at `gate` when armed. */
+class BlockReadWatch extends NodeFileSystem {
+  readonly gate = new Gate();
+  readonly opened: string[] = [];
+  openNow = 0;
+  mostOpen = 0;
+
+  override async open(path: string, mode: OpenMode, options?: OpenOptions): Promise<FileHandle> {
+    if (mode !== 'read' || !path.includes('/blocks/')) return super.open(path, mode, options);
+    this.opened.push(path);
+    this.mostOpen = Math.max(this.mostOpen, ++this.openNow);
+    await this.gate.pass(true);
+    const handle = await super.open(path, mode, options);
+    const close = handle.close.bind(handle);
+    handle.close = async () => {
+      this.openNow--;
+      await close();
+    };
+    return handle;
+  }
+}
+
+test('createReadStream reads one block ahead: the next block file is read while the one before is still being read, never more', async (t) => {
+  const directory = temporaryDirectory(t);
+  const fileSystem = new BlockReadWatch();
+  const db = await open(directory, { ...SMALL, fileSystem, blockCacheBytes: 0 });
+  const value = bytes(61, 4096 * 5 + 100);
+  await db.put('k', value);
+  const hexes = Array.from({ length: 6 }, (_, index) => createHash('sha256').update(value.subarray(index * 4096, (index + 1) * 4096)).digest('hex'));
+  fileSystem.gate.arm();
+  const reading = collect(db.createReadStream('k'));
+  await fileSystem.gate.reached;
+  // The first block's read is held at its open: the second one's has started all the same.
+  assert.deepEqual(
+    fileSystem.opened.map((path) => path.slice(path.lastIndexOf('/') + 1, -'.blk'.length)),
+    hexes.slice(0, 2),
+  );
+  fileSystem.gate.release();
+  assert.ok(Buffer.concat(await reading).equals(value));
+  assert.equal(fileSystem.opened.length, 6);
+  assert.ok(fileSystem.mostOpen <= 2, `${fileSystem.mostOpen} block files open at once`);
+  // A range of one block reads that block alone.
+  fileSystem.opened.length = 0;
+  assert.ok(Buffer.concat(await collect(db.createReadStream('k', { start: 4096 * 2 + 10, end: 4096 * 2 + 20 }))).equals(value.subarray(4096 * 2 + 10, 4096 * 2 + 21)));
+  assert.equal(fileSystem.opened.length, 1);
+  await db.close();
 });
