@@ -470,12 +470,17 @@ export class BlockStore {
       else await this.fs.unlink(staged.path).catch(() => undefined);
       throw toIoError(error, `writing block ${hex}`);
     }
+    this.countWritten(hex, data.length, staged.fileBytes);
+    this.stagedWrites++;
+  }
+
+  /** A block's data and name are durable: it counts as present, complete, from now on. */
+  private countWritten(hex: string, dataBytes: number, fileBytes: number): void {
     this.unverified.delete(hex);
     this.present.add(hex);
-    this.setSize(hex, data.length, staged.fileBytes);
+    this.setSize(hex, dataBytes, fileBytes);
     this.blockWrites++;
-    this.blockBytesWritten += staged.fileBytes;
-    this.stagedWrites++;
+    this.blockBytesWritten += fileBytes;
   }
 
   /** Header, data and padding through the page cache: three writes. */
@@ -574,11 +579,7 @@ export class BlockStore {
     } finally {
       if (borrowed !== undefined) this.slots.give(borrowed);
     }
-    this.unverified.delete(hex);
-    this.present.add(hex);
-    this.setSize(hex, data.length, fileBytes);
-    this.blockWrites++;
-    this.blockBytesWritten += fileBytes;
+    this.countWritten(hex, data.length, fileBytes);
   }
 
   /**
