@@ -46,8 +46,12 @@ export const BLOCK_PADDING_BYTES = 4096;
 export const HASH_BYTES = 32;
 const BLOCK_SUFFIX = '.blk';
 const TEMPORARY_MARK = '.tmp-';
-/** Staging files kept open and empty, ready for the next block written while it is hashed. */
-const SPARE_STAGING_FILES = 2;
+/**
+ * Staging files kept open and empty, ready for the next blocks written while they are hashed: as
+ * many as a stream keeps block writes in flight. Four concurrent writers of 1 MiB values staged
+ * 160 of 256 blocks with two spares and 252 with four (323-382 against 430-459 MB/s here).
+ */
+const SPARE_STAGING_FILES = 4;
 /**
  * Past this share of recent block writes that found their content already stored, a write hashes
  * first and stages nothing: a staged duplicate is bytes written to the device for nothing.
