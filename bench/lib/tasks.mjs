@@ -307,7 +307,7 @@ export const tasks = {
    * `writers` loops each awaiting its put before the next (1: one at a time), timed; then close, reopen, one untimed pass of gets, and
    * timed passes of whole-value gets in a fresh random order each pass for at least `readMinSeconds`.
    */
-  async largeValues({ store, count, writers = 1, valueBytes, readMinSeconds, siltOptions }) {
+  async largeValues({ store, count, writers = 1, valueBytes, readMinSeconds, siltOptions, writeOnly = false }) {
     const keys = randomKeys(count);
     const values = Array.from({ length: count }, () => randomBytes(valueBytes));
     return withTempDir(store, async (dir) => {
@@ -318,11 +318,12 @@ export const tasks = {
         write = await runConcurrent(writers, (i) => i >= count, (i) => db.put(keys[i], values[i]));
         if (store === 'silt') {
           const stats = db.raw.stats();
-          silt = { blocksWritten: stats.blocks.written, fsyncs: stats.writes.fsyncs };
+          silt = { blocksWritten: stats.blocks.written, blocksStaged: stats.blocks.staged, fsyncs: stats.writes.fsyncs };
         }
       } finally {
         await db.close();
       }
+      if (writeOnly) return { value: (count * valueBytes) / 1e6 / write.seconds, writeMBps: (count * valueBytes) / 1e6 / write.seconds, writeSeconds: write.seconds, ...silt };
       db = await adapter(store).open(dir, { durable: true, siltOptions });
       try {
         const pass = () => {

@@ -332,6 +332,40 @@ export const WORKLOADS = {
     ];
   },
 
+  /**
+   * The same durable 1 MiB puts from four writers at once (four loops, each awaiting its put),
+   * writes only: MB/s, and as a fraction of the fs limit (one sequential writer's, measured in
+   * every round here too). Not a target row: it shows what concurrency gives each store (silt's
+   * group commit shares the log's fsync, its staged block writes overlap).
+   */
+  async 'large-write-4'(ctx) {
+    const count = ctx.sizes.largeCount;
+    const samples = await rounds(ctx, {
+      label: `large-1M x${count}, 4 writers`,
+      unit: 'MB/s',
+      task: { name: 'largeValues', count, writers: 4, writeOnly: true, valueBytes: LARGE_VALUE_BYTES, siltOptions: LARGE_SILT_OPTIONS },
+      baseline: { name: 'fsWriteLimit', count, valueBytes: LARGE_VALUE_BYTES },
+      baselineName: 'fs-limit',
+    });
+    const limit = summarize({ limit: samples['fs-limit'] }).limit;
+    const write = summarize(storesOnly(ctx, samples), (outcome) => outcome.writeMBps);
+    const fraction = {};
+    for (const [store, result] of Object.entries(write)) {
+      if (result.error || limit.error) fraction[store] = { error: result.error ?? limit.error };
+      else fraction[store] = { median: result.median / limit.median, samples: [] };
+    }
+    return [
+      { id: 'large-write-4', label: 'large-write-1M, 4 writers', unit: 'MB/s', lowerIsBetter: false, results: write },
+      {
+        id: 'large-write-4-limit',
+        label: `large-write, 4 writers / fs limit${limit.error ? '' : ` (${limit.median.toFixed(0)} MB/s)`}`,
+        unit: 'of limit',
+        lowerIsBetter: false,
+        results: fraction,
+      },
+    ];
+  },
+
   /** Whole-value gets of the 1 MiB values in random order, after a reopen: MB/s. */
   async 'large-read'(ctx) {
     const { samples } = await largeSamples(ctx);
