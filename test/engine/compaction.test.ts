@@ -485,8 +485,11 @@ test('steady overwrites: no write stall, and dying segments are left to die rath
   assert.ok(during.compaction.segmentsCompacted > 0, 'background compaction never ran');
   // Copies made by background compaction: a small fraction of what was written.
   assert.ok(during.compaction.bytesWritten < 0.15 * during.writes.userBytes, `compaction copied ${during.compaction.bytesWritten} of ${during.writes.userBytes} bytes`);
-  // The space bound: the log stays within about 1 / (1 - deadRatio) of the live bytes, plus a segment or two.
-  assert.ok(peakSpace < 3, `space amplification peaked at ${peakSpace}`);
+  // The space bound: the log stays within about 1 / (1 - deadRatio) of the live bytes, plus a
+  // segment or two (two here: one run under a loaded machine peaked at 3.03 against a bound of
+  // 3.2; without background compaction it passes 10).
+  const bound = 1 / (1 - 0.5) + (2 * 256 * 1024) / during.liveBytes;
+  assert.ok(peakSpace < bound, `space amplification peaked at ${peakSpace} (bound ${bound})`);
   await db.compact();
   const after = db.stats();
   assert.ok(after.writeAmplification <= 1.3, `write amplification ${after.writeAmplification}`);
