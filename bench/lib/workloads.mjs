@@ -199,6 +199,19 @@ function largeSamples(ctx) {
   return ctx.shared.large;
 }
 
+/** A write-rate row (`id`) and the same rates as fractions of the fs limit (`id`-limit). */
+function writeRows(id, label, limitLabel, write, limit) {
+  const fraction = {};
+  for (const [store, result] of Object.entries(write)) {
+    if (result.error || limit.error) fraction[store] = { error: result.error ?? limit.error };
+    else fraction[store] = { median: result.median / limit.median, samples: [] };
+  }
+  return [
+    { id, label, unit: 'MB/s', lowerIsBetter: false, results: write },
+    { id: `${id}-limit`, label: `${limitLabel}${limit.error ? '' : ` (${limit.median.toFixed(0)} MB/s)`}`, unit: 'of limit', lowerIsBetter: false, results: fraction },
+  ];
+}
+
 /**
  * Rows of an overwrite workload: measured WA/SA for every store, silt's own figures and stalls.
  * The device-byte rows (WA) report the LEAST of the runs, not the median: the device counter is
@@ -314,22 +327,7 @@ export const WORKLOADS = {
   /** Durable puts of 1 MiB random values, one at a time: MB/s, and as a fraction of the fs limit. */
   async 'large-write'(ctx) {
     const { samples, limit } = await largeSamples(ctx);
-    const write = summarize(samples, (outcome) => outcome.writeMBps);
-    const fraction = {};
-    for (const [store, result] of Object.entries(write)) {
-      if (result.error || limit.error) fraction[store] = { error: result.error ?? limit.error };
-      else fraction[store] = { median: result.median / limit.median, samples: [] };
-    }
-    return [
-      { id: 'large-write', label: 'large-write-1M', unit: 'MB/s', lowerIsBetter: false, results: write },
-      {
-        id: 'large-write-limit',
-        label: `large-write / fs limit${limit.error ? '' : ` (${limit.median.toFixed(0)} MB/s)`}`,
-        unit: 'of limit',
-        lowerIsBetter: false,
-        results: fraction,
-      },
-    ];
+    return writeRows('large-write', 'large-write-1M', 'large-write / fs limit', summarize(samples, (outcome) => outcome.writeMBps), limit);
   },
 
   /**
@@ -349,21 +347,7 @@ export const WORKLOADS = {
     });
     const limit = summarize({ limit: samples['fs-limit'] }).limit;
     const write = summarize(storesOnly(ctx, samples), (outcome) => outcome.writeMBps);
-    const fraction = {};
-    for (const [store, result] of Object.entries(write)) {
-      if (result.error || limit.error) fraction[store] = { error: result.error ?? limit.error };
-      else fraction[store] = { median: result.median / limit.median, samples: [] };
-    }
-    return [
-      { id: 'large-write-4', label: 'large-write-1M, 4 writers', unit: 'MB/s', lowerIsBetter: false, results: write },
-      {
-        id: 'large-write-4-limit',
-        label: `large-write, 4 writers / fs limit${limit.error ? '' : ` (${limit.median.toFixed(0)} MB/s)`}`,
-        unit: 'of limit',
-        lowerIsBetter: false,
-        results: fraction,
-      },
-    ];
+    return writeRows('large-write-4', 'large-write-1M, 4 writers', 'large-write, 4 writers / fs limit', write, limit);
   },
 
   /** Whole-value gets of the 1 MiB values in random order, after a reopen: MB/s. */
