@@ -2131,10 +2131,21 @@ export class Store extends EventEmitter {
     // Blocks read for pieces and kept for the next piece of the same slice (they may be yielded
     // as views, so a kept block is never written into).
     const lastBlocks = new Map<Slice, { index: number; block: Buffer }>();
+    // One block file read ahead, as createReadStream does for a value in blocks: when a window is
+    // one block of a slice that goes on into the next window (a fresh or compacted layout), the
+    // next window's block file is read while this one is hashed and yielded. Never a block the
+    // next window does not need (a fragmented chunk's slices are not read ahead).
+    let ahead: { slice: Slice; index: number; read: Promise<Buffer> } | undefined;
+    const readAhead = (slice: Slice, index: number): Promise<Buffer> => {
+      if (ahead?.slice !== slice || ahead.index !== index) return this.readObjectBlock(sliceBlockHash(slice, index), sliceBlockLength(slice, index));
+      const taken = ahead.read;
+      ahead = undefined;
+      return taken;
+    };
     const blockOf = async (slice: Slice, index: number): Promise<Buffer> => {
       let cached = lastBlocks.get(slice);
       if (cached === undefined || cached.index !== index) {
-        cached = { index, block: await this.readObjectBlock(sliceBlockHash(slice, index), sliceBlockLength(slice, index)) };
+        cached = { index, block: await readAhead(slice, index) };
         lastBlocks.set(slice, cached);
       }
       return cached.block;
@@ -2185,6 +2196,26 @@ export class Store extends EventEmitter {
       }
       const pieces = resolveChunk(chunk.slices, position - chunkStart, chunkEnd - chunkStart);
       let next = 0;
+      // Once a window's block `reading` of `slice` is being read: start reading the block of
+      // `slice` that the next window reads first, if a piece of `slice` shows there (the window after `to`;
+      // the pieces from `next` on are those reaching past `to`). Any window reads the block
+      // holding the start of each of its pieces (as a view, a host, or a piece's source).
+      const readAheadAfter = (slice: Slice, reading: number, to: number): void => {
+        const nextTo = Math.min(chunkEnd - chunkStart, to + windowBytes);
+        for (let at = next; at < pieces.length; at++) {
+          const piece = pieces[at] as ChunkPiece;
+          if (piece.start >= nextTo) return;
+          if (piece.slice !== slice || piece.end <= to) continue;
+          const index = Math.floor((slice.skipBytes + Math.max(to, piece.start) - slice.offsetBytes) / slice.blockBytes);
+          if (index === reading || (ahead?.slice === slice && ahead.index === index) || lastBlocks.get(slice)?.index === index) return;
+          if (this.logBlocks.size > 0 && this.logBlocks.has(sliceBlockHash(slice, index).toString('hex'))) return;
+          const read = this.readObjectBlock(sliceBlockHash(slice, index), sliceBlockLength(slice, index));
+          // Awaited by the next window; dropped unhandled if the stream ends first.
+          read.catch(() => undefined);
+          ahead = { slice, index, read };
+          return;
+        }
+      };
       while (position < chunkEnd) {
         this.checkReadable();
         // The window: chunk-relative [from, to), aligned to the block size within the chunk.
@@ -2210,7 +2241,9 @@ export class Store extends EventEmitter {
           const blockIndex = Math.floor(dataStart / only.slice.blockBytes);
           if (dataStart + (to - from) <= blockIndex * only.slice.blockBytes + sliceBlockLength(only.slice, blockIndex)) {
             // One block gives the whole window: a view of it.
-            const block = await blockOf(only.slice, blockIndex);
+            const reading = blockOf(only.slice, blockIndex);
+            readAheadAfter(only.slice, blockIndex, to);
+            const block = await reading;
             const at = dataStart - blockIndex * only.slice.blockBytes;
             yield block.subarray(at, at + (to - from));
             continue;
@@ -2221,8 +2254,11 @@ export class Store extends EventEmitter {
         if (host !== undefined) {
           const slice = host.slice;
           const hostDataStart = slice.skipBytes + from - slice.offsetBytes;
-          // Read fresh (never one kept in `lastBlocks`, which may have been yielded): it is written into.
-          const block = await this.readObjectBlock(sliceBlockHash(slice, host.blockIndex), sliceBlockLength(slice, host.blockIndex));
+          // Read fresh (never one kept in `lastBlocks`, which may have been yielded; one read
+          // ahead is fresh too): it is written into.
+          const reading = readAhead(slice, host.blockIndex);
+          readAheadAfter(slice, host.blockIndex, to);
+          const block = await reading;
           const at = hostDataStart - host.blockIndex * slice.blockBytes;
           target = block.subarray(at, at + (to - from));
           for (const piece of windowPieces) {

@@ -520,3 +520,30 @@ test('createReadStream reads one block ahead: the next block file is read while 
   assert.equal(fileSystem.opened.length, 1);
   await db.close();
 });
+
+test("an object's stream reads one block ahead where a slice runs on into the next window, and never a block no window needs", async (t) => {
+  const fileSystem = new BlockReadWatch();
+  const db = await open(temporaryDirectory(t), { ...SMALL, fileSystem, blockCacheBytes: 0, objects: { chunkBytes: 65536, inlineBytes: 0, compaction: false } });
+  // One slice of five blocks, then a newer slice over the middle of the fourth block.
+  const value = bytes(71, 4096 * 5);
+  await db.writeAt('o', 0, value);
+  const patch = bytes(72, 1000);
+  await db.writeAt('o', 4096 * 3 + 1000, patch);
+  const expected = Buffer.from(value);
+  patch.copy(expected, 4096 * 3 + 1000);
+  const name = (path: string) => path.slice(path.lastIndexOf('/') + 1, -'.blk'.length);
+  const first = createHash('sha256').update(value.subarray(0, 4096)).digest('hex');
+  const second = createHash('sha256').update(value.subarray(4096, 8192)).digest('hex');
+  fileSystem.gate.arm();
+  const reading = collect(db.createReadStream('o'));
+  await fileSystem.gate.reached;
+  // The first block's read is held at its open: the second one's has started all the same.
+  assert.deepEqual(fileSystem.opened.map(name), [first, second]);
+  fileSystem.gate.release();
+  assert.ok(Buffer.concat(await reading).equals(expected));
+  // Five blocks of the old slice and the patch's one: each read once, none more.
+  assert.equal(fileSystem.opened.length, 6, fileSystem.opened.map(name).join(' '));
+  assert.equal(new Set(fileSystem.opened).size, 6);
+  assert.ok(fileSystem.mostOpen <= 2, `${fileSystem.mostOpen} block files open at once`);
+  await db.close();
+});
