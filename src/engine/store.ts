@@ -2131,10 +2131,9 @@ export class Store extends EventEmitter {
     // Blocks read for pieces and kept for the next piece of the same slice (they may be yielded
     // as views, so a kept block is never written into).
     const lastBlocks = new Map<Slice, { index: number; block: Buffer }>();
-    // One block file read ahead, as createReadStream does for a value in blocks: when a window is
-    // one block of a slice that goes on into the next window (a fresh or compacted layout), the
-    // next window's block file is read while this one is hashed and yielded. Never a block the
-    // next window does not need (a fragmented chunk's slices are not read ahead).
+    // One block file read ahead, as createReadStream does for a value in blocks: while a window's
+    // block of a slice is read (a view's, or a base's), the block of that slice the next window
+    // reads first (`readAheadAfter`), taken by whichever read of the next window asks for it.
     let ahead: { slice: Slice; index: number; read: Promise<Buffer> } | undefined;
     const readAhead = (slice: Slice, index: number): Promise<Buffer> => {
       if (ahead?.slice !== slice || ahead.index !== index) return this.readObjectBlock(sliceBlockHash(slice, index), sliceBlockLength(slice, index));
@@ -2197,9 +2196,10 @@ export class Store extends EventEmitter {
       const pieces = resolveChunk(chunk.slices, position - chunkStart, chunkEnd - chunkStart);
       let next = 0;
       // Once a window's block `reading` of `slice` is being read: start reading the block of
-      // `slice` that the next window reads first, if a piece of `slice` shows there (the window after `to`;
-      // the pieces from `next` on are those reaching past `to`). Any window reads the block
-      // holding the start of each of its pieces (as a view, a host, or a piece's source).
+      // `slice` that the next window reads first, if a piece of `slice` shows there (the pieces
+      // from `next` on are those reaching past `to`). Any window reads the block holding the
+      // start of each of its pieces (as a view, a base, or a piece's source), so this is never a
+      // block no window needs; nor past the stream's end (the pieces stop there).
       const readAheadAfter = (slice: Slice, reading: number, to: number): void => {
         const nextTo = Math.min(chunkEnd - chunkStart, to + windowBytes);
         for (let at = next; at < pieces.length; at++) {
