@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import { CrashFileSystem } from '../../src/fs/crash-file-system.js';
 import { FaultFileSystem } from '../../src/fs/fault-file-system.js';
 import { DEFAULTS, NodeFileSystem, open, SiltError } from '../../src/index.js';
-import { seededBytes as bytes, temporaryDirectory, testSeed } from '../helpers.js';
+import { checkLargeValuesAfterCrash, seededBytes as bytes, temporaryDirectory, testSeed } from '../helpers.js';
 
 /** One block per value of BLOCK bytes: the smallest size that is staged. */
 const BLOCK = DEFAULTS.stagedBlockBytes;
@@ -148,18 +148,7 @@ test('power loss at every fsync point while staged blocks are written, at once a
       [],
       `${context}: staging files outlive the open`,
     );
-    for (const [index, value] of values.entries()) {
-      for (const key of [`a${index}`, `b${index}`]) {
-        const found = reopened.getSync(key);
-        assert.ok(found === undefined || found.equals(value), `${context}: ${key} reads wrong`);
-      }
-    }
-    const before = await reopened.verify();
-    assert.ok(before.ok, `${context}: ${JSON.stringify(before.problems.slice(0, 3))}`);
-    for (const [index, value] of values.entries()) await reopened.put(`c${index}`, value);
-    for (const [index, value] of values.entries()) assert.ok(reopened.getSync(`c${index}`)?.equals(value), `${context}: c${index} reads wrong`);
-    const after = await reopened.verify();
-    assert.ok(after.ok && after.incompleteBlocks === 0, `${context}: ${JSON.stringify(after)}`);
+    await checkLargeValuesAfterCrash(reopened, values, context);
     await reopened.close();
   }
   assert.ok(stagingLeft > 0, 'no crash state held a staging file: the test lost its point');
