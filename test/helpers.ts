@@ -2,7 +2,7 @@
  * Shared test helpers: temporary directories, seeded randomness, collecting iterators.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -118,4 +118,17 @@ export async function checkLargeValuesAfterCrash(db: Store, values: Buffer[], co
   const after = await db.verify();
   assert.ok(after.ok && after.incompleteBlocks === 0, `${context}: ${JSON.stringify(after)}`);
   return before.incompleteBlocks;
+}
+
+/** Descriptors of this process open on `path` (Linux: /proc/self/fd). */
+export function descriptorsOn(path: string): number {
+  let count = 0;
+  for (const name of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${name}`) === path) count++;
+    } catch {
+      // Closed since the listing (the listing's own descriptor among them).
+    }
+  }
+  return count;
 }

@@ -197,8 +197,13 @@ export class BlockStore {
   /** Empty staging files, open, for `stage` (none until the first block write asks for one). */
   private readonly spares: Array<{ path: string; handle: FileHandle }> = [];
   private sparesOpening = 0;
-  /** Opens of spares and deletions of unused staging files in flight (`close` waits for them). */
+  /**
+   * Opens of spares, deletions of unused staging files and closes of written block files in
+   * flight (`close` waits for them).
+   */
   private readonly stagingTasks = new Set<Promise<void>>();
+  /** The block directory is held open for its fsyncs (`FileSystem.holdDirectory`) until `close`. */
+  private directoryHeld = false;
   /** False for a read-only store and once `close` began: no staging files are opened. */
   private stagingEnabled = false;
   /** Staging file names: `staging.tmp-<6 random hex><counter>`, unique to this open. */
@@ -254,6 +259,13 @@ export class BlockStore {
   /** List the block directory (creating it when writable). */
   async open(readOnly: boolean, storeDirectory: string): Promise<string[]> {
     this.stagingEnabled = !readOnly;
+    if (!readOnly && !this.directoryHeld) {
+      // Every block write fsyncs this directory before the write counts: kept open for that
+      // (an open and a close per block write cost 0.1-0.3 ms of a 1 MiB put's 2.2 here). It is
+      // opened at the first sync; `close` lets go of it.
+      this.fs.holdDirectory?.(this.directory);
+      this.directoryHeld = true;
+    }
     let names: string[];
     try {
       names = await this.fs.readdir(this.directory);
@@ -407,12 +419,23 @@ export class BlockStore {
         },
         () => undefined,
       );
-      const tracked = task.finally(() => {
-        this.sparesOpening--;
-        this.stagingTasks.delete(tracked);
-      });
-      this.stagingTasks.add(tracked);
+      this.track(task.finally(() => this.sparesOpening--));
     }
+  }
+
+  /** Track a background task until it settles (`close` waits for it). */
+  private track(task: Promise<void>): void {
+    const tracked = task.finally(() => this.stagingTasks.delete(tracked));
+    this.stagingTasks.add(tracked);
+  }
+
+  /**
+   * Close a written block's file in the background: its data and name are durable already, so
+   * the close is no part of the write (0.03-0.06 ms per block saved from a put's path here). An
+   * error closing it changes nothing durable and is ignored.
+   */
+  private closeWritten(handle: FileHandle): void {
+    this.track(handle.close().catch(() => undefined));
   }
 
   /** Close and delete a staging file once `written` settles, in the background (`close` waits). */
@@ -423,8 +446,7 @@ export class BlockStore {
       .catch(() => undefined)
       .then(() => this.fs.unlink(path))
       .catch(() => undefined);
-    const tracked = task.finally(() => this.stagingTasks.delete(tracked));
-    this.stagingTasks.add(tracked);
+    this.track(task);
   }
 
   /** A staged write whose content turned out to be stored already: wait for its bytes (the buffer's), then drop its file. */
@@ -463,7 +485,7 @@ export class BlockStore {
       }
       await handle.datasync();
       await nameSync;
-      await handle.close();
+      this.closeWritten(handle);
       handle = undefined;
     } catch (error) {
       // The caller's buffer is in use until the staged write settles.
@@ -497,13 +519,20 @@ export class BlockStore {
     if (fileBytes > unpaddedBytes) await handle.write(Buffer.alloc(fileBytes - unpaddedBytes), 0, fileBytes - unpaddedBytes, unpaddedBytes);
   }
 
-  /** Stop staging: wait for staging files being opened or dropped, then close and delete the spares. */
+  /**
+   * Stop staging: wait for staging files being opened or dropped and written files being closed,
+   * then close and delete the spares and let go of the directory.
+   */
   async close(): Promise<void> {
     this.stagingEnabled = false;
     while (this.stagingTasks.size > 0) await Promise.all([...this.stagingTasks]);
     for (const spare of this.spares.splice(0)) {
       await spare.handle.close().catch(() => undefined);
       await this.fs.unlink(spare.path).catch(() => undefined);
+    }
+    if (this.directoryHeld) {
+      this.directoryHeld = false;
+      await this.fs.releaseDirectory?.(this.directory);
     }
   }
 
@@ -573,7 +602,7 @@ export class BlockStore {
       // The data (and the file's size) and the name are durable before the block counts as present.
       await handle.datasync();
       await nameSync;
-      await handle.close();
+      this.closeWritten(handle);
       handle = undefined;
     } catch (error) {
       if (nameSync !== undefined) await nameSync.catch(() => undefined);

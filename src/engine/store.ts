@@ -637,6 +637,7 @@ export class Store extends EventEmitter {
 
   /** Recover the store in `directory` (locked unless read-only) and start it. */
   private static async load(directory: string, options: ResolvedOptions, fs: FileSystem, lock: DirectoryLock | undefined): Promise<Store> {
+    let opened: Store | undefined;
     try {
       const recovered = await recover(fs, directory, options.readOnly, Date.now());
       const store = new Store(
@@ -648,6 +649,7 @@ export class Store extends EventEmitter {
         recovered.maxRevision,
         recovered.report,
       );
+      opened = store;
       for (const segment of recovered.segments) {
         store.segments.set(segment.segmentId, {
           segmentId: segment.segmentId,
@@ -708,6 +710,8 @@ export class Store extends EventEmitter {
       }
       return store;
     } catch (error) {
+      // The block store lets go of its directory and staging files (it may hold both by now).
+      await opened?.blocks.close().catch(() => undefined);
       await lock?.release();
       throw toIoError(error, `opening ${directory}`);
     }

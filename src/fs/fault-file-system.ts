@@ -234,6 +234,15 @@ export class FaultFileSystem implements FileSystem {
     return this.inner.syncDirectory(path);
   }
 
+  // Holding a directory is no call of its own: its open is part of the first `syncDirectory`.
+  holdDirectory(path: string): void {
+    this.inner.holdDirectory?.(path);
+  }
+
+  async releaseDirectory(path: string): Promise<void> {
+    await this.inner.releaseDirectory?.(path);
+  }
+
   async readFile(path: string): Promise<Buffer> {
     this.check('open', path);
     this.check('read', path);

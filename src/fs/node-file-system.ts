@@ -10,7 +10,9 @@
  * - `write` and `writeSync` loop until every byte is written (short writes are retried, never
  *   returned); `readFile` is built on open/read like every other implementation's.
  * - `syncDirectory` fsyncs the directory itself (opened read-only), which is what makes creations,
- *   renames and unlinks in it durable.
+ *   renames and unlinks in it durable. A held directory (`holdDirectory`) stays open between syncs;
+ *   its descriptor is closed only after every fsync that uses it has settled, so an fsync never
+ *   meets a descriptor number the process has since reused for another file.
  */
 import * as fs from 'node:fs';
 import type { FileHandle, FileStat, FileSystem, OpenMode, OpenOptions } from './types.js';
@@ -99,7 +101,19 @@ class NodeFileHandle implements FileHandle {
 }
 
 /** The real file system: every call goes to node:fs. Paths are passed through unchanged. */
+/** A directory kept open for its fsyncs (`holdDirectory`). */
+interface HeldDirectory {
+  holders: number;
+  /** Opened at the first sync. */
+  descriptor: Promise<number> | undefined;
+  /** fsyncs through `descriptor` not yet settled. */
+  syncs: Set<Promise<void>>;
+}
+
 export class NodeFileSystem implements FileSystem {
+  /** Directories held open for `syncDirectory`, by the exact path given to `holdDirectory`. */
+  private readonly heldDirectories = new Map<string, HeldDirectory>();
+
   async open(path: string, mode: OpenMode, options?: OpenOptions): Promise<FileHandle> {
     if (options?.direct === true && O_DIRECT !== 0) {
       try {
@@ -147,12 +161,51 @@ export class NodeFileSystem implements FileSystem {
   }
 
   async syncDirectory(path: string): Promise<void> {
+    const held = this.heldDirectories.get(path);
+    if (held !== undefined) {
+      const sync = this.syncHeld(held, path);
+      held.syncs.add(sync);
+      try {
+        return await sync;
+      } finally {
+        held.syncs.delete(sync);
+      }
+    }
     const descriptor = await callbackToPromise<number>((done) => fs.open(path, 'r', done));
     try {
       await callbackToPromise<void>((done) => fs.fsync(descriptor, done));
     } finally {
       await callbackToPromise<void>((done) => fs.close(descriptor, done));
     }
+  }
+
+  /** fsync through a held directory's descriptor, opening it at the first sync (a failed open is tried again at the next). */
+  private async syncHeld(held: HeldDirectory, path: string): Promise<void> {
+    const opening = (held.descriptor ??= callbackToPromise<number>((done) => fs.open(path, 'r', done)));
+    let descriptor: number;
+    try {
+      descriptor = await opening;
+    } catch (error) {
+      if (held.descriptor === opening) held.descriptor = undefined;
+      throw error;
+    }
+    await callbackToPromise<void>((done) => fs.fsync(descriptor, done));
+  }
+
+  holdDirectory(path: string): void {
+    const held = this.heldDirectories.get(path);
+    if (held !== undefined) held.holders++;
+    else this.heldDirectories.set(path, { holders: 1, descriptor: undefined, syncs: new Set() });
+  }
+
+  async releaseDirectory(path: string): Promise<void> {
+    const held = this.heldDirectories.get(path);
+    if (held === undefined || --held.holders > 0) return;
+    this.heldDirectories.delete(path);
+    // Syncs started from now on open the directory themselves; those in flight keep the descriptor.
+    while (held.syncs.size > 0) await Promise.allSettled([...held.syncs]);
+    const descriptor = await held.descriptor?.catch(() => undefined);
+    if (descriptor !== undefined) await callbackToPromise<void>((done) => fs.close(descriptor, done));
   }
 
   async readFile(path: string): Promise<Buffer> {

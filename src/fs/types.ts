@@ -93,6 +93,14 @@ export interface FileSystem {
   mkdir(path: string): Promise<void>;
   /** fsync a directory, making creations, renames and unlinks in it durable. */
   syncDirectory(path: string): Promise<void>;
+  /**
+   * Optional: keep the directory open for `syncDirectory` of this exact path until as many
+   * `releaseDirectory` calls (an implementation without it opens the directory for each sync).
+   * For a directory synced on a write's path, where an open and a close per sync cost latency.
+   */
+  holdDirectory?(path: string): void;
+  /** Optional: undo one `holdDirectory`; the last one closes the directory once its syncs in flight have settled. */
+  releaseDirectory?(path: string): Promise<void>;
   /** Whole-file convenience read (built on open/read in every implementation). */
   readFile(path: string): Promise<Buffer>;
 }

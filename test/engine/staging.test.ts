@@ -5,14 +5,15 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import { CrashFileSystem } from '../../src/fs/crash-file-system.js';
 import { FaultFileSystem } from '../../src/fs/fault-file-system.js';
 import { DEFAULTS, NodeFileSystem, open, SiltError } from '../../src/index.js';
-import { checkLargeValuesAfterCrash, seededBytes as bytes, temporaryDirectory, testSeed } from '../helpers.js';
+import type { OpenMode, OpenOptions as FileOpenOptions } from '../../src/fs/types.js';
+import { checkLargeValuesAfterCrash, descriptorsOn, Gate, seededBytes as bytes, temporaryDirectory, testSeed } from '../helpers.js';
 
 /** One block per value of BLOCK bytes: the smallest size that is staged. */
 const BLOCK = DEFAULTS.stagedBlockBytes;
@@ -69,6 +70,65 @@ test('a staging file left by a crash is removed at open; a smaller block is neve
   assert.deepEqual(stagingFiles(directory), []);
   assert.ok((await db.get('small'))?.equals(bytes(1, BLOCK - 1)));
   await db.close();
+});
+
+/** An in-memory file system; once armed, the next close of a file opened for writing under blocks/ waits for `release()`. */
+class BlockCloseGate extends CrashFileSystem {
+  readonly gate = new Gate();
+
+  override async open(path: string, mode: OpenMode, options?: FileOpenOptions) {
+    const handle = await super.open(path, mode, options);
+    if (!path.includes('/blocks/') || mode === 'read') return handle;
+    const close = handle.close.bind(handle);
+    handle.close = async () => {
+      await this.gate.pass(true);
+      return close();
+    };
+    return handle;
+  }
+}
+
+test('a written block file is closed after its put resolves, not on the put\'s path, and close() waits for that close', { timeout: 30_000 }, async () => {
+  // In memory, every call settles in microtasks: one turn of the event loop runs any chain that
+  // is not waiting at the gate to its end.
+  const fileSystem = new BlockCloseGate();
+  const db = await open('/db', { ...STAGED, fileSystem });
+  await db.put('warm', bytes(400, BLOCK));
+  const values = { staged: bytes(401, BLOCK), named: bytes(402, BLOCK - 4096), last: bytes(403, BLOCK) };
+  // A staged block (renamed from its staging file) and one written under its name at once.
+  for (const [key, staged] of [['staged', 1], ['named', 0]] as const) {
+    const before = db.stats().blocks.staged;
+    fileSystem.gate.arm();
+    // Resolves while the block file's close waits at the gate (a put that awaited it never would).
+    await db.put(key, values[key]);
+    await fileSystem.gate.reached;
+    assert.equal(db.stats().blocks.staged, before + staged, key);
+    fileSystem.gate.release();
+  }
+  fileSystem.gate.arm();
+  await db.put('last', values.last);
+  await fileSystem.gate.reached;
+  let closed = false;
+  const closing = db.close().then(() => (closed = true));
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(closed, false, 'close() waits for the block file to close');
+  fileSystem.gate.release();
+  await closing;
+  const reopened = await open('/db', { ...STAGED, fileSystem });
+  for (const [key, value] of Object.entries(values)) assert.ok((await reopened.get(key))?.equals(value), key);
+  await reopened.close();
+});
+
+test('the blocks directory is opened once for the fsyncs of every block write, and let go by close()', { skip: !existsSync('/proc/self/fd') && 'no /proc/self/fd' }, async (t) => {
+  const directory = realpathSync(temporaryDirectory(t));
+  const blocksDirectory = join(directory, 'blocks');
+  const db = await open(directory, STAGED);
+  assert.equal(descriptorsOn(blocksDirectory), 0, 'not before the first block write');
+  for (let index = 0; index < 4; index++) await db.put(`k${index}`, bytes(410 + index, index % 2 === 0 ? BLOCK : BLOCK - 4096));
+  assert.equal(descriptorsOn(blocksDirectory), 1);
+  await db.close();
+  assert.equal(descriptorsOn(blocksDirectory), 0, 'close() lets go of the blocks directory');
+  for (const name of readdirSync(blocksDirectory)) assert.equal(descriptorsOn(join(blocksDirectory, name)), 0, name);
 });
 
 test('when most recent block writes are duplicates, writes stop staging (no bytes written for nothing), and start again once they are not', async (t) => {

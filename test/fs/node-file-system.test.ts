@@ -3,10 +3,11 @@
  * errors, and the process probes the directory lock uses.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import fs, { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { test } from 'node:test';
 import { NodeFileSystem, processIsAlive, processStartTime } from '../../src/fs/node-file-system.js';
-import { temporaryDirectory } from '../helpers.js';
+import { descriptorsOn, Gate, temporaryDirectory } from '../helpers.js';
 
 const NO_SUCH_PID = 2 ** 30;
 
@@ -129,4 +130,67 @@ test('processStartTime is the start of this process in clock ticks since boot on
   const startedMs = bootSeconds * 1000 + Number(startTime) * 10;
   const expectedMs = Date.now() - process.uptime() * 1000;
   assert.ok(Math.abs(startedMs - expectedMs) < 3000, `start ${startedMs} vs ${expectedMs}`);
+});
+
+test('a held directory is opened once for all its syncs and closed by the last release, after the syncs in flight', { skip: !existsSync('/proc/self/fd') && 'no /proc/self/fd' }, async (t) => {
+  const directory = realpathSync(temporaryDirectory(t, 'silt-fs-'));
+  const fileSystem = new NodeFileSystem();
+  await fileSystem.syncDirectory(directory);
+  assert.equal(descriptorsOn(directory), 0, 'not held: opened and closed per sync');
+  fileSystem.holdDirectory(directory);
+  fileSystem.holdDirectory(directory);
+  assert.equal(descriptorsOn(directory), 0, 'opened at the first sync, not at the hold');
+  await Promise.all([fileSystem.syncDirectory(directory), fileSystem.syncDirectory(directory)]);
+  await fileSystem.syncDirectory(directory);
+  assert.equal(descriptorsOn(directory), 1, 'one descriptor for every sync');
+  await fileSystem.releaseDirectory(directory);
+  await fileSystem.syncDirectory(directory);
+  assert.equal(descriptorsOn(directory), 1, 'still held by the second hold');
+  // The last release, with a sync in flight: the descriptor outlives the sync, then closes.
+  // node:fs's fsync is held at a gate meanwhile (and its close watched).
+  const events: string[] = [];
+  const gate = new Gate();
+  const { fsync, close } = fs;
+  t.after(() => {
+    Object.assign(fs, { fsync, close });
+    syncBuiltinESMExports();
+  });
+  Object.assign(fs, {
+    fsync: (descriptor: number, callback: (error: NodeJS.ErrnoException | null) => void) => {
+      void gate.pass(true).then(() => fsync(descriptor, (error) => {
+        events.push('fsync done');
+        callback(error);
+      }));
+    },
+    close: (descriptor: number, callback: (error: NodeJS.ErrnoException | null) => void) => {
+      events.push('close');
+      close(descriptor, callback);
+    },
+  });
+  syncBuiltinESMExports();
+  gate.arm();
+  const inFlight = fileSystem.syncDirectory(directory);
+  await gate.reached;
+  const released = fileSystem.releaseDirectory(directory);
+  // Turns of the event loop in which a release that did not wait would close the descriptor.
+  for (let turn = 0; turn < 5; turn++) await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(events, [], 'nothing closed while the sync is in flight');
+  gate.release();
+  await Promise.all([inFlight, released]);
+  assert.deepEqual(events, ['fsync done', 'close']);
+  assert.equal(descriptorsOn(directory), 0, 'closed by the last release');
+  await fileSystem.syncDirectory(directory);
+  assert.equal(descriptorsOn(directory), 0, 'released: opened and closed per sync again');
+  await fileSystem.releaseDirectory(directory); // not held: nothing to do
+});
+
+test('a held directory whose open fails is opened again at the next sync', async (t) => {
+  const root = temporaryDirectory(t, 'silt-fs-');
+  const fileSystem = new NodeFileSystem();
+  const directory = `${root}/later`;
+  fileSystem.holdDirectory(directory);
+  await assert.rejects(fileSystem.syncDirectory(directory), { code: 'ENOENT' });
+  await fileSystem.mkdir(directory);
+  await fileSystem.syncDirectory(directory);
+  await fileSystem.releaseDirectory(directory);
 });
