@@ -2,7 +2,9 @@
 // pwrite (the CPU before it: hashing, CRC, encoding, bookkeeping), from the pwrite to the start of
 // the fdatasync (the pwrite itself and the hop to libuv's thread pool), the fdatasync, and from its
 // end to the append's promise settling. node:fs is wrapped to take the timestamps, so the figures
-// include that small cost. Medians over the appends after the first 100.
+// include that small cost. Medians, means and 99th percentiles over the appends after the first
+// 100: a throughput (the bench's `objects-append` row) follows the means, which a few slow
+// fdatasyncs move well above the medians on this VM.
 //
 //   npm run build && node bench/append-phases.mjs [--appends 2000] [--compaction on|off] [--dir /tmp]
 import { randomBytes } from 'node:crypto';
@@ -43,9 +45,13 @@ fs.fdatasync = function (descriptor, callback) {
 syncBuiltinESMExports();
 const { open } = await import('../dist/index.js');
 
-function median(samples) {
+function percentile(samples, fraction) {
   const sorted = [...samples].sort((left, right) => left - right);
-  return sorted[sorted.length >> 1];
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * fraction))];
+}
+
+function mean(samples) {
+  return samples.reduce((sum, sample) => sum + sample, 0) / samples.length;
 }
 
 const directory = fs.mkdtempSync(join(values.dir, 'silt-append-phases-'));
@@ -66,9 +72,11 @@ try {
     phases.total.push(settled - called);
   }
   await db.close();
-  const row = Object.fromEntries(Object.entries(phases).map(([name, samples]) => [name, Number(median(samples).toFixed(3))]));
-  console.log(`64 KiB appends: ${appends}, compaction ${values.compaction}; medians in ms`);
-  console.log(JSON.stringify(row));
+  const row = (statistic) => JSON.stringify(Object.fromEntries(Object.entries(phases).map(([name, samples]) => [name, Number(statistic(samples).toFixed(3))])));
+  console.log(`64 KiB appends: ${appends}, compaction ${values.compaction}; ms`);
+  console.log(`median ${row((samples) => percentile(samples, 0.5))}`);
+  console.log(`mean   ${row(mean)}`);
+  console.log(`p99    ${row((samples) => percentile(samples, 0.99))}`);
 } finally {
   fs.rmSync(directory, { recursive: true, force: true });
 }
