@@ -100,7 +100,6 @@ class NodeFileHandle implements FileHandle {
   }
 }
 
-/** The real file system: every call goes to node:fs. Paths are passed through unchanged. */
 /** A directory kept open for its fsyncs (`holdDirectory`). */
 interface HeldDirectory {
   holders: number;
@@ -110,6 +109,7 @@ interface HeldDirectory {
   syncs: Set<Promise<void>>;
 }
 
+/** The real file system: every call goes to node:fs. Paths are passed through unchanged. */
 export class NodeFileSystem implements FileSystem {
   /** Directories held open for `syncDirectory`, by the exact path given to `holdDirectory`. */
   private readonly heldDirectories = new Map<string, HeldDirectory>();
