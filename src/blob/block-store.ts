@@ -16,7 +16,9 @@
  *   record points at it (records are written after the data and the name are durable). So at
  *   open, the files no record references are *unverified*: a write of the same content writes
  *   the file again (truncating it) instead of trusting it, and the orphan sweep deletes them.
- *   Files referenced at open, and files this process wrote, are complete.
+ *   Files referenced at open (unless the block is also carried in the log, where a put of the
+ *   same content may have been writing the file: the store distrusts those too), and files this
+ *   process wrote, are complete.
  * - Writers of the same content share one write: the first writer's promise is reused (per-content
  *   lock), so two writers never race on one file and a writer never sees a half-written block.
  * - Reference counts are kept by the store (one per live version pointing at a block); a block

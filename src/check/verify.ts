@@ -15,8 +15,9 @@
  * - the GC delayed list (`gc.list`): every record's CRC; a torn last record is only reported on
  *   a read-only open (a writable open cuts it); listed blocks that are missing are not a problem
  *   (a deletion whose remove record was lost), nor listed ones referenced again (revived);
- * - files in the directory that nothing owns, and block files nothing references (whose content
- *   may be incomplete after a crash: counted, not a problem, see `incompleteBlocks`).
+ * - files in the directory that nothing owns, and block files nothing references or whose block
+ *   is carried in the log too (whose content may be incomplete after a crash: counted, not a
+ *   problem, see `incompleteBlocks`).
  *
  * Invariants: read-only (safe on a `readOnly` open); reports problems, never repairs.
  */
@@ -353,7 +354,10 @@ export async function verifyStore(input: VerifyInput): Promise<VerifyResult> {
       checked.blockBytes += data.length;
       blockBytesDone += data.length;
     } catch (error) {
-      if (!recounted.has(hex) && error instanceof SiltError && error.code === ErrorCode.CORRUPTION) incompleteBlocks++;
+      // Unreferenced, or carried in the log too (reads use that copy, and the store does not
+      // trust a file of such a block from before its open): possibly a write cut by a crash.
+      const shadowed = input.logBlocks?.has(hex) === true;
+      if ((!recounted.has(hex) || shadowed) && error instanceof SiltError && error.code === ErrorCode.CORRUPTION) incompleteBlocks++;
       else problem('block', `block ${hex}`, (error as Error).message);
     }
     input.onProgress?.({ phase: 'blocks', doneBytes: blockBytesDone, totalBytes: input.blocks.storedBytes });

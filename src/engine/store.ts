@@ -685,7 +685,10 @@ export class Store extends EventEmitter {
       }
       // Block files written under their final name can be incomplete after a crash, but only if
       // no durable record points at them: those are never trusted by a write of the same content.
-      store.blocks.distrust((hex) => store.referenceCounts.has(hex));
+      // A referenced block that is also carried in the log may have a file of its own that a
+      // put was writing when the process died (the write, and the record it was for, did not
+      // finish; the log's copy keeps the block referenced): not trusted either.
+      store.blocks.distrust((hex) => store.referenceCounts.has(hex) && !store.logBlocks.has(hex));
       store.checkpointBytes = await fs.stat(`${directory}/${HINT_FILE_NAME}`).then((stat) => stat.sizeBytes, () => 0);
       if (!options.readOnly && !options.checkpoint && store.checkpointBytes > 0) {
         // A checkpoint an earlier open wrote would not be kept up to date from here on: stale, it
