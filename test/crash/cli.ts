@@ -1,25 +1,44 @@
 /**
- * `npm run crash -- --kills N --seed S`: the long crash loop (soak). Prints a summary line.
+ * `npm run crash -- --kills N --seed S [--seeds K] [--keep DIR]`: the long crash loop (soak).
+ * Prints a summary line per loop. `--seeds K` runs K loops, seeds S, S+1, …, and stops at the first
+ * that fails (a hunt for a rare failure); `--keep DIR` keeps that failure's evidence in DIR: the
+ * store as the kill left it (`before-reopen/`), the store after the reopen (`db/`) and the journals.
  */
 import { parseArgs } from 'node:util';
 import { runCrashLoop } from './crash-loop.js';
 
-const { values } = parseArgs({ options: { kills: { type: 'string', default: '100' }, seed: { type: 'string' }, quiet: { type: 'boolean', default: false } } });
-const seed = values.seed !== undefined ? Number(values.seed) : Math.floor(Math.random() * 2 ** 31);
-const kills = Number(values.kills);
-console.log(`crash loop: ${kills} kills, seed ${seed} (replay with --seed ${seed})`);
-const started = Date.now();
-const result = await runCrashLoop({
-  kills,
-  seed,
-  log: values.quiet ? undefined : (line) => {
-    if (/kill (\d+)\//.exec(line)?.[1] !== undefined && Number(/kill (\d+)\//.exec(line)?.[1]) % 50 === 0) console.log(line);
+const { values } = parseArgs({
+  options: {
+    kills: { type: 'string', default: '100' },
+    seed: { type: 'string' },
+    seeds: { type: 'string', default: '1' },
+    keep: { type: 'string' },
+    quiet: { type: 'boolean', default: false },
   },
 });
-console.log(
-  `kills: ${result.kills}, steps: ${result.steps}, acknowledged writes checked: ${result.acknowledgedChecked}, ` +
-    `in flight applied/lost: ${result.inFlightApplied}/${result.inFlightLost}, expired TTLs seen: ${result.expiredSeen}, failures: ${result.failures.length}, ` +
-    `seconds: ${((Date.now() - started) / 1000).toFixed(0)}`,
-);
-for (const failure of result.failures) console.log(`FAILURE ${failure}`);
-process.exitCode = result.failures.length === 0 ? 0 : 1;
+const firstSeed = values.seed !== undefined ? Number(values.seed) : Math.floor(Math.random() * 2 ** 31);
+const kills = Number(values.kills);
+const loops = Number(values.seeds);
+for (let seed = firstSeed; seed < firstSeed + loops; seed++) {
+  console.log(`crash loop: ${kills} kills, seed ${seed} (replay with --seed ${seed})`);
+  const started = Date.now();
+  const result = await runCrashLoop({
+    kills,
+    seed,
+    ...(values.keep === undefined ? {} : { keepFailure: values.keep }),
+    log: (line) => {
+      if (line.startsWith('kept')) console.log(line);
+      else if (!values.quiet && Number(/kill (\d+)\//.exec(line)?.[1] ?? 1) % 50 === 0) console.log(line);
+    },
+  });
+  console.log(
+    `kills: ${result.kills}, steps: ${result.steps}, acknowledged writes checked: ${result.acknowledgedChecked}, ` +
+      `in flight applied/lost: ${result.inFlightApplied}/${result.inFlightLost}, expired TTLs seen: ${result.expiredSeen}, failures: ${result.failures.length}, ` +
+      `seconds: ${((Date.now() - started) / 1000).toFixed(0)}`,
+  );
+  for (const failure of result.failures) console.log(`FAILURE ${failure}`);
+  if (result.failures.length > 0) {
+    process.exitCode = 1;
+    break;
+  }
+}

@@ -13,7 +13,7 @@
  *   once expired it stays absent: never an older value of its key.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open } from '../../src/index.js';
@@ -58,6 +58,11 @@ export interface CrashLoopOptions {
   seed: number;
   /** Where the store lives; a fresh temporary directory when omitted (removed afterwards). */
   directory?: string;
+  /**
+   * Where to keep the evidence of a failure: the store as the kill left it (before the reopen
+   * that failed), the store after it, and the worker's journals. Costs a copy of the store per kill.
+   */
+  keepFailure?: string;
   log?: (line: string) => void;
 }
 
@@ -200,6 +205,11 @@ export async function runCrashLoop(options: CrashLoopOptions): Promise<CrashLoop
       // same from the log alone), so the full replay meets every state a kill leaves, too.
       const replayAll = next() < 1 / 3;
       if (replayAll) rmSync(join(directory, 'index.hint'), { force: true });
+      const snapshot = join(workRoot, 'before-reopen');
+      if (options.keepFailure !== undefined) {
+        rmSync(snapshot, { recursive: true, force: true });
+        cpSync(directory, snapshot, { recursive: true });
+      }
       const db = await open(directory, STORE_OPTIONS);
       const verified = await db.verify();
       if (!verified.ok) result.failures.push(`kill ${kill}: verify: ${JSON.stringify(verified.problems.slice(0, 3))}`);
@@ -287,7 +297,14 @@ export async function runCrashLoop(options: CrashLoopOptions): Promise<CrashLoop
       result.steps += stepsDone;
       step = openStep + 1;
       log(`kill ${kill + 1}/${options.kills}: ${stepsDone} steps done, ${inFlight.length} in flight, ${result.failures.length} failures`);
-      if (result.failures.length > 0) break;
+      if (result.failures.length > 0) {
+        if (options.keepFailure !== undefined) {
+          cpSync(workRoot, options.keepFailure, { recursive: true });
+          if (options.directory !== undefined) cpSync(directory, join(options.keepFailure, 'after-reopen'), { recursive: true });
+          log(`kept the failure's evidence in ${options.keepFailure} (before-reopen/, journal-${kill}, and the store after it)`);
+        }
+        break;
+      }
     }
   } finally {
     rmSync(workRoot, { recursive: true, force: true });
