@@ -171,6 +171,21 @@ const EXPIRY_QUEUE_SLACK = 1024;
  */
 const APPEND_SLICE_BYTES = 64 * 1024;
 
+/**
+ * The entries of a checkpoint: the index snapshot's, with the expired puts `dropped` from the
+ * index whose tombstones were not applied at the snapshot (a key the snapshot holds keeps its
+ * entry: that record is newer), all in key order.
+ */
+function* withDropped(view: IndexSnapshot<EntryLocation>, dropped: Array<[string, EntryLocation]>): Generator<[string, EntryLocation]> {
+  const extra = dropped.filter(([key]) => view.get(key) === undefined).sort(([left], [right]) => (left < right ? -1 : left > right ? 1 : 0));
+  let next = 0;
+  for (const entry of view.range()) {
+    while (next < extra.length && (extra[next] as [string, EntryLocation])[0] < entry[0]) yield extra[next++] as [string, EntryLocation];
+    yield entry;
+  }
+  while (next < extra.length) yield extra[next++] as [string, EntryLocation];
+}
+
 /** The number of slices in all of `manifest`'s chunks. */
 function manifestSlices(manifest: ObjectManifest): number {
   let count = 0;
@@ -494,7 +509,7 @@ export class Store extends EventEmitter {
   private logSyncing: Promise<void> | undefined;
 
   private checkpointRunning: Promise<void> | undefined;
-  private checkpointNext: { position: HintPosition; snapshot: IndexSnapshot<EntryLocation>; blocks: Array<[string, LogBlockLocation]> } | undefined;
+  private checkpointNext: { position: HintPosition; snapshot: IndexSnapshot<EntryLocation>; blocks: Array<[string, LogBlockLocation]>; dropped: Array<[string, EntryLocation]> } | undefined;
   /** Position of the last checkpoint written or loaded: nothing to do on close if unchanged. */
   private checkpointPosition: { segmentId: number; offsetBytes: number } | undefined;
 
@@ -512,6 +527,14 @@ export class Store extends EventEmitter {
   private readonly listedEpochs = new Map<string, number>();
   /** Blocks a write in flight has stored or found, until its record is applied or it fails. */
   private readonly holds = new Map<string, number>();
+  /**
+   * Expired puts with blocks dropped from the index whose tombstones are not applied yet (key →
+   * the put's location). A checkpoint of the index taken meanwhile still holds them: it covers
+   * the log only up to a position the tombstone lies after, so without the put a reopen from it
+   * (the tombstone lost to a crash) would find the blocks unreferenced and delete them, and a later
+   * replay of the log would find the put referencing them again.
+   */
+  private readonly droppedUntilLogged = new Map<string, EntryLocation>();
   /** Per key, the settling of the last write that must finish before later writes to it start. */
   private readonly keyTails = new Map<string, Promise<void>>();
   private gcRunning: Promise<GcResult> | undefined;
@@ -3007,8 +3030,11 @@ export class Store extends EventEmitter {
         if (operation.relocatedFrom !== undefined) {
           if (operation.type === EntryType.DELETE) {
             // An expired put's tombstone (the index dropped the put when it was written): now in
-            // the log, it lets go of the put's blocks.
-            if (operation.heldUntilApplied !== undefined) for (const hex of operation.heldUntilApplied) this.unhold(hex);
+            // the log, it lets go of the put's blocks, and checkpoints leave the put out.
+            if (operation.heldUntilApplied !== undefined) {
+              if (this.droppedUntilLogged.get(operation.key)?.revision === operation.relocatedFrom.revision) this.droppedUntilLogged.delete(operation.key);
+              for (const hex of operation.heldUntilApplied) this.unhold(hex);
+            }
             continue;
           }
           // A copy made by compaction: it replaces the key's location only if the key still
@@ -3294,17 +3320,25 @@ export class Store extends EventEmitter {
     return blocks;
   }
 
-  private scheduleCheckpoint(position: HintPosition, snapshot: IndexSnapshot<EntryLocation>, blocks = this.liveLogBlocks()): void {
-    // `blocks`: the live log blocks at the same instant as the index snapshot.
-    this.checkpointNext = { position, snapshot, blocks };
+  /**
+   * The expired puts with blocks whose tombstones are not applied yet (see `droppedUntilLogged`):
+   * call in the same synchronous step as the index snapshot they go with.
+   */
+  private unloggedDrops(): Array<[string, EntryLocation]> {
+    return [...this.droppedUntilLogged];
+  }
+
+  private scheduleCheckpoint(position: HintPosition, snapshot: IndexSnapshot<EntryLocation>, blocks = this.liveLogBlocks(), dropped = this.unloggedDrops()): void {
+    // `blocks` and `dropped`: the live log blocks and the unlogged drops at the same instant as the index snapshot.
+    this.checkpointNext = { position, snapshot, blocks, dropped };
     if (this.checkpointRunning !== undefined) return;
     this.checkpointRunning = (async () => {
       while (this.checkpointNext !== undefined) {
-        const { position: next, snapshot: view, blocks } = this.checkpointNext;
+        const { position: next, snapshot: view, blocks, dropped } = this.checkpointNext;
         this.checkpointNext = undefined;
         const started = performance.now();
         try {
-          const written = await writeHint(this.fs, this.directory, next, view.range(), blocks);
+          const written = await writeHint(this.fs, this.directory, next, withDropped(view, dropped), blocks);
           this.checkpointBytes = written.sizeBytes;
           this.checkpointBytesWritten += written.sizeBytes;
           this.checkpointPosition = { segmentId: next.segmentId, offsetBytes: next.offsetBytes };
@@ -3513,6 +3547,7 @@ export class Store extends EventEmitter {
     const held = this.heldBlocks(blocks);
     for (const hex of held) this.hold(hex);
     this.release(blocks);
+    this.droppedUntilLogged.set(key, location);
     return held;
   }
 
@@ -4125,10 +4160,11 @@ export class Store extends EventEmitter {
     const position = { segmentId: active.segmentId, offsetBytes: record.appliedBytes, maxRevision: this.lastAppliedRevision };
     const snapshot = this.index.snapshot();
     const blocks = this.liveLogBlocks();
+    const dropped = this.unloggedDrops();
     // Durable up to the position: the active segment is fsynced (or was sealed, with an fsync, at a roll).
     await this.syncApplied();
     await this.checkpointRunning;
-    this.scheduleCheckpoint(position, snapshot, blocks);
+    this.scheduleCheckpoint(position, snapshot, blocks, dropped);
     await this.checkpointRunning;
     return this.checkpointCounters.failures === failuresBefore;
   }
