@@ -32,7 +32,7 @@ for (let seed = firstSeed; seed < firstSeed + loops; seed++) {
     },
   });
   console.log(
-    `kills: ${result.kills}, steps: ${result.steps}, acknowledged writes checked: ${result.acknowledgedChecked}, ` +
+    `durability: ${result.durability}, kills: ${result.kills}, steps: ${result.steps}, acknowledged writes checked: ${result.acknowledgedChecked}, ` +
       `in flight applied/lost: ${result.inFlightApplied}/${result.inFlightLost}, expired TTLs seen: ${result.expiredSeen}, failures: ${result.failures.length}, ` +
       `seconds: ${((Date.now() - started) / 1000).toFixed(0)}`,
   );

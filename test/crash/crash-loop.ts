@@ -1,5 +1,6 @@
 /**
- * The kill -9 crash loop: a child process runs the seeded workload in 'sync' mode and journals
+ * The kill -9 crash loop: a child process runs the seeded workload (in the durability mode the
+ * seed picks: 'sync', 'none' or every 5 ms; a kill loses no byte written either way) and journals
  * every issued and acknowledged operation; the parent kills it with SIGKILL at a random moment,
  * reopens the store, runs verify(), and checks:
  * - every acknowledged write is there with its exact value and revision;
@@ -19,7 +20,7 @@ import { join } from 'node:path';
 import { open } from '../../src/index.js';
 import { expiryAllows, random, type ExpiryWindow } from '../helpers.js';
 // @ts-expect-error plain JS module shared with the worker
-import { applyObject, digest, STORE_OPTIONS, stepOperations, valueBytes } from './workload.mjs';
+import { applyObject, digest, stepOperations, storeOptions, valueBytes } from './workload.mjs';
 
 interface ValueSpec {
   seed: number;
@@ -67,6 +68,8 @@ export interface CrashLoopOptions {
 }
 
 export interface CrashLoopResult {
+  /** The durability mode the seed picked. */
+  durability: string;
   kills: number;
   steps: number;
   acknowledgedChecked: number;
@@ -151,7 +154,7 @@ export async function runCrashLoop(options: CrashLoopOptions): Promise<CrashLoop
   const distribution = join(import.meta.dirname, '../../dist/index.js');
   const next = random(options.seed);
   const model = new Map<string, ModelEntry>();
-  const result: CrashLoopResult = { kills: 0, steps: 0, acknowledgedChecked: 0, inFlightApplied: 0, inFlightLost: 0, expiredSeen: 0, failures: [] };
+  const result: CrashLoopResult = { durability: JSON.stringify(storeOptions(options.seed).durability), kills: 0, steps: 0, acknowledgedChecked: 0, inFlightApplied: 0, inFlightLost: 0, expiredSeen: 0, failures: [] };
   let step = 0;
   let maxRevision = 0;
   try {
@@ -210,7 +213,7 @@ export async function runCrashLoop(options: CrashLoopOptions): Promise<CrashLoop
         rmSync(snapshot, { recursive: true, force: true });
         cpSync(directory, snapshot, { recursive: true });
       }
-      const db = await open(directory, STORE_OPTIONS);
+      const db = await open(directory, storeOptions(options.seed));
       const verified = await db.verify();
       if (!verified.ok) result.failures.push(`kill ${kill}: verify: ${JSON.stringify(verified.problems.slice(0, 3))}`);
       const read = async (key: string): Promise<Read> => {

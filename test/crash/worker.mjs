@@ -1,4 +1,5 @@
-// The crash loop's worker: runs the seeded workload in 'sync' mode from a given step (with
+// The crash loop's worker: runs the seeded workload (in the durability mode the seed picks, see
+// `storeOptions`) from a given step (with
 // compaction and GC started alongside some steps) and appends
 // every event to a journal file with synchronous writes, so a SIGKILL loses none of them:
 //   I <step> <index> <ms>            operation issued (Date.now() before the call)
@@ -7,14 +8,14 @@
 //   S <step>                         step done (every operation of it settled)
 // Usage: node worker.mjs <dist/index.js> <dir> <journal> <seed> <first step>
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { STORE_OPTIONS, stepMaintenance, stepOperations, valueBytes } from './workload.mjs';
+import { stepMaintenance, stepOperations, storeOptions, valueBytes } from './workload.mjs';
 
 const [distribution, directory, journalPath, seedText, firstStepText] = process.argv.slice(2);
 const { open } = await import(distribution);
 const seed = Number(seedText);
 const journal = openSync(journalPath, 'a');
 const log = (line) => writeSync(journal, `${line}\n`);
-const db = await open(directory, STORE_OPTIONS);
+const db = await open(directory, storeOptions(seed));
 const bytes = (spec) => valueBytes(spec.seed, spec.length);
 
 for (let step = Number(firstStepText); ; step++) {
