@@ -3056,6 +3056,13 @@ export class Store extends EventEmitter {
             this.index.set(operation.key, moved);
             this.segmentLiveBytes(from.segmentId, -previous.lengthBytes);
             segmentRecord.liveBytes += previous.lengthBytes;
+          } else {
+            // An expired put the sweep dropped after this copy was queued: its tombstone, not yet
+            // applied, comes after the copy in the log, so until then a checkpoint lists the put here.
+            const dropped = this.droppedUntilLogged.get(operation.key);
+            if (dropped !== undefined && dropped.segmentId === from.segmentId && dropped.offsetBytes === from.offsetBytes) {
+              this.droppedUntilLogged.set(operation.key, { ...dropped, segmentId: active.segmentId, offsetBytes: newOffset, verifiedKey: undefined });
+            }
           }
           continue;
         }
