@@ -406,6 +406,8 @@ test('a read stream opened before its value expired reads it whole after the swe
   const iterator = stream[Symbol.asyncIterator]();
   const first = (await iterator.next()).value as Buffer;
   await until(() => db.stats().expiry.swept === 1, 5000, 'the sweep');
+  // Its tombstone applied (idle() waits for the sweep's write): only the reader keeps the blocks now.
+  await db.idle();
   await db.gc();
   const parts = [first];
   for (let step = await iterator.next(); !step.done; step = await iterator.next()) parts.push(step.value as Buffer);
@@ -593,6 +595,46 @@ class LogSyncGate extends NodeFileSystem {
   }
 }
 
+/**
+ * The store in `directory` as a power loss now would leave it, the checkpoint durable and the
+ * tombstone of `key` (in the newest segment, its fdatasync held at the gate) lost: a copy, with
+ * that record and everything after it zeroed. Removed when the test ends.
+ */
+function copyWithoutTombstone(t: TestContext, directory: string, key: string): string {
+  const crashed = `${directory}-crashed`;
+  t.after(() => rmSync(crashed, { recursive: true, force: true }));
+  cpSync(directory, crashed, { recursive: true });
+  rmSync(join(crashed, 'LOCK'), { force: true });
+  const newest = readdirSync(crashed).filter((name) => name.endsWith('.log')).sort().at(-1) as string;
+  const segment = readFileSync(join(crashed, newest));
+  let tombstoneAt: number | undefined;
+  scanSegment(segment, SEGMENT_HEADER_BYTES, (entry) => {
+    if (entry.type === EntryType.DELETE && entry.key.toString() === key) tombstoneAt = entry.offsetBytes;
+  });
+  assert.ok(tombstoneAt !== undefined, `no tombstone of ${key} in the newest segment`);
+  segment.fill(0, tombstoneAt);
+  writeFileSync(join(crashed, newest), segment);
+  return crashed;
+}
+
+/**
+ * Open `crashed` from its checkpoint (whose open GC pass deletes the blocks no indexed record
+ * references), close it, then open it again by replay with the clock put back (where values
+ * with a TTL of an hour are live): it must verify clean. Closed when the test ends.
+ */
+async function reopenFromCheckpointThenByReplay(t: TestContext, crashed: string, options: Parameters<typeof open>[1], clock: { aheadMs: number }): Promise<Store> {
+  const fromCheckpoint = await open(crashed, options);
+  assert.equal(fromCheckpoint.stats().recovery.usedCheckpoint, true);
+  await fromCheckpoint.close();
+  rmSync(join(crashed, HINT_FILE_NAME));
+  clock.aheadMs = 0;
+  const byReplay = await open(crashed, options);
+  t.after(() => byReplay.close());
+  const verified = await byReplay.verify();
+  assert.ok(verified.ok, JSON.stringify(verified.problems.slice(0, 3)));
+  return byReplay;
+}
+
 test('a checkpoint taken between the expiry sweep dropping a value with blocks and its tombstone becoming durable keeps the value: a power loss then (the tombstone lost) does not let the next open delete blocks a replay finds referenced', async (t) => {
   // Found by the kill -9 crash loop (verify: "referenced but missing" after a full replay). The
   // sweep drops an expired put from the index at once and holds its blocks until its tombstone is
@@ -622,29 +664,11 @@ test('a checkpoint taken between the expiry sweep dropping a value with blocks a
   fileSystem.arm((path) => path.endsWith(second));
   await fileSystem.gate.reached;
   await until(() => db.stats().checkpoints.written > written, 5000, 'the checkpoint at the seal');
-  // A power loss now: the checkpoint is durable, the tombstone's record is not (lost).
-  const crashed = `${directory}-crashed`;
-  t.after(() => rmSync(crashed, { recursive: true, force: true }));
-  cpSync(directory, crashed, { recursive: true });
-  rmSync(join(crashed, 'LOCK'), { force: true });
-  const segment = readFileSync(join(crashed, second));
-  segment.fill(0, SEGMENT_HEADER_BYTES);
-  writeFileSync(join(crashed, second), segment);
+  const crashed = copyWithoutTombstone(t, directory, 'expiring');
   fileSystem.gate.release();
   await Promise.all([held, compacted]);
   await db.close();
-  // Reopened from the checkpoint (the open's GC pass deletes the blocks no indexed record
-  // references), then by replay.
-  const plain = { compaction: false as const, valueThreshold: 1000, blockBytes: 4096, gc: { minAgeMs: 0, intervalMs: 5 } };
-  let reopened = await open(crashed, plain);
-  assert.equal(reopened.stats().recovery.usedCheckpoint, true);
-  await reopened.close();
-  rmSync(join(crashed, HINT_FILE_NAME));
-  clock.aheadMs = 0;
-  reopened = await open(crashed, plain);
-  t.after(() => reopened.close());
-  const verified = await reopened.verify();
-  assert.ok(verified.ok, JSON.stringify(verified.problems.slice(0, 3)));
+  const reopened = await reopenFromCheckpointThenByReplay(t, crashed, { compaction: false, valueThreshold: 1000, blockBytes: 4096, gc: { minAgeMs: 0, intervalMs: 5 } }, clock);
   // The clock back where the value is live: it reads whole, never a missing block.
   assert.deepEqual(await reopened.get('expiring'), expiring);
   assert.deepEqual(await reopened.get('kept'), kept);
@@ -714,37 +738,15 @@ test('a compaction copy of a put that the sweep then drops moves the checkpoint\
   fileSystem.arm(() => true);
   await fileSystem.gate.reached;
   await until(() => db.stats().checkpoints.written > written, 5000, "compaction's checkpoint");
-  const crashed = `${directory}-crashed`;
-  t.after(() => rmSync(crashed, { recursive: true, force: true }));
-  cpSync(directory, crashed, { recursive: true });
-  rmSync(join(crashed, 'LOCK'), { force: true });
-  // A power loss that loses the tombstone: its record, the last in the newest segment, zeroed.
-  const newest = readdirSync(crashed).filter((name) => name.endsWith('.log')).sort().at(-1) as string;
-  const segment = readFileSync(join(crashed, newest));
-  let tombstoneAt: number | undefined;
-  scanSegment(segment, SEGMENT_HEADER_BYTES, (entry) => {
-    if (entry.type === EntryType.DELETE && entry.key.toString() === 'expiring') tombstoneAt = entry.offsetBytes;
-  });
-  assert.ok(tombstoneAt !== undefined, 'the tombstone is not in the newest segment');
-  segment.fill(0, tombstoneAt);
-  writeFileSync(join(crashed, newest), segment);
+  const crashed = copyWithoutTombstone(t, directory, 'expiring');
   fileSystem.gate.release();
   await compacted;
   await db.close();
   const plain = { segmentBytes: 16 * 1024, compaction: false as const, valueThreshold: 1000, blockBytes: 4096, gc: { minAgeMs: 0, intervalMs: 5 } };
-  let reopened = await open(crashed, { ...plain, readOnly: true });
-  let verified = await reopened.verify();
-  await reopened.close();
+  const readOnly = await open(crashed, { ...plain, readOnly: true });
+  const verified = await readOnly.verify();
+  await readOnly.close();
   assert.ok(verified.ok, `the checkpoint against the log: ${JSON.stringify(verified.problems.slice(0, 3))}`);
-  // From the checkpoint (its GC pass at open), then by replay with the clock where the put is live.
-  reopened = await open(crashed, plain);
-  assert.equal(reopened.stats().recovery.usedCheckpoint, true);
-  await reopened.close();
-  rmSync(join(crashed, HINT_FILE_NAME));
-  clock.aheadMs = 0;
-  reopened = await open(crashed, plain);
-  t.after(() => reopened.close());
-  verified = await reopened.verify();
-  assert.ok(verified.ok, JSON.stringify(verified.problems.slice(0, 3)));
+  const reopened = await reopenFromCheckpointThenByReplay(t, crashed, plain, clock);
   assert.deepEqual(await reopened.get('expiring'), expiring);
 });
