@@ -50,6 +50,8 @@ import {
   entryLength,
   EntryType,
   SEGMENT_HEADER_BYTES,
+  SEGMENT_TRAILER_BYTES,
+  decodeTrailer,
   sealBatch,
   segmentFileName,
 } from '../log/format.js';
@@ -889,6 +891,9 @@ export class Store extends EventEmitter {
     // Gone: compacted away (sealed first, at a roll).
     if (handle === undefined) return true;
     try {
+      // Sealed since, the next segment not created yet (the writer is still syncing this one):
+      // an open that read it meanwhile has it unsealed, ending with the footer and trailer.
+      if (this.sealedOnDisk(handle, last.sizeBytes)) return true;
       // Bytes after the view's end that are not the preallocation's zeros: records, or a footer.
       const probe = Buffer.alloc(ENTRY_HEADER_BYTES);
       const read = handle.readSync(probe, 0, probe.length, Math.max(last.sizeBytes, this.viewLogEndBytes));
@@ -914,6 +919,20 @@ export class Store extends EventEmitter {
       }
     }
     return [segmentId + 1];
+  }
+
+  /** Whether a segment file's first `endBytes` end with a footer (CRC holding) and the trailer naming it: sealed. */
+  private sealedOnDisk(handle: FileHandle, endBytes: number): boolean {
+    if (endBytes < SEGMENT_HEADER_BYTES + SEGMENT_TRAILER_BYTES) return false;
+    const trailer = Buffer.alloc(SEGMENT_TRAILER_BYTES);
+    if (readFullySync(handle, trailer, endBytes - SEGMENT_TRAILER_BYTES) < trailer.length) return false;
+    const footerAt = decodeTrailer(trailer);
+    // A footer holds two keys at most (each under 64 KiB): a longer one is no footer, and not read.
+    if (footerAt === undefined || footerAt < SEGMENT_HEADER_BYTES || footerAt >= endBytes - SEGMENT_TRAILER_BYTES || endBytes - SEGMENT_TRAILER_BYTES - footerAt > 256 * 1024) return false;
+    const footer = Buffer.alloc(endBytes - SEGMENT_TRAILER_BYTES - footerAt);
+    if (readFullySync(handle, footer, footerAt) < footer.length) return false;
+    const check = checkEntry(footer, 0);
+    return check.ok && check.type === EntryType.FOOTER && check.lengthBytes === footer.length;
   }
 
   /** Whether a record (or batch frame) whose CRC holds starts at `offset` of a segment file. */
