@@ -132,3 +132,17 @@ export function descriptorsOn(path: string): number {
   }
   return count;
 }
+
+/**
+ * `Date.now()` moved by hand for one test (`aheadMs`, negative to set it back), as a machine's
+ * clock can be; put back when the test ends.
+ */
+export function movableClock(t: TestContext): { aheadMs: number } {
+  const realNow = Date.now;
+  const clock = { aheadMs: 0 };
+  Date.now = () => realNow() + clock.aheadMs;
+  t.after(() => {
+    Date.now = realNow;
+  });
+  return clock;
+}

@@ -20,7 +20,7 @@ import { decodeHint, HINT_FILE_NAME, writeHint, type EntryLocation } from '../..
 import type { ValueReference } from '../../src/log/format.js';
 import { EntryType, SEGMENT_HEADER_BYTES, segmentFileName } from '../../src/log/format.js';
 import { scanSegment } from '../../src/log/segment-reader.js';
-import { BlockOpenGate, collect, expiryAllows, Gate, random, seededBytes, temporaryDirectory, testSeed, type ExpiryWindow } from '../helpers.js';
+import { BlockOpenGate, collect, expiryAllows, Gate, movableClock, random, seededBytes, temporaryDirectory, testSeed, type ExpiryWindow } from '../helpers.js';
 
 interface State {
   /** undefined: absent. */
@@ -286,20 +286,6 @@ test('an object write whose value expires while it writes its blocks builds on t
   assert.ok(verified.ok, JSON.stringify(verified.problems.slice(0, 3)));
   await db.close();
 });
-
-/**
- * `Date.now()` moved by hand for one test (`aheadMs`, negative to set it back), as a machine's
- * clock can be; put back when the test ends.
- */
-function movableClock(t: TestContext): { aheadMs: number } {
-  const realNow = Date.now;
-  const clock = { aheadMs: 0 };
-  Date.now = () => realNow() + clock.aheadMs;
-  t.after(() => {
-    Date.now = realNow;
-  });
-  return clock;
-}
 
 /** Wait (on the clock, which is what is under test) until `condition` holds; fails after `limitMs`. */
 async function until(condition: () => boolean, limitMs: number, what: string): Promise<void> {

@@ -4,13 +4,12 @@
  * one atomic batch, and the adapter owns (or not) its store.
  */
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Keyv from 'keyv';
 import { open, SiltError } from '../../src/index.js';
 import { KeyvSilt, withIterator } from '../../src/keyv/index.js';
-import { collect, temporaryDirectory } from '../helpers.js';
+import { collect, movableClock, temporaryDirectory } from '../helpers.js';
 
 test('Keyv over a directory: set/get/has/delete, persisted, and disconnect closes the store it opened', async (t) => {
   const directory = join(temporaryDirectory(t), 'cache');
@@ -37,12 +36,14 @@ test('an expired entry is never returned: silt expires it, not only Keyv', async
   t.after(() => store.close());
   const adapter = new KeyvSilt(store);
   const keyv = withIterator(new Keyv({ store: adapter }));
-  // The TTL is long enough for the sets and the first get on a loaded machine (40 ms was not).
-  await keyv.set('short', 'x', 400);
-  await keyv.set('long', 'y', 60_000);
-  await keyv.setMany([{ key: 'many', value: 'z', ttl: 400 }]);
+  // The clock moved by hand past the short TTLs (a minute), not slept through: a loaded machine
+  // cannot let them expire early either.
+  const clock = movableClock(t);
+  await keyv.set('short', 'x', 60_000);
+  await keyv.set('long', 'y', 60 * 60_000);
+  await keyv.setMany([{ key: 'many', value: 'z', ttl: 60_000 }]);
   assert.equal(await keyv.get('short'), 'x');
-  await sleep(450);
+  clock.aheadMs = 2 * 60_000;
   // The adapter itself (what any Keyv version sees) no longer has them.
   assert.equal(await adapter.get('keyv:short'), undefined);
   assert.equal(await adapter.get('keyv:many'), undefined);
@@ -108,8 +109,9 @@ test('has() and hasMany() read no value: silt index only, TTL-aware', async (t) 
   t.after(() => store.close());
   const adapter = new KeyvSilt(store);
   const keyv = new Keyv({ store: adapter });
+  const clock = movableClock(t);
   await keyv.set('a', 1);
-  await keyv.set('short', 2, 30);
+  await keyv.set('short', 2, 60_000);
   const reads = (): never => {
     throw new Error('has() read a value');
   };
@@ -117,7 +119,7 @@ test('has() and hasMany() read no value: silt index only, TTL-aware', async (t) 
   assert.equal(await adapter.has('keyv:a'), true);
   assert.equal(await keyv.has('a'), true);
   assert.deepEqual(await adapter.hasMany(['keyv:a', 'keyv:nope', 'keyv:short']), [true, false, true]);
-  await sleep(60);
+  clock.aheadMs = 2 * 60_000;
   assert.equal(await adapter.has('keyv:short'), false);
   assert.deepEqual(await keyv.hasMany(['a', 'short']), [true, false]);
 });
