@@ -87,6 +87,7 @@ import { BlockStore, sha256, type BlockBuffer } from '../blob/block-store.js';
 import { DelayedList } from '../blob/delayed-list.js';
 import { verifyStore, type VerifyProgress, type VerifyResult } from '../check/verify.js';
 import { ExpiryQueue } from './expiry-queue.js';
+import { deadBytesOf, SegmentTable, type SegmentRecord } from './segment-table.js';
 import { DirectoryLock } from './lock.js';
 import { recover, type RecoveryReport } from './recovery.js';
 import type {
@@ -266,22 +267,6 @@ interface PendingWrite {
   reject: (error: unknown) => void;
 }
 
-interface SegmentRecord {
-  segmentId: number;
-  path: string;
-  /** Bytes written. */
-  sizeBytes: number;
-  /** Bytes whose records are in the index (less than `sizeBytes` while a group is being applied). */
-  appliedBytes: number;
-  sealed: boolean;
-  /** Bytes of the entries the index points at in this segment. */
-  liveBytes: number;
-  /** The part of `liveBytes` that is live blocks carried in the log (BLOCK entries). */
-  liveBlockBytes: number;
-  /** The footer's summary (key range), for a sealed segment. */
-  summary: SegmentSummary | undefined;
-}
-
 /** A promise that rejects when told to, never before; its rejection counts as handled (it is raced). */
 function requestSignal(): { promise: Promise<never>; reject: (error: SiltError) => void } {
   let reject: (error: SiltError) => void = () => undefined;
@@ -458,7 +443,8 @@ export class Store extends EventEmitter {
   private readonly fs: FileSystem;
   private readonly lock: DirectoryLock | undefined;
   private index: OrderedIndex<EntryLocation>;
-  private readonly segments = new Map<number, SegmentRecord>();
+  /** The log's segments, with the totals the compaction scheduler checks after every commit. */
+  private readonly segments: SegmentTable;
   private readonly readHandles = new Map<number, FileHandle>();
   private readonly readCache: ReadCache;
   private active: SegmentWriter | undefined;
@@ -609,6 +595,7 @@ export class Store extends EventEmitter {
     super();
     this.directory = directory;
     this.options = options;
+    this.segments = new SegmentTable(options.compaction.deadRatio, NEARLY_DEAD);
     this.fs = fs;
     this.lock = lock;
     this.index = index;
@@ -3798,7 +3785,7 @@ export class Store extends EventEmitter {
   }
 
   private deadBytesOf(segment: SegmentRecord): number {
-    return Math.max(0, segment.sizeBytes - SEGMENT_HEADER_BYTES - segment.liveBytes);
+    return deadBytesOf(segment);
   }
 
   /** Sealed segments whose dead fraction is at least `ratio` (all with any dead bytes when 0), most dead first. */
@@ -3808,15 +3795,17 @@ export class Store extends EventEmitter {
       .sort((left, right) => this.deadBytesOf(right) / right.sizeBytes - this.deadBytesOf(left) / left.sizeBytes);
   }
 
-  /** Dead bytes over all log bytes. */
+  /** Dead bytes over all log bytes (kept as the segments change: O(1)). */
   private deadFraction(): number {
-    let total = 0;
-    let dead = 0;
-    for (const segment of this.segments.values()) {
-      total += segment.sizeBytes;
-      dead += this.deadBytesOf(segment);
-    }
-    return total === 0 ? 0 : dead / total;
+    return this.segments.deadFraction();
+  }
+
+  /**
+   * Whether the write stall applies: the log more than `stallRatio` dead, with a sealed segment
+   * holding dead bytes (one compaction can rewrite).
+   */
+  private stallDue(): boolean {
+    return this.deadFraction() > this.options.compaction.stallRatio && this.segments.sealedWithDead > 0;
   }
 
   /**
@@ -3870,7 +3859,7 @@ export class Store extends EventEmitter {
 
   private maybeScheduleCompaction(): void {
     if (!this.options.compaction.enabled || this.state !== 'open' || this.failure !== undefined) return;
-    this.stalled = this.deadFraction() > this.options.compaction.stallRatio && this.pickSegments(0).length > 0;
+    this.stalled = this.stallDue();
     if (this.compacting !== undefined) return;
     // While slice compaction catches up (writes paused, or idle(): it is not paced), it is turning
     // blocks carried in the log dead chunk by chunk: copying them forward now would copy bytes that
@@ -3884,7 +3873,10 @@ export class Store extends EventEmitter {
       active.sizeBytes >= this.options.segmentBytes / 2 &&
       activeDead >= this.options.compaction.deadRatio * active.sizeBytes &&
       (activeDead >= NEARLY_DEAD * active.sizeBytes || this.deadFraction() >= this.options.compaction.deadRatio);
-    if (!activeIsDead && this.nextBackgroundSegment(new Set()) === undefined) return;
+    // What nextBackgroundSegment needs to pick anything, from the table's counts: only then is it
+    // worth its pass over (and sort of) the segments.
+    const mayPick = this.segments.sealedAtRatio > 0 && (this.segments.sealedNearlyDead > 0 || this.deadFraction() >= this.options.compaction.deadRatio);
+    if (!activeIsDead && (!mayPick || this.nextBackgroundSegment(new Set()) === undefined)) return;
     const run = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.runCompaction(this.options.compaction.deadRatio, activeIsDead));
     this.compacting = run
       .catch((error: unknown) => {
@@ -3906,7 +3898,7 @@ export class Store extends EventEmitter {
       if (this.compacting === undefined) break;
       const retiredBefore = this.compactionCounters.segmentsCompacted;
       await this.compacting;
-      this.stalled = this.deadFraction() > this.options.compaction.stallRatio && this.pickSegments(0).length > 0;
+      this.stalled = this.stallDue();
       // A run that retired nothing cannot help: stop waiting rather than spin.
       if (this.compactionCounters.segmentsCompacted === retiredBefore) break;
     }

@@ -25,6 +25,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FaultFileSystem, type FaultErrno } from '../../src/fs/fault-file-system.js';
 import { NodeFileSystem, open, SiltError, type Durability, type OpenOptions, type Store } from '../../src/index.js';
+import type { SegmentTable } from '../../src/engine/segment-table.js';
 import { expiryAllows, random, type ExpiryWindow } from '../helpers.js';
 
 export interface StressResult {
@@ -334,6 +335,9 @@ export async function runConcurrentStress({
   const checkVerified = async (db: Store, when: string) => {
     const verified = await db.verify();
     if (!verified.ok) fail(`${when}: verify() found ${JSON.stringify(verified.problems.slice(0, 3))}`);
+    // The compaction scheduler's running totals (private: no API shows them) against the segments.
+    const drift = (db as unknown as { segments: SegmentTable }).segments.recount();
+    if (drift !== undefined) fail(`${when}: the segment table's totals drifted: ${drift}`);
   };
   const peek = async (step: number) => {
     result.peeks++;
