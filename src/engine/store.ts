@@ -3784,15 +3784,11 @@ export class Store extends EventEmitter {
     if (segment !== undefined) segment.liveBytes += delta;
   }
 
-  private deadBytesOf(segment: SegmentRecord): number {
-    return deadBytesOf(segment);
-  }
-
   /** Sealed segments whose dead fraction is at least `ratio` (all with any dead bytes when 0), most dead first. */
   private pickSegments(ratio: number): SegmentRecord[] {
     return [...this.segments.values()]
-      .filter((segment) => segment.sealed && this.deadBytesOf(segment) > 0 && this.deadBytesOf(segment) >= ratio * segment.sizeBytes)
-      .sort((left, right) => this.deadBytesOf(right) / right.sizeBytes - this.deadBytesOf(left) / left.sizeBytes);
+      .filter((segment) => segment.sealed && deadBytesOf(segment) > 0 && deadBytesOf(segment) >= ratio * segment.sizeBytes)
+      .sort((left, right) => deadBytesOf(right) / right.sizeBytes - deadBytesOf(left) / left.sizeBytes);
   }
 
   /** Dead bytes over all log bytes (kept as the segments change: O(1)). */
@@ -3868,7 +3864,7 @@ export class Store extends EventEmitter {
     if (this.futileSinceUserBytes !== undefined && this.counters.userBytes === this.futileSinceUserBytes) return;
     const active = this.segments.get((this.active as SegmentWriter).segmentId) as SegmentRecord;
     // The active segment is sealed early to be compacted on the same terms as a sealed one.
-    const activeDead = this.deadBytesOf(active);
+    const activeDead = deadBytesOf(active);
     const activeIsDead =
       active.sizeBytes >= this.options.segmentBytes / 2 &&
       activeDead >= this.options.compaction.deadRatio * active.sizeBytes &&
@@ -3961,7 +3957,7 @@ export class Store extends EventEmitter {
   private async runCompactionSteps(ratio: number, sealActive: boolean): Promise<void> {
     if (sealActive) {
       const active = this.segments.get((this.active as SegmentWriter).segmentId) as SegmentRecord;
-      if (this.deadBytesOf(active) > 0) await this.requestRoll();
+      if (deadBytesOf(active) > 0) await this.requestRoll();
     }
     if (ratio === 0) {
       // compact(): every sealed segment with dead bytes.
@@ -3993,7 +3989,7 @@ export class Store extends EventEmitter {
     const eligible = this.pickSegments(deadRatio).filter((segment) => !tried.has(segment.segmentId));
     const deadest = eligible[0];
     if (deadest === undefined) return undefined;
-    if (this.deadBytesOf(deadest) >= NEARLY_DEAD * deadest.sizeBytes) return deadest;
+    if (deadBytesOf(deadest) >= NEARLY_DEAD * deadest.sizeBytes) return deadest;
     const deadFraction = this.deadFraction();
     if (deadFraction < deadRatio) return undefined;
     // While slice compaction has chunks queued (a burst of object writes), live blocks carried in
@@ -4314,11 +4310,11 @@ export class Store extends EventEmitter {
         activeSegmentId: this.active?.segmentId,
         bytes: segmentBytes,
         // The same measure as each segment's (headers are not dead bytes): their sum.
-        deadBytes: [...this.segments.values()].reduce((sum, segment) => sum + this.deadBytesOf(segment), 0),
+        deadBytes: [...this.segments.values()].reduce((sum, segment) => sum + deadBytesOf(segment), 0),
         retired: this.retired.length,
         list: [...this.segments.values()]
           .sort((left, right) => left.segmentId - right.segmentId)
-          .map((segment) => ({ segmentId: segment.segmentId, sizeBytes: segment.sizeBytes, liveBytes: segment.liveBytes, deadBytes: this.deadBytesOf(segment), sealed: segment.sealed })),
+          .map((segment) => ({ segmentId: segment.segmentId, sizeBytes: segment.sizeBytes, liveBytes: segment.liveBytes, deadBytes: deadBytesOf(segment), sealed: segment.sealed })),
       },
       liveBytes: this.liveBytes,
       diskBytes,
