@@ -162,7 +162,8 @@ export async function runCrashLoop(options: CrashLoopOptions): Promise<CrashLoop
       const journal = join(workRoot, `journal-${kill}`);
       const killedMs = await runChild(distribution, directory, journal, options.seed, step, 10 + Math.floor(next() * 150));
       result.kills++;
-      const events = readFileSync(journal, 'utf8').split('\n').filter(Boolean).map((line) => line.split(' '));
+      // No journal: killed before it wrote one (it took longer than runChild waits to start).
+      const events = (existsSync(journal) ? readFileSync(journal, 'utf8') : '').split('\n').filter(Boolean).map((line) => line.split(' '));
       const acknowledged = new Map<string, number>();
       const acknowledgedMs = new Map<string, number>();
       const refused = new Set<string>();
