@@ -4309,8 +4309,8 @@ export class Store extends EventEmitter {
         count: this.segments.size,
         activeSegmentId: this.active?.segmentId,
         bytes: segmentBytes,
-        // The same measure as each segment's (headers are not dead bytes): their sum.
-        deadBytes: [...this.segments.values()].reduce((sum, segment) => sum + deadBytesOf(segment), 0),
+        // The same measure as each segment's (headers are not dead bytes): their sum, kept by the table.
+        deadBytes: this.segments.deadBytes,
         retired: this.retired.length,
         list: [...this.segments.values()]
           .sort((left, right) => left.segmentId - right.segmentId)
