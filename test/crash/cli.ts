@@ -1,5 +1,6 @@
 /**
- * `npm run crash -- --kills N --seed S [--seeds K] [--keep DIR]`: the long crash loop (soak).
+ * `npm run crash -- --kills N --seed S [--seeds K] [--keep DIR] [--profile small|files]`: the long
+ * crash loop (soak). `--profile` picks the store's option set (`PROFILES` in workload.mjs).
  * Prints a summary line per loop. `--seeds K` runs K loops, seeds S, S+1, …, and stops at the first
  * that fails (a hunt for a rare failure); `--keep DIR` keeps that failure's evidence in DIR: the
  * store as the kill left it (`before-reopen/`), the store after the reopen (`db/`) and the journals.
@@ -13,6 +14,7 @@ const { values } = parseArgs({
     seed: { type: 'string' },
     seeds: { type: 'string', default: '1' },
     keep: { type: 'string' },
+    profile: { type: 'string', default: 'small' },
     quiet: { type: 'boolean', default: false },
   },
 });
@@ -20,11 +22,12 @@ const firstSeed = values.seed !== undefined ? Number(values.seed) : Math.floor(M
 const kills = Number(values.kills);
 const loops = Number(values.seeds);
 for (let seed = firstSeed; seed < firstSeed + loops; seed++) {
-  console.log(`crash loop: ${kills} kills, seed ${seed} (replay with --seed ${seed})`);
+  console.log(`crash loop: ${kills} kills, seed ${seed}, profile ${values.profile} (replay with --seed ${seed} --profile ${values.profile})`);
   const started = Date.now();
   const result = await runCrashLoop({
     kills,
     seed,
+    profile: values.profile,
     ...(values.keep === undefined ? {} : { keepFailure: values.keep }),
     log: (line) => {
       if (line.startsWith('kept')) console.log(line);
@@ -32,7 +35,7 @@ for (let seed = firstSeed; seed < firstSeed + loops; seed++) {
     },
   });
   console.log(
-    `durability: ${result.durability}, kills: ${result.kills}, steps: ${result.steps}, acknowledged writes checked: ${result.acknowledgedChecked}, ` +
+    `durability: ${result.durability}, profile: ${result.profile}, kills: ${result.kills}, steps: ${result.steps}, acknowledged writes checked: ${result.acknowledgedChecked}, ` +
       `in flight applied/lost: ${result.inFlightApplied}/${result.inFlightLost}, expired TTLs seen: ${result.expiredSeen}, failures: ${result.failures.length}, ` +
       `seconds: ${((Date.now() - started) / 1000).toFixed(0)}`,
   );

@@ -7,16 +7,24 @@ import { test } from 'node:test';
 import { testSeed } from '../helpers.js';
 import { runCrashLoop } from './crash-loop.js';
 
-test('kill -9 at random moments: acknowledged writes survive whole, in-flight ones all or nothing (one loop per durability mode)', async () => {
+test('kill -9 at random moments: acknowledged writes survive whole, in-flight ones all or nothing (one loop per durability mode, and one with block files only)', async () => {
   const seed = testSeed('crash loop');
   const kills = Number(process.env.CRASH_KILLS ?? 24);
   // The seed picks the mode (see storeOptions in workload.mjs): 'sync', 'none', every 5 ms.
   const base = seed - (seed % 4);
-  for (const loopSeed of [base, base + 2, base + 3]) {
+  // Then the 'files' option set (no block carried in the log, many small blocks, no block cache)
+  // in whatever mode the seed itself picks.
+  const loops = [
+    { seed: base, profile: 'small' },
+    { seed: base + 2, profile: 'small' },
+    { seed: base + 3, profile: 'small' },
+    { seed, profile: 'files' },
+  ];
+  for (const { seed: loopSeed, profile } of loops) {
     const loopKills = Math.ceil(kills / 3);
-    const result = await runCrashLoop({ kills: loopKills, seed: loopSeed });
-    console.log(`# crash loop, seed ${loopSeed}, durability ${result.durability}: ${result.kills} kills, ${result.steps} steps, ${result.acknowledgedChecked} acknowledged writes checked, in flight: ${result.inFlightApplied} applied / ${result.inFlightLost} lost, ${result.expiredSeen} expired TTLs seen, failures: ${result.failures.length}`);
-    assert.deepEqual(result.failures, [], `seed ${loopSeed}`);
+    const result = await runCrashLoop({ kills: loopKills, seed: loopSeed, profile });
+    console.log(`# crash loop, seed ${loopSeed}, profile ${profile}, durability ${result.durability}: ${result.kills} kills, ${result.steps} steps, ${result.acknowledgedChecked} acknowledged writes checked, in flight: ${result.inFlightApplied} applied / ${result.inFlightLost} lost, ${result.expiredSeen} expired TTLs seen, failures: ${result.failures.length}`);
+    assert.deepEqual(result.failures, [], `seed ${loopSeed}, profile ${profile}`);
     assert.equal(result.kills, loopKills);
     assert.ok(result.acknowledgedChecked > loopKills);
   }

@@ -57,6 +57,8 @@ const isObjectOperation = (operation: Operation): operation is Extract<Operation
 export interface CrashLoopOptions {
   kills: number;
   seed: number;
+  /** The store's option set (`PROFILES` in workload.mjs); 'small' when omitted. */
+  profile?: string;
   /** Where the store lives; a fresh temporary directory when omitted (removed afterwards). */
   directory?: string;
   /**
@@ -70,6 +72,8 @@ export interface CrashLoopOptions {
 export interface CrashLoopResult {
   /** The durability mode the seed picked. */
   durability: string;
+  /** The option set the loop ran with. */
+  profile: string;
   kills: number;
   steps: number;
   acknowledgedChecked: number;
@@ -123,8 +127,8 @@ function agrees(expected: ModelEntry | undefined, read: Read): boolean {
 }
 
 /** Runs the worker until killed; resolves with Date.now() once it is dead (nothing it does is later). */
-async function runChild(distribution: string, directory: string, journal: string, seed: number, firstStep: number, delayMs: number): Promise<number> {
-  const child = spawn(process.execPath, [join(import.meta.dirname, 'worker.mjs'), distribution, directory, journal, String(seed), String(firstStep)], {
+async function runChild(distribution: string, directory: string, journal: string, seed: number, profile: string, firstStep: number, delayMs: number): Promise<number> {
+  const child = spawn(process.execPath, [join(import.meta.dirname, 'worker.mjs'), distribution, directory, journal, String(seed), String(firstStep), profile], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
@@ -154,13 +158,15 @@ export async function runCrashLoop(options: CrashLoopOptions): Promise<CrashLoop
   const distribution = join(import.meta.dirname, '../../dist/index.js');
   const next = random(options.seed);
   const model = new Map<string, ModelEntry>();
-  const result: CrashLoopResult = { durability: JSON.stringify(storeOptions(options.seed).durability), kills: 0, steps: 0, acknowledgedChecked: 0, inFlightApplied: 0, inFlightLost: 0, expiredSeen: 0, failures: [] };
+  const profile = options.profile ?? 'small';
+  const storeOptionsOfLoop = storeOptions(options.seed, profile);
+  const result: CrashLoopResult = { durability: JSON.stringify(storeOptionsOfLoop.durability), profile, kills: 0, steps: 0, acknowledgedChecked: 0, inFlightApplied: 0, inFlightLost: 0, expiredSeen: 0, failures: [] };
   let step = 0;
   let maxRevision = 0;
   try {
     for (let kill = 0; kill < options.kills; kill++) {
       const journal = join(workRoot, `journal-${kill}`);
-      const killedMs = await runChild(distribution, directory, journal, options.seed, step, 10 + Math.floor(next() * 150));
+      const killedMs = await runChild(distribution, directory, journal, options.seed, profile, step, 10 + Math.floor(next() * 150));
       result.kills++;
       // No journal: killed before it wrote one (it took longer than runChild waits to start).
       const events = (existsSync(journal) ? readFileSync(journal, 'utf8') : '').split('\n').filter(Boolean).map((line) => line.split(' '));
@@ -214,7 +220,7 @@ export async function runCrashLoop(options: CrashLoopOptions): Promise<CrashLoop
         rmSync(snapshot, { recursive: true, force: true });
         cpSync(directory, snapshot, { recursive: true });
       }
-      const db = await open(directory, storeOptions(options.seed));
+      const db = await open(directory, storeOptionsOfLoop);
       const verified = await db.verify();
       if (!verified.ok) result.failures.push(`kill ${kill}: verify: ${JSON.stringify(verified.problems.slice(0, 3))}`);
       const read = async (key: string): Promise<Read> => {

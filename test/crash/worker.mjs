@@ -6,16 +6,16 @@
 //   A <step> <index> <revision> <ms> acknowledged (Date.now() after it resolved)
 //   C <step> <index> <revision>      conditional write refused (CONFLICT), nothing written
 //   S <step>                         step done (every operation of it settled)
-// Usage: node worker.mjs <dist/index.js> <dir> <journal> <seed> <first step>
+// Usage: node worker.mjs <dist/index.js> <dir> <journal> <seed> <first step> [<profile>]
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { stepMaintenance, stepOperations, storeOptions, valueBytes } from './workload.mjs';
 
-const [distribution, directory, journalPath, seedText, firstStepText] = process.argv.slice(2);
+const [distribution, directory, journalPath, seedText, firstStepText, profile] = process.argv.slice(2);
 const { open } = await import(distribution);
 const seed = Number(seedText);
 const journal = openSync(journalPath, 'a');
 const log = (line) => writeSync(journal, `${line}\n`);
-const db = await open(directory, storeOptions(seed));
+const db = await open(directory, storeOptions(seed, profile));
 const bytes = (spec) => valueBytes(spec.seed, spec.length);
 
 for (let step = Number(firstStepText); ; step++) {

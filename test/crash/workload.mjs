@@ -22,15 +22,39 @@ export const STORE_OPTIONS = {
 };
 
 /**
- * The store's options for a seed: the durability mode varies with it ('sync' for half the seeds,
- * 'none' and `{ intervalMs: 5 }` for a quarter each). A kill -9 keeps every byte the process
- * wrote, fsynced or not, and every mode writes a group's records before acknowledging it, so the
- * checks hold in each; the modes differ in what the store fsyncs itself before a checkpoint, a
- * GC listing or a compacted segment's deletion.
+ * The store's option sets (`--profile`), each with the same workload:
+ * - `small` (the default; STORE_OPTIONS above).
+ * - `files`: block files for everything an object writes (`inlineBytes` 0: no block carried in
+ *   the log), big values of many 4 KiB blocks (more of them shared between values), no cache of
+ *   verified blocks (every block read goes to its file), chunks of 32 KiB (an object write
+ *   spans several), slice compaction from the second slice on, and a dead ratio of one half.
  */
-export function storeOptions(seed) {
+export const PROFILES = {
+  small: STORE_OPTIONS,
+  files: {
+    segmentBytes: 32 * 1024,
+    valueThreshold: 512,
+    blockBytes: 4096,
+    stagedBlockBytes: 4096,
+    blockCacheBytes: 0,
+    compaction: { deadRatio: 0.5 },
+    gc: { minAgeMs: 0, intervalMs: 20 },
+    objects: { chunkBytes: 32 * 1024, compactAt: 2, syncCompactAt: 6, inlineBytes: 0 },
+  },
+};
+
+/**
+ * The store's options for a seed and a profile: the durability mode varies with the seed ('sync'
+ * for half the seeds, 'none' and `{ intervalMs: 5 }` for a quarter each). A kill -9 keeps every
+ * byte the process wrote, fsynced or not, and every mode writes a group's records before
+ * acknowledging it, so the checks hold in each; the modes differ in what the store fsyncs itself
+ * before a checkpoint, a GC listing or a compacted segment's deletion.
+ */
+export function storeOptions(seed, profile = 'small') {
+  const options = PROFILES[profile];
+  if (options === undefined) throw new Error(`unknown crash-loop profile ${profile} (known: ${Object.keys(PROFILES).join(', ')})`);
   const mode = ((seed % 4) + 4) % 4;
-  return { ...STORE_OPTIONS, durability: mode === 2 ? 'none' : mode === 3 ? { intervalMs: 5 } : 'sync' };
+  return { ...options, durability: mode === 2 ? 'none' : mode === 3 ? { intervalMs: 5 } : 'sync' };
 }
 
 /** The bytes of an object after `operation` (writeAt, append or truncate) applied to `bytes`. */
