@@ -1042,6 +1042,53 @@ test('paced background compaction: rewrites at most compactBudget bytes per byte
   await db.close();
 });
 
+/** The real file system, listing block files opened for reading; `gate` holds the open of the one whose name holds `held`. */
+class BlockReadOpens extends NodeFileSystem {
+  readonly opened: string[] = [];
+  readonly gate = new Gate();
+  held = '';
+
+  override async open(path: string, mode: OpenMode): Promise<FileHandle> {
+    if (path.endsWith('.blk') && mode === 'read') {
+      this.opened.push(path);
+      await this.gate.pass(path.includes(this.held));
+    }
+    return super.open(path, mode);
+  }
+}
+
+test('an object stream reads the next chunk\'s first block ahead while it waits for the last block of a chunk', async (t) => {
+  const directory = temporaryDirectory(t);
+  const fileSystem = new BlockReadOpens();
+  // Two chunks of two 4 KiB block files each (inlineBytes 0: none carried in the log), no cache.
+  const db = await open(directory, { fileSystem, valueThreshold: 100, blockBytes: 4096, blockCacheBytes: 0, objects: { chunkBytes: 8192, compaction: false, inlineBytes: 0 } });
+  const value = bytes(7, 16_384);
+  await db.append('obj', value);
+  const hex = (block: number): string => createHash('sha256').update(value.subarray(block * 4096, (block + 1) * 4096)).digest('hex');
+  // Hold the read of chunk 0's last block (read ahead while the first window is served).
+  fileSystem.held = hex(1);
+  fileSystem.gate.arm();
+  const stream = db.createReadStream('obj');
+  const parts: Buffer[] = [];
+  const firstData = new Promise<void>((resolve) => stream.once('data', () => resolve()));
+  stream.on('data', (part: Buffer) => parts.push(part));
+  const ended = new Promise<void>((resolve, reject) => {
+    stream.once('end', resolve);
+    stream.once('error', reject);
+  });
+  await fileSystem.gate.reached;
+  await firstData;
+  // The stream then asks for the second window, whose block is held: everything up to that wait
+  // is synchronous or microtasks, so one turn of the event loop lets it get there.
+  await new Promise((resolve) => setImmediate(resolve));
+  const aheadIntoChunk1 = fileSystem.opened.some((path) => path.includes(hex(2)));
+  fileSystem.gate.release();
+  await ended;
+  assert.ok(Buffer.concat(parts).equals(value));
+  assert.ok(aheadIntoChunk1, `chunk 1's first block was not opened while chunk 0's last one was held; opened: ${fileSystem.opened.map((path) => path.slice(-20)).join(', ')}`);
+  await db.close();
+});
+
 test('paced background compaction leaves a chunk alone during a burst until it holds half the slices pacing lets it reach; idle() catches up', async (t) => {
   const seed = testSeed('objects burst worth');
   const next = random(seed);
