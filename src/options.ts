@@ -87,7 +87,7 @@ export interface OpenOptions {
    * Objects (`writeAt`, `append`, `truncate`): values made of fixed-size chunks of slices.
    * - `chunkBytes` (default 16 MiB): the chunk size of objects created from now on (an object
    *   keeps the one it was created with). doc/format.md says why.
-   * - `compactAt` (default 64; measured, see README.md): a chunk with more slices than this is compacted in the background
+   * - `compactAt` (default 64; measured, see doc/measurements.md): a chunk with more slices than this is compacted in the background
    *   (light first, then heavy if still past it).
    * - `syncCompactAt` (default 4096, at least `compactAt`): a write to a chunk holding this many
    *   slices compacts that chunk first, so reads never face more slices than this per chunk.
