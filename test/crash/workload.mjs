@@ -28,6 +28,10 @@ export const STORE_OPTIONS = {
  *   the log), big values of many 4 KiB blocks (more of them shared between values), no cache of
  *   verified blocks (every block read goes to its file), chunks of 32 KiB (an object write
  *   spans several), slice compaction from the second slice on, and a dead ratio of one half.
+ * - `manual`: the `small` sizes with no background work and no index checkpoint: segment
+ *   compaction and GC run only when a step starts `compact()` or `gc()` (GC with the default
+ *   minimum age, 60 s, so blocks wait on the delayed list across many kills), slice compaction
+ *   only synchronously (a write to a chunk at `syncCompactAt`), and every open replays the log.
  */
 export const PROFILES = {
   small: STORE_OPTIONS,
@@ -40,6 +44,13 @@ export const PROFILES = {
     compaction: { deadRatio: 0.5 },
     gc: { minAgeMs: 0, intervalMs: 20 },
     objects: { chunkBytes: 32 * 1024, compactAt: 2, syncCompactAt: 6, inlineBytes: 0 },
+  },
+  manual: {
+    ...STORE_OPTIONS,
+    checkpoint: false,
+    compaction: false,
+    gc: false,
+    objects: { ...STORE_OPTIONS.objects, compaction: false },
   },
 };
 
