@@ -268,13 +268,6 @@ interface PendingWrite {
 }
 
 /** A promise that rejects when told to, never before; its rejection counts as handled (it is raced). */
-function requestSignal(): { promise: Promise<never>; reject: (error: SiltError) => void } {
-  let reject: (error: SiltError) => void = () => undefined;
-  const promise = new Promise<never>((_, rejectPromise) => (reject = rejectPromise));
-  promise.catch(() => undefined);
-  return { promise, reject };
-}
-
 function invalid(message: string): SiltError {
   return new SiltError(ErrorCode.INVALID_ARGUMENT, message);
 }
@@ -534,8 +527,14 @@ export class Store extends EventEmitter {
   private readonly objectDigests = new Map<string, { revision: number; digest: Promise<string> }>();
   /** Per key, the writes waiting for compaction before they are queued (see `stallHeld`). */
   private readonly heldByStall = new Map<string, Set<Promise<void>>>();
-  /** Rejects (with CLOSED) when `close()` is called: a stream source's pending chunk gives up on it. */
-  private readonly closeRequested: { promise: Promise<never>; reject: (error: SiltError) => void } = requestSignal();
+  /**
+   * The stream sources waiting for a chunk (`nextChunk`), each rejected (with CLOSED) when
+   * `close()` is called. One short-lived promise per wait, not one long-lived promise raced every
+   * time: each `Promise.race` against a promise that stays pending leaves a reaction on it that
+   * holds the race's result, so every chunk a stream ever read stayed reachable until close (a
+   * 1 GiB `putStream` held 1 GiB).
+   */
+  private readonly chunkWaits = new Set<(error: SiltError) => void>();
   private gcTimer: NodeJS.Timeout | undefined;
   /** Indexed puts with `ttlMs`, by expiry time: the sweep drops them from the index once expired. */
   private readonly expiries = new ExpiryQueue();
@@ -1573,7 +1572,14 @@ export class Store extends EventEmitter {
   private async nextChunk(iterator: AsyncIterator<Uint8Array> | Iterator<Uint8Array>, source: object): Promise<IteratorResult<Uint8Array>> {
     try {
       if (this.closeRun !== undefined) throw new SiltError(ErrorCode.CLOSED, 'the store is closing');
-      return await Promise.race([iterator.next(), this.closeRequested.promise]);
+      let giveUp: (error: SiltError) => void = () => undefined;
+      const closing = new Promise<never>((_, reject) => (giveUp = reject));
+      this.chunkWaits.add(giveUp);
+      try {
+        return await Promise.race([iterator.next(), closing]);
+      } finally {
+        this.chunkWaits.delete(giveUp);
+      }
     } catch (error) {
       if (this.closeRun !== undefined && error instanceof SiltError && error.code === ErrorCode.CLOSED) {
         (source as { destroy?: (error: unknown) => void }).destroy?.(error);
@@ -4385,7 +4391,8 @@ export class Store extends EventEmitter {
   }
 
   private async closeNow(): Promise<void> {
-    this.closeRequested.reject(new SiltError(ErrorCode.CLOSED, 'the store is closing'));
+    for (const giveUp of this.chunkWaits) giveUp(new SiltError(ErrorCode.CLOSED, 'the store is closing'));
+    this.chunkWaits.clear();
     // Writes called before close() finish first: those in a key's order (large values, streams,
     // objects, and the writes behind them) and those waiting for compaction. Writes called since
     // are refused, so this waits for a fixed set.
