@@ -7,8 +7,14 @@
  *   and exit non-zero (2 for usage errors, 1 for everything else).
  * - Read-only commands (get, ls, stats, verify) open the store `readOnly`, so they never write a
  *   byte. A process writing the store may remove a file such an open was about to read (`STALE`):
- *   the command opens the store again and goes on (up to STALE_ATTEMPTS opens).
+ *   the command opens the store again and goes on (up to STALE_ATTEMPTS opens), unless it has
+ *   already printed part of a value (`get`), which it never splices with another open's bytes.
+ * - Values go through in bounded memory: `put` streams standard input or `--file` into the store
+ *   (`putStream`), `get` streams the value out (`createReadStream`).
  */
+import { once } from 'node:events';
+import { createReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
 import cliProgress from 'cli-progress';
 import { Command, CommanderError } from 'commander';
 import { isSiltError, open, SiltError, type RangeOptions, type Store } from '../index.js';
@@ -24,25 +30,19 @@ program
 /** Opens of a read-only command that found its view of the store out of date, at most. */
 const STALE_ATTEMPTS = 5;
 
-async function withStore<T>(readOnly: boolean, action: (db: Store) => Promise<T>): Promise<T> {
+async function withStore<T>(readOnly: boolean, action: (db: Store) => Promise<T>, mayRetry: () => boolean = () => true): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     const db = await open(program.opts<{ dir: string }>().dir, { readOnly });
     try {
       return await action(db);
     } catch (error) {
       // Read-only beside a writer: a file this open's view needs was removed since it opened.
-      // The action runs again on a new open (it must be safe to: see `ls`).
-      if (!readOnly || !isSiltError(error, 'STALE') || attempt === STALE_ATTEMPTS) throw error;
+      // The action runs again on a new open (it must be safe to: see `ls` and `get`).
+      if (!readOnly || !isSiltError(error, 'STALE') || attempt === STALE_ATTEMPTS || !mayRetry()) throw error;
     } finally {
       await db.close();
     }
   }
-}
-
-async function readStandardInput(): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
 }
 
 function parseInteger(value: string): number {
@@ -59,9 +59,15 @@ program
   .option('--if-revision <revision>', 'write only if the key is at this revision', parseInteger)
   .option('--if-absent', 'write only if the key is absent')
   .option('--ttl-ms <ms>', 'expire the entry after this many milliseconds', parseInteger)
-  .action(async (key: string, value: string | undefined, options: { ifRevision?: number; ifAbsent?: boolean; ttlMs?: number }) => {
-    const bytes = value === undefined ? await readStandardInput() : Buffer.from(value);
-    const result = await withStore(false, (db) => db.put(key, bytes, options));
+  .option('--file <path>', 'store the contents of this file')
+  .action(async (key: string, value: string | undefined, options: { ifRevision?: number; ifAbsent?: boolean; ttlMs?: number; file?: string }) => {
+    const { file, ...writeOptions } = options;
+    if (file !== undefined && value !== undefined) throw new SiltError('INVALID_ARGUMENT', 'give a value or --file, not both');
+    const result = await withStore(false, (db) => {
+      if (value !== undefined) return db.put(key, Buffer.from(value), writeOptions);
+      // Streamed: a value of any size, in bounded memory (large ones straight into blocks).
+      return db.putStream(key, file === undefined ? process.stdin : createReadStream(file), writeOptions);
+    });
     console.log(`revision ${result.revision}`);
   });
 
@@ -70,15 +76,50 @@ program
   .description('print a value (exit 1 when the key is absent)')
   .argument('<key>')
   .option('--revision', 'print the revision instead of the value')
-  .action(async (key: string, options: { revision?: boolean }) => {
-    const entry = await withStore(true, (db) => db.getEntry(key));
-    if (entry === undefined) {
+  .option('--start <byte>', 'print from this byte on (0 is the first)', parseInteger)
+  .option('--end <byte>', 'print up to this byte, included', parseInteger)
+  .action(async (key: string, options: { revision?: boolean; start?: number; end?: number }) => {
+    const notFound = () => {
       console.error(`silt: ${key}: not found`);
       process.exitCode = 1;
+    };
+    if (options.revision) {
+      const stat = await withStore(true, (db) => db.stat(key));
+      if (stat === undefined) notFound();
+      else console.log(stat.revision);
       return;
     }
-    if (options.revision) console.log(entry.revision);
-    else process.stdout.write(entry.value);
+    // Streamed to standard output as it is read. An open found out of date before anything was
+    // printed is followed by another; after, the command fails rather than finish the value
+    // from another open, which may hold another revision of it.
+    let printed = 0;
+    const found = await withStore(
+      true,
+      async (db) => {
+        const range = { ...(options.start === undefined ? {} : { start: options.start }), ...(options.end === undefined ? {} : { end: options.end }) };
+        let stream: Readable;
+        try {
+          stream = db.createReadStream(key, range);
+        } catch (error) {
+          if (isSiltError(error, 'NOT_FOUND')) return false;
+          throw error;
+        }
+        // A reader that went away (EPIPE: `silt get k | head -c 100`) stops the read.
+        const stop = (error: Error) => stream.destroy(error);
+        process.stdout.once('error', stop);
+        try {
+          for await (const chunk of stream) {
+            printed += (chunk as Buffer).length;
+            if (!process.stdout.write(chunk)) await once(process.stdout, 'drain');
+          }
+        } finally {
+          process.stdout.off('error', stop);
+        }
+        return true;
+      },
+      () => printed === 0,
+    );
+    if (!found) notFound();
   });
 
 program
@@ -124,6 +165,22 @@ program
         last = entry.key;
       }
     });
+  });
+
+program
+  .command('compact')
+  .description('compact every log segment holding dead records now, and print the compaction counters as JSON')
+  .action(async () => {
+    const counters = await withStore(false, (db) => db.compact());
+    console.log(JSON.stringify(counters, null, 2));
+  });
+
+program
+  .command('gc')
+  .description('run one block garbage-collection pass now, and print what it did as JSON')
+  .action(async () => {
+    const result = await withStore(false, (db) => db.gc());
+    console.log(JSON.stringify(result, null, 2));
   });
 
 program
@@ -179,6 +236,8 @@ try {
 } catch (error) {
   if (error instanceof CommanderError) {
     process.exitCode = error.exitCode === 0 ? 0 : 2;
+  } else if ((error as NodeJS.ErrnoException).code === 'EPIPE') {
+    // What it printed went to a reader that stopped reading: nothing to report.
   } else {
     const code = error instanceof SiltError ? ` [${error.code}]` : '';
     console.error(`silt: ${(error as Error).message}${code}`);
