@@ -268,6 +268,28 @@ interface PendingWrite {
 }
 
 /** A promise that rejects when told to, never before; its rejection counts as handled (it is raced). */
+/**
+ * A source that a putStream gave up on (refused, failed, aborted, closed) is not left open, as
+ * `stream.pipeline` would not leave it: a Readable not yet destroyed is destroyed (without an
+ * error, which its owner may not listen for: a file's descriptor, a socket), a generator is
+ * returned (not awaited: one stuck in a step returns only once the step ends). A source read to
+ * its end, or whose iteration already returned it, is left as it is.
+ */
+function releaseSource(source: unknown): void {
+  if (source === null || typeof source !== 'object') return;
+  const readable = source as { destroy?: unknown; destroyed?: unknown };
+  if (typeof readable.destroy === 'function') {
+    if (readable.destroyed !== true) (readable.destroy as () => void).call(source);
+    return;
+  }
+  const generator = source as { return?: unknown };
+  if (typeof generator.return === 'function') {
+    void Promise.resolve()
+      .then(() => (generator.return as () => unknown).call(source))
+      .catch(() => undefined);
+  }
+}
+
 function invalid(message: string): SiltError {
   return new SiltError(ErrorCode.INVALID_ARGUMENT, message);
 }
@@ -1494,9 +1516,14 @@ export class Store extends EventEmitter {
    * aborted `signal`, or a source that throws, rejects and leaves the key as it was.
    */
   async putStream(key: Bytes, source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options?: PutStreamOptions): Promise<PutStreamResult> {
-    this.checkAccepting();
-    const keyString = this.keyString(key);
-    return this.inKeyOrder([keyString], () => this.putStreamInOrder(keyString, source, options));
+    try {
+      this.checkAccepting();
+      const keyString = this.keyString(key);
+      return await this.inKeyOrder([keyString], () => this.putStreamInOrder(keyString, source, options));
+    } catch (error) {
+      releaseSource(source);
+      throw error;
+    }
   }
 
   private async putStreamInOrder(keyString: string, source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: PutStreamOptions | undefined): Promise<PutStreamResult> {

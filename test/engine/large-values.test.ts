@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createReadStream, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
@@ -340,7 +340,20 @@ test('putStream: an aborted signal or a throwing source leaves the key as it was
     throw new Error('source broke');
   };
   await assert.rejects(db.putStream('k', failing()), /source broke/);
-  await assert.rejects(db.putStream('k', Readable.from(['text chunk'])), (error) => code(error) === 'INVALID_ARGUMENT');
+  const text = Readable.from(['text chunk']);
+  await assert.rejects(db.putStream('k', text), (error) => code(error) === 'INVALID_ARGUMENT');
+  // A source given up on is not left open (a file's descriptor, a socket): a Readable is
+  // destroyed, whether the failure came before its first chunk, while the first ones were read
+  // to decide inline or blocks, or after.
+  assert.equal(text.destroyed, true, 'a putStream refusing a chunk left its Readable open');
+  const file = join(temporaryDirectory(t), 'source');
+  writeFileSync(file, bytes(60, 100_000));
+  const refused = createReadStream(file);
+  await assert.rejects(db.putStream('k', refused, { ifRevision: 999 }), (error) => code(error) === 'CONFLICT');
+  assert.equal(refused.destroyed, true, 'a refused putStream left its file stream open');
+  const late = Readable.from([bytes(61, 100), 'text after a chunk']);
+  await assert.rejects(db.putStream('k', late), (error) => code(error) === 'INVALID_ARGUMENT');
+  assert.equal(late.destroyed, true);
   assert.equal((await db.get('k'))?.toString(), 'previous');
   assert.ok(db.stats().blocks.count > 0, 'the aborted streams left blocks behind');
   await db.close();
