@@ -267,7 +267,6 @@ interface PendingWrite {
   reject: (error: unknown) => void;
 }
 
-/** A promise that rejects when told to, never before; its rejection counts as handled (it is raced). */
 /**
  * A source that a putStream gave up on (refused, failed, aborted, closed) is not left open, as
  * `stream.pipeline` would not leave it: a Readable not yet destroyed is destroyed (without an
