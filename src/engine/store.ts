@@ -2249,6 +2249,14 @@ export class Store extends EventEmitter {
       }
       return undefined;
     };
+    // Start reading block `index` of `slice` for the next window, unless it is carried in the log
+    // (read from memory when needed). Awaited by that window; dropped unhandled if the stream ends first.
+    const startReadAhead = (slice: Slice, index: number): void => {
+      if (this.logBlocks.size > 0 && this.logBlocks.has(sliceBlockHash(slice, index).toString('hex'))) return;
+      const read = this.readObjectBlock(sliceBlockHash(slice, index), sliceBlockLength(slice, index));
+      read.catch(() => undefined);
+      ahead = { slice, index, read };
+    };
     // The last window of a chunk reads ahead too: the block the next chunk's first window reads
     // first (a view's, a base's, or its first piece's source). Without it every chunk boundary
     // waited for one block file's read, uncovered (sixteen per 256 MiB at the default sizes).
@@ -2262,12 +2270,7 @@ export class Store extends EventEmitter {
       const slice = first?.slice;
       if (first === undefined || slice === undefined) return;
       const blockIndex = Math.floor((slice.skipBytes + first.start - slice.offsetBytes) / slice.blockBytes);
-      if (ahead?.slice === slice && ahead.index === blockIndex) return;
-      if (this.logBlocks.size > 0 && this.logBlocks.has(sliceBlockHash(slice, blockIndex).toString('hex'))) return;
-      const read = this.readObjectBlock(sliceBlockHash(slice, blockIndex), sliceBlockLength(slice, blockIndex));
-      // Awaited by the next chunk's first window; dropped unhandled if the stream ends first.
-      read.catch(() => undefined);
-      ahead = { slice, index: blockIndex, read };
+      if (ahead?.slice !== slice || ahead.index !== blockIndex) startReadAhead(slice, blockIndex);
     };
     let position = start;
     while (position < end) {
@@ -2299,12 +2302,7 @@ export class Store extends EventEmitter {
           if (piece.start >= nextTo) return;
           if (piece.slice !== slice || piece.end <= to) continue;
           const index = Math.floor((slice.skipBytes + Math.max(to, piece.start) - slice.offsetBytes) / slice.blockBytes);
-          if (index === reading || (ahead?.slice === slice && ahead.index === index) || lastBlocks.get(slice)?.index === index) return;
-          if (this.logBlocks.size > 0 && this.logBlocks.has(sliceBlockHash(slice, index).toString('hex'))) return;
-          const read = this.readObjectBlock(sliceBlockHash(slice, index), sliceBlockLength(slice, index));
-          // Awaited by the next window; dropped unhandled if the stream ends first.
-          read.catch(() => undefined);
-          ahead = { slice, index, read };
+          if (index !== reading && (ahead?.slice !== slice || ahead.index !== index) && lastBlocks.get(slice)?.index !== index) startReadAhead(slice, index);
           return;
         }
       };
