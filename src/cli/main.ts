@@ -84,9 +84,11 @@ program
       process.exitCode = 1;
     };
     if (options.revision) {
-      const stat = await withStore(true, (db) => db.stat(key));
-      if (stat === undefined) notFound();
-      else console.log(stat.revision);
+      // An object's revision is in its manifest; `stat` would read the whole object for its
+      // digest. Other values' `stat` reads no block (a small value is hashed in memory).
+      const revision = await withStore(true, async (db) => db.objectStats(key)?.revision ?? (await db.stat(key))?.revision);
+      if (revision === undefined) notFound();
+      else console.log(revision);
       return;
     }
     // Streamed to standard output as it is read. An open found out of date before anything was

@@ -4,9 +4,10 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { open } from '../../src/index.js';
 import { temporaryDirectory } from '../helpers.js';
 
 const CLI = join(process.cwd(), 'dist/cli/main.js');
@@ -162,6 +163,32 @@ test('silt compact and gc run one pass and print what it did as JSON', (t) => {
   assert.equal(result.waiting, 1, collected.stdout);
   assert.equal(silt(directory, 'get', 'k3').stdout, 'value-19');
   assert.equal(silt(directory, 'verify').status, 0);
+});
+
+test('silt get --revision prints an object\'s revision without reading its bytes', async (t) => {
+  const directory = join(temporaryDirectory(t), 'data');
+  const db = await open(directory, { objects: { inlineBytes: 0 } });
+  // Random bytes: no two blocks alike.
+  await db.append('obj', randomFillSync(Buffer.alloc(3 * 1024 * 1024)));
+  const { revision } = await db.writeAt('obj', 1024 * 1024, randomFillSync(Buffer.alloc(1024 * 1024)));
+  await db.put('small', 'v');
+  await db.close();
+  // Every block file damaged: a read of the object's bytes (stat's digest, or get) fails.
+  const blockDirectory = join(directory, 'blocks');
+  const blockFiles = readdirSync(blockDirectory, { recursive: true, encoding: 'utf8' }).filter((name) => name.endsWith('.blk'));
+  assert.ok(blockFiles.length >= 4, String(blockFiles));
+  for (const name of blockFiles) {
+    const path = join(blockDirectory, name);
+    const bytes = readFileSync(path);
+    bytes[0] = (bytes[0] as number) ^ 0xff;
+    writeFileSync(path, bytes);
+  }
+  assert.match(silt(directory, 'get', 'obj').stderr, /CORRUPTION/);
+  const printed = silt(directory, 'get', 'obj', '--revision');
+  assert.equal(printed.status, 0, printed.stderr);
+  assert.equal(printed.stdout, `${revision}\n`);
+  assert.equal(silt(directory, 'get', 'small', '--revision').stdout, `${revision + 1}\n`);
+  assert.equal(silt(directory, 'get', 'missing', '--revision').status, 1);
 });
 
 test('silt exits non-zero with a one-line message on errors and bad usage', (t) => {
