@@ -4013,11 +4013,16 @@ export class Store extends EventEmitter {
       const active = this.segments.get((this.active as SegmentWriter).segmentId) as SegmentRecord;
       if (deadBytesOf(active) > 0) await this.requestRoll();
     }
+    // Each compacted segment's file is deleted as soon as it is retired (unless a reader pins it),
+    // not when the run ends: a run goes on while writes keep making segments dead, and on a fast
+    // device (tmpfs here) one run retired a dozen segments and held their space, five times the
+    // live bytes, until it ended.
     if (ratio === 0) {
       // compact(): every sealed segment with dead bytes.
       for (const segment of this.pickSegments(0)) {
         if (this.state !== 'open' || this.failure !== undefined) break;
         await this.compactSegment(segment);
+        await this.deleteRetired();
       }
     } else {
       const tried = new Set<number>();
@@ -4025,6 +4030,7 @@ export class Store extends EventEmitter {
         if (this.state !== 'open' || this.failure !== undefined) break;
         tried.add(segment.segmentId);
         await this.compactSegment(segment);
+        await this.deleteRetired();
       }
     }
     await this.deleteRetired();

@@ -78,21 +78,23 @@ test('badger#2286: a deleted key never comes back, whatever the order of compact
   const fileSystem = new CrashFileSystem();
   const db = await open('/db', { fileSystem, segmentBytes: 4096, compaction: false });
   // Segment 1: the victim's value among live filler (little garbage, compacted late or never).
+  // Enough filler to fill it, so that the tombstone lands in a later segment.
   await db.put('victim', 'old value');
-  for (let index = 0; index < 30; index++) await db.put(`filler-${index}`, 'x'.repeat(100));
+  for (let index = 0; index < 40; index++) await db.put(`filler-${index}`, 'x'.repeat(100));
   // Later segments: the tombstone among much garbage (compacted first).
   await db.delete('victim');
   for (let round = 0; round < 6; round++) for (let index = 0; index < 10; index++) await db.put(`churn-${index}`, `${round}${'y'.repeat(150)}`);
   const crashes: CrashFileSystem[] = [];
   fileSystem.onSync = () => crashes.push(fileSystem.crash({ unsynced: 'drop' }));
   await db.compact();
+  // The tombstone's segment went first (the deadest), while segment 1 still held the value.
+  assert.equal(db.stats().compaction.tombstonesKept, 1, 'the tombstone had to be kept while segment 1 held the key');
   // Now garbage in segment 1 too, so that it is compacted and the tombstone may finally go.
-  for (let index = 0; index < 30; index++) await db.delete(`filler-${index}`);
+  for (let index = 0; index < 40; index++) await db.delete(`filler-${index}`);
   await db.compact();
   await db.compact();
   fileSystem.onSync = undefined;
   assert.equal(await db.get('victim'), undefined);
-  assert.ok(db.stats().compaction.tombstonesKept > 0, 'the tombstone had to be kept while segment 1 held the key');
   await db.close();
   crashes.push(fileSystem.crash({ unsynced: 'drop' }));
   for (const [position, crashed] of crashes.entries()) {
@@ -466,6 +468,43 @@ test('verify() while the log rolls: the new segment file, on disk before the sto
   fileSystem.gate.release();
   await write;
   assert.equal(db.stats().segments.activeSegmentId, before + 1);
+  await db.close();
+});
+
+/** The real file system, noting each open of a log segment for reading and each unlink of one. */
+class SegmentEventLog extends NodeFileSystem {
+  readonly events: string[] = [];
+
+  override async open(path: string, mode: OpenMode, options?: FileOpenOptions): Promise<FileHandle> {
+    if (mode === 'read' && path.endsWith('.log')) this.events.push(`read ${path.slice(-20)}`);
+    return super.open(path, mode, options);
+  }
+
+  override async unlink(path: string): Promise<void> {
+    if (path.endsWith('.log')) this.events.push(`unlink ${path.slice(-20)}`);
+    return super.unlink(path);
+  }
+}
+
+test('a compaction run deletes each segment it retires before it reads the next one, not when the run ends (its space comes back as it goes)', async (t) => {
+  const fileSystem = new SegmentEventLog();
+  const db = await open(temporaryDirectory(t), { fileSystem, segmentBytes: 8 * 1024, compaction: false });
+  await overwrite(db, 200, 4, 100);
+  const sealedWithDead = db.stats().segments.list.filter((segment) => segment.sealed && segment.deadBytes > 0).length;
+  assert.ok(sealedWithDead >= 4, `${sealedWithDead} sealed segments with dead bytes`);
+  fileSystem.events.length = 0;
+  await db.compact();
+  const events = fileSystem.events;
+  const reads = events.filter((event) => event.startsWith('read '));
+  assert.ok(reads.length >= 4, events.join(', '));
+  // Every segment read by the run and retired (its name unlinked) is gone before the next read.
+  for (const [index, read] of reads.entries()) {
+    const name = read.slice('read '.length);
+    const unlinkAt = events.indexOf(`unlink ${name}`);
+    if (unlinkAt === -1 || index === reads.length - 1) continue;
+    assert.ok(unlinkAt < events.indexOf(reads[index + 1] as string), `${name} was deleted after the next read: ${events.join(', ')}`);
+  }
+  assert.ok(events.filter((event) => event.startsWith('unlink ')).length >= 4, events.join(', '));
   await db.close();
 });
 

@@ -441,35 +441,57 @@ test('a value whose blocks GC deleted after the sweep stays gone when the clock 
   assert.ok(verified.ok, JSON.stringify(verified.problems.slice(0, 3)));
 });
 
+/** The real file system; once armed, the unlink of a file whose name ends with `name` waits for `release()`. */
+class UnlinkGate extends NodeFileSystem {
+  readonly gate = new Gate();
+  name = '';
+
+  override async unlink(path: string): Promise<void> {
+    await this.gate.pass(this.name !== '' && path.endsWith(this.name));
+    return super.unlink(path);
+  }
+}
+
 test('compaction that meets an expired value with blocks writes its tombstone before GC may delete them: the old segment coming back at a replay (its unlink not yet durable) with the clock set back does not revive it', async (t) => {
   // The clock moved by hand: forward past the expiry (the sweep timer, armed an hour out in real
   // time, has not run, so background compaction is the first to meet the expired put), then back.
   const clock = movableClock(t);
   const directory = temporaryDirectory(t);
+  const fileSystem = new UnlinkGate();
   const options = { segmentBytes: 4096, valueThreshold: 1000, blockBytes: 4096, compaction: { deadRatio: 0.3 }, gc: { minAgeMs: 0, intervalMs: 5 } };
-  let db = await open(directory, options);
+  let db = await open(directory, { ...options, fileSystem });
   await db.put('large', Buffer.alloc(2 * 4096, 7), { ttlMs: 60 * 60 * 1000 });
   for (let index = 0; index < 8; index++) await db.put(`filler-${index}`, Buffer.alloc(300, index));
-  // More until the first segment is sealed (a copy of it comes back below, as a sealed segment).
+  // More until the first segment is sealed (it comes back below, as a sealed segment).
   for (let index = 0; readdirSync(directory).filter((name) => name.endsWith('.log')).length < 2; index++) await db.put(`stable-${index}`, Buffer.alloc(300, index));
   await db.idle();
   const firstSegment = readdirSync(directory).filter((name) => name.endsWith('.log')).sort()[0] as string;
-  const saved = readFileSync(join(directory, firstSegment));
+  // Compaction retires the first segment, then stops at its unlink: the crash state taken there
+  // is one where the unlink is not yet durable and the segment comes back at the next open.
+  fileSystem.name = firstSegment;
+  fileSystem.gate.arm();
   clock.aheadMs = 2 * 60 * 60 * 1000;
   // Overwrites make the first segment dead enough for background compaction.
   for (let round = 0; round < 3; round++) for (let index = 0; index < 8; index++) await db.put(`filler-${index}`, Buffer.alloc(300, 100 + round));
-  await db.idle();
-  assert.ok(!existsSync(join(directory, firstSegment)), 'the first segment was not compacted');
+  await fileSystem.gate.reached;
   assert.equal(db.stats().expiry.swept, 0, 'the sweep ran first');
   assert.ok(db.stats().compaction.expiredAsTombstones >= 1);
+  // GC may delete the expired value's blocks meanwhile: its tombstone is durable.
   for (let pass = 0; pass < 100 && db.stats().blocks.count > 0; pass++) await db.gc();
   assert.equal(db.stats().blocks.count, 0, 'GC did not delete the expired value\'s blocks');
+  const crashed = `${directory}-crashed`;
+  t.after(() => rmSync(crashed, { recursive: true, force: true }));
+  cpSync(directory, crashed, { recursive: true });
+  fileSystem.gate.release();
+  await db.idle();
+  assert.ok(!existsSync(join(directory, firstSegment)), 'the first segment was not deleted');
   await db.close();
-  writeFileSync(join(directory, firstSegment), saved);
-  rmSync(join(directory, HINT_FILE_NAME), { force: true });
+  // The crash state: the first segment on disk, the blocks gone, no checkpoint (a replay).
+  rmSync(join(crashed, HINT_FILE_NAME), { force: true });
   clock.aheadMs = -60 * 60 * 1000;
-  db = await open(directory, options);
+  db = await open(crashed, options);
   t.after(() => db.close());
+  assert.ok(db.stats().segments.list.some((segment) => segmentFileName(segment.segmentId) === firstSegment), 'the first segment did not come back');
   assert.equal(await db.get('large'), undefined);
   for (let index = 0; index < 8; index++) assert.deepEqual(await db.get(`filler-${index}`), Buffer.alloc(300, 102));
 });

@@ -75,8 +75,9 @@ test('open modes fail with ENOENT and EEXIST, and overwrite truncates', async (t
 });
 
 /** Page-aligned memory (a WebAssembly.Memory is mapped pages), as the block store uses for direct writes. */
-/** statfs's f_type of btrfs. */
+/** statfs's f_type of btrfs and of tmpfs. */
 const BTRFS_MAGIC = 0x9123683e;
+const TMPFS_MAGIC = 0x01021994;
 
 function alignedBuffer(bytes: number): Buffer {
   const wasm = (globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number }) => { buffer: ArrayBuffer } } }).WebAssembly;
@@ -93,8 +94,9 @@ test('direct opens: O_DIRECT where the file system has it (aligned writes only),
       await handle.write(aligned, 0, 8192, 0);
       // Misaligned memory, length or position: ext4 and XFS refuse it with EINVAL, which shows the
       // open really is direct (the block store then writes the block through a plain open).
-      // btrfs serves it through the page cache instead: there the write must land as given.
-      const servesMisaligned = statfsSync(root).type === BTRFS_MAGIC;
+      // btrfs serves it through the page cache instead, and tmpfs (direct since Linux 6.6) has no
+      // alignment rule: there the write must land as given.
+      const servesMisaligned = [BTRFS_MAGIC, TMPFS_MAGIC].includes(statfsSync(root).type);
       aligned.fill(0x62, 0, 4096 + 16);
       const misaligned = async (offset: number, length: number): Promise<void> => {
         if (!servesMisaligned) {
