@@ -74,11 +74,11 @@ test('open modes fail with ENOENT and EEXIST, and overwrite truncates', async (t
   await overwritten.close();
 });
 
-/** Page-aligned memory (a WebAssembly.Memory is mapped pages), as the block store uses for direct writes. */
 /** statfs's f_type of btrfs and of tmpfs. */
 const BTRFS_MAGIC = 0x9123683e;
 const TMPFS_MAGIC = 0x01021994;
 
+/** Page-aligned memory (a WebAssembly.Memory is mapped pages), as the block store uses for direct writes. */
 function alignedBuffer(bytes: number): Buffer {
   const wasm = (globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number }) => { buffer: ArrayBuffer } } }).WebAssembly;
   return Buffer.from(new wasm.Memory({ initial: Math.ceil(bytes / 65536) }).buffer, 0, bytes);
