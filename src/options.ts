@@ -47,7 +47,7 @@ export interface OpenOptions {
   batchOperationsMax?: number;
   /** Segment files kept open for reads, besides the active one. Default 64. */
   maxOpenFiles?: number;
-  /** Write an index checkpoint on close (and at every segment roll). Default true. */
+  /** Write an index checkpoint on close, at segment rolls (as often as the log's growth pays for it: doc/format.md), and before compaction deletes a segment. Default true. */
   checkpoint?: boolean;
   /** Bytes of segment blocks cached in memory for reads (0 disables). Default 32 MiB. */
   cacheBytes?: number;

@@ -163,6 +163,20 @@ const OBJECT_DIGESTS_KEPT = 4096;
  */
 const EXPIRY_SWEEP_INTERVAL_MS = 100;
 const EXPIRY_SWEEP_BATCH = 10_000;
+
+/**
+ * A segment roll writes an index checkpoint only once the log has grown, since the last
+ * checkpoint's snapshot, by this many times what a checkpoint would take now
+ * (`expectedCheckpointBytes`). A checkpoint holds every key (about 35-45 bytes each for short
+ * keys), so one per roll cost more than the log itself past about 1.5 million keys with 64 MiB
+ * segments, and filling a store grew quadratically (3M keys of 20-byte values: 138 MB of
+ * checkpoints beside 162 MB of log). With 2, roll checkpoints add at most about half a byte per
+ * log byte, and a reopen after a crash replays at most about twice a checkpoint's size of log,
+ * plus a segment and whatever was written while the last checkpoint was being written. A store
+ * whose index is small next to a segment still checkpoints at every roll. Close always writes
+ * one. (Compaction's checkpoints, one before each segment it deletes, are not counted here.)
+ */
+const CHECKPOINT_LOG_GROWTH = 2;
 const EXPIRY_TIMER_MAX_MS = 60 * 60 * 1000;
 const EXPIRY_QUEUE_SLACK = 1024;
 /**
@@ -519,6 +533,12 @@ export class Store extends EventEmitter {
   /** Size of `index.hint` on disk, and bytes written to checkpoints by this open. */
   private checkpointBytes = 0;
   private checkpointBytesWritten = 0;
+  /**
+   * `counters.logBytes` when the last checkpoint's index snapshot was taken; below 0 after an
+   * open that replayed log bytes the existing checkpoint does not cover (they count as written
+   * since it). See CHECKPOINT_LOG_GROWTH.
+   */
+  private logBytesAtCheckpoint = 0;
   private readonly blocks: BlockStore;
   private orphanBlocksRemoved = 0;
   /** Phase 1 of block GC: the persisted list of unreferenced blocks and when they were listed. */
@@ -722,6 +742,9 @@ export class Store extends EventEmitter {
       // finish; the log's copy keeps the block referenced): not trusted either.
       store.blocks.distrust((hex) => store.referenceCounts.has(hex) && !store.logBlocks.has(hex));
       store.checkpointBytes = await fs.stat(`${directory}/${HINT_FILE_NAME}`).then((stat) => stat.sizeBytes, () => 0);
+      // What this open replayed is log the checkpoint does not cover, as if written since it: a
+      // store that crashes again and again does not replay more each time.
+      store.logBytesAtCheckpoint = store.counters.logBytes - recovered.report.replayedBytes;
       if (!options.readOnly && !options.checkpoint && store.checkpointBytes > 0) {
         // A checkpoint an earlier open wrote would not be kept up to date from here on: stale, it
         // is refused at the next open only once compaction removed a segment it names (a failed
@@ -3367,11 +3390,24 @@ export class Store extends EventEmitter {
     }
     this.active = next;
     this.addSegmentRecord(next);
-    if (this.options.checkpoint) {
+    // A checkpoint costs the whole index, a roll only a segment: past a few million keys one
+    // checkpoint per roll wrote more than the log (see CHECKPOINT_LOG_GROWTH).
+    if (this.options.checkpoint && this.counters.logBytes - this.logBytesAtCheckpoint >= CHECKPOINT_LOG_GROWTH * this.expectedCheckpointBytes()) {
       // Everything before the new segment is sealed and durable, and the index reflects exactly it.
       this.scheduleCheckpoint({ segmentId: next.segmentId, offsetBytes: next.sizeBytes, maxRevision: this.appliedRevision() }, this.index.snapshot());
     }
     return next;
+  }
+
+  /**
+   * About what a checkpoint of the index as it is now would take: the last one's bytes per entry
+   * times the keys now, or (before the first) 32 bytes a key, less than any entry takes (its fixed
+   * fields, its key): an estimate on the low side only makes checkpoints more frequent.
+   */
+  private expectedCheckpointBytes(): number {
+    const lastEntries = this.checkpointCounters.lastEntryCount;
+    const perEntry = this.checkpointBytes > 0 && lastEntries > 0 ? this.checkpointBytes / lastEntries : 32;
+    return perEntry * this.index.size;
   }
 
   /** The highest revision whose write is in the index (queued and in-flight writes have higher ones). */
@@ -3398,6 +3434,7 @@ export class Store extends EventEmitter {
   private scheduleCheckpoint(position: HintPosition, snapshot: IndexSnapshot<EntryLocation>, blocks = this.liveLogBlocks(), dropped = this.unloggedDrops()): void {
     // `blocks` and `dropped`: the live log blocks and the unlogged drops at the same instant as the index snapshot.
     this.checkpointNext = { position, snapshot, blocks, dropped };
+    this.logBytesAtCheckpoint = this.counters.logBytes;
     if (this.checkpointRunning !== undefined) return;
     this.checkpointRunning = (async () => {
       while (this.checkpointNext !== undefined) {
@@ -4386,7 +4423,7 @@ export class Store extends EventEmitter {
       compaction: { ...this.compactionCounters, deadFraction: this.deadFraction() },
       recovery: { ...this.recoveryReport },
       writes: { ...this.counters },
-      checkpoints: { ...this.checkpointCounters },
+      checkpoints: { ...this.checkpointCounters, bytesWritten: this.checkpointBytesWritten },
       readCache: { bytes: this.readCache.sizeBytes, hits: this.readCache.hits, misses: this.readCache.misses },
       blockCache: { bytes: this.blocks.cache.sizeBytes, hits: this.blocks.cache.hits, misses: this.blocks.cache.misses },
       blocks: {

@@ -212,7 +212,8 @@ export interface StoreStats {
     /** Bytes of keys and values the user asked to store. */
     userBytes: number;
   };
-  checkpoints: { written: number; lastEntryCount: number; lastDurationMs: number; failures: number };
+  /** Index checkpoints written by this open: how many, their bytes in all, the last one's entries and time, failures. */
+  checkpoints: { written: number; bytesWritten: number; lastEntryCount: number; lastDurationMs: number; failures: number };
   /** The block cache of segment reads: bytes held, and block hits and misses. */
   readCache: { bytes: number; hits: number; misses: number };
   /**

@@ -288,3 +288,48 @@ test('a last segment whose whole header is of another format version is refused 
   assert.equal(await reopened.get('a'), undefined);
   await reopened.close();
 });
+
+test('a segment roll writes a checkpoint only once the log has grown by twice what one would take: many keys in small segments cost checkpoints of at most about half the log, and a crash replays at most about twice a checkpoint', async () => {
+  const fileSystem = new CrashFileSystem();
+  const segmentBytes = 8 * 1024;
+  const keys = 1000;
+  const db = await open('/db', { fileSystem, segmentBytes, compaction: false });
+  // A checkpoint of these keys (about 40 bytes each) spans several segments of their records; the
+  // rounds of overwrites grow the log, not the index.
+  for (let round = 0; round < 8; round++) {
+    for (let start = 0; start < keys; start += 50) {
+      await db.batch(Array.from({ length: 50 }, (_, index) => ({ type: 'put' as const, key: `key-${String(start + index).padStart(8, '0')}`, value: `${round}`.repeat(10) })));
+    }
+  }
+  const stats = db.stats();
+  assert.ok(stats.segments.count >= 30, `${stats.segments.count} segments`);
+  // Checkpoints still come, once the log has grown enough since the last.
+  assert.ok(stats.checkpoints.written >= 2, JSON.stringify(stats.checkpoints));
+  // One per roll would have written about nine times the log here.
+  assert.ok(stats.checkpoints.bytesWritten <= 0.75 * stats.writes.logBytes, `checkpoints ${stats.checkpoints.bytesWritten} bytes, log ${stats.writes.logBytes}`);
+  // A crash now (every write was acknowledged in 'sync' mode): everything is back, from the last
+  // checkpoint and a replay of no more than about twice its size.
+  const crashed = fileSystem.crash({ unsynced: 'drop' });
+  const checkpointBytes = (await crashed.stat('/db/index.hint')).sizeBytes;
+  // Reopened as it was written: background compaction would write checkpoints of its own.
+  const reopened = await open('/db', { fileSystem: crashed, segmentBytes, compaction: false });
+  const recovery = reopened.stats().recovery;
+  assert.ok(recovery.usedCheckpoint);
+  const perEntry = checkpointBytes / stats.checkpoints.lastEntryCount;
+  assert.ok(recovery.replayedBytes <= 2 * perEntry * keys + 2 * segmentBytes, `replayed ${recovery.replayedBytes} bytes; checkpoint ${checkpointBytes} bytes`);
+  assert.equal(reopened.stats().keys, keys);
+  for (const index of [0, 567, keys - 1]) assert.equal((await reopened.get(`key-${String(index).padStart(8, '0')}`))?.toString(), '7'.repeat(10));
+  assert.ok((await reopened.verify()).ok);
+  // What the reopen replayed counts as log written since the checkpoint: writes after it bring
+  // the next checkpoint sooner, so a second crash does not replay the first one's share again.
+  // (About as much again as the reopen replayed: together, more than the bound.)
+  for (let start = 0; start < 1.5 * keys; start += 50) {
+    await reopened.batch(Array.from({ length: 50 }, (_, index) => ({ type: 'put' as const, key: `key-${String((start + index) % keys).padStart(8, '0')}`, value: 'x'.repeat(10) })));
+  }
+  assert.ok(recovery.replayedBytes + reopened.stats().writes.logBytes > 2 * perEntry * keys + 2 * segmentBytes);
+  const again = await open('/db', { fileSystem: crashed.crash({ unsynced: 'drop' }), segmentBytes, compaction: false });
+  assert.ok(again.stats().recovery.replayedBytes <= 2 * perEntry * keys + 2 * segmentBytes, `replayed ${again.stats().recovery.replayedBytes} bytes after the second crash`);
+  assert.equal((await again.get('key-00000999'))?.toString(), 'x'.repeat(10));
+  await again.close();
+  await reopened.close();
+});
