@@ -82,6 +82,23 @@ export class BlockOpenGate extends NodeFileSystem {
   }
 }
 
+/**
+ * The real file system; once armed, the next open of a log segment for reading (after `skip` more)
+ * waits for `release()`: background compaction held at the segment it is about to read. An open
+ * waits at the gate current when it is called.
+ */
+export class SegmentOpenGate extends NodeFileSystem {
+  gate = new Gate();
+  skip = 0;
+
+  override async open(path: string, mode: OpenMode, options?: FileOpenOptions): Promise<FileHandle> {
+    const applies = mode === 'read' && path.endsWith('.log');
+    if (applies && this.skip > 0) this.skip--;
+    else await this.gate.pass(applies);
+    return super.open(path, mode, options);
+  }
+}
+
 /** The window an expiry time is known to lie in (ms since the epoch), for a put with `ttlMs`: [from, to]. */
 export interface ExpiryWindow {
   from: number;
