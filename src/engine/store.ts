@@ -163,7 +163,8 @@ const OBJECT_DIGESTS_KEPT = 4096;
  */
 const EXPIRY_SWEEP_INTERVAL_MS = 100;
 const EXPIRY_SWEEP_BATCH = 10_000;
-
+const EXPIRY_TIMER_MAX_MS = 60 * 60 * 1000;
+const EXPIRY_QUEUE_SLACK = 1024;
 /**
  * A segment roll writes an index checkpoint only once the log has grown, since the last
  * checkpoint's snapshot, by this many times what a checkpoint would take now
@@ -177,8 +178,6 @@ const EXPIRY_SWEEP_BATCH = 10_000;
  * one. (Compaction's checkpoints, one before each segment it deletes, are not counted here.)
  */
 const CHECKPOINT_LOG_GROWTH = 2;
-const EXPIRY_TIMER_MAX_MS = 60 * 60 * 1000;
-const EXPIRY_QUEUE_SLACK = 1024;
 /**
  * Background compaction leaves alone a chunk laid down like appends whose slices average at least
  * this (or the block size, if smaller): its reads cost no more than a compacted chunk's (measured:
