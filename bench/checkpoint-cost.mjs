@@ -1,7 +1,8 @@
 // What index checkpoints cost a store with many keys: a fill of `--keys` new keys, then
 // `--rounds` rounds overwriting all of them, in 'none' mode (the log's own bytes, not fsyncs, are
 // the subject), 64 MiB segments. After the fill and after each round: write amplification (log,
-// checkpoints and all, per byte of keys and values), checkpoints written and their bytes. Then
+// checkpoints and all, per byte of keys and values), checkpoints written and their bytes, and space
+// amplification (the files' bytes per live byte: at the end, and the peak after any batch). Then
 // the time to open the store after a clean close, and after a crash (a child that fills the same
 // way exits without closing: what the page cache holds is what a kill leaves). One build per
 // `--dist` (default dist/), run one after the other.
@@ -34,17 +35,20 @@ function workload(indexUrl, directory, roundCount, report) {
 const { open } = await import(${JSON.stringify(indexUrl)});
 const db = await open(${JSON.stringify(directory)}, { durability: 'none' });
 const report = ${report};
+let peakDiskBytes = 0;
 for (let round = 0; round <= ${roundCount}; round++) {
   const value = Buffer.alloc(${valueBytes}, round + 1);
   for (let start = 0; start < ${keys}; start += 1000) {
     const operations = [];
     for (let index = start; index < Math.min(start + 1000, ${keys}); index++) operations.push({ type: 'put', key: 'key-' + String(index).padStart(10, '0'), value });
     await db.batch(operations);
+    if (report) peakDiskBytes = Math.max(peakDiskBytes, db.stats().diskBytes);
   }
   await db.idle();
   if (report) {
     const stats = db.stats();
-    console.log(\`  \${round === 0 ? 'fill  ' : 'round ' + round}: write amplification \${stats.writeAmplification.toFixed(3)}, log \${(stats.writes.logBytes / 1e6).toFixed(0)} MB, checkpoints \${stats.checkpoints.written} (\${(stats.checkpoints.bytesWritten / 1e6).toFixed(0)} MB)\`);
+    console.log(\`  \${round === 0 ? 'fill  ' : 'round ' + round}: write amplification \${stats.writeAmplification.toFixed(3)}, log \${(stats.writes.logBytes / 1e6).toFixed(0)} MB, checkpoints \${stats.checkpoints.written} (\${(stats.checkpoints.bytesWritten / 1e6).toFixed(0)} MB), space amplification \${stats.spaceAmplification.toFixed(2)} (peak \${(peakDiskBytes / stats.liveBytes).toFixed(2)})\`);
+    peakDiskBytes = 0;
   }
 }
 if (report) await db.close();

@@ -43,6 +43,8 @@ export interface RecoveryReport {
   /** True when the checkpoint was loaded; otherwise `checkpointProblem` may say why not. */
   usedCheckpoint: boolean;
   checkpointProblem: string | undefined;
+  /** Where the loaded checkpoint's snapshot ends in the log (undefined when none was loaded). */
+  checkpointPosition: { segmentId: number; offsetBytes: number } | undefined;
   checkpointEntries: number;
   /** PUT/DELETE entries replayed from the log after the checkpoint. */
   replayedEntries: number;
@@ -82,6 +84,7 @@ export async function recover(fs: FileSystem, directory: string, readOnly: boole
   const report: RecoveryReport = {
     usedCheckpoint: false,
     checkpointProblem: undefined,
+    checkpointPosition: undefined,
     checkpointEntries: 0,
     replayedEntries: 0,
     replayedBytes: 0,
@@ -216,6 +219,7 @@ export async function recover(fs: FileSystem, directory: string, readOnly: boole
     }
     for (const [hex, location] of hint.blocks) logBlocks.set(hex, location);
     report.usedCheckpoint = true;
+    report.checkpointPosition = { segmentId: hint.position.segmentId, offsetBytes: hint.position.offsetBytes };
     report.checkpointEntries = hint.keys.length;
     liveBytes = hint.liveBytes;
     maxRevision = Math.max(maxRevision, hint.position.maxRevision);

@@ -459,6 +459,20 @@ function prefixUpperBound(prefix: string): string | undefined {
   return prefix.slice(0, end - 1) + String.fromCharCode(prefix.charCodeAt(end - 1) + 1);
 }
 
+/** A compacted segment, kept until no reader may use it and no checkpoint on disk names it. */
+interface RetiredSegment {
+  segmentId: number;
+  path: string;
+  sizeBytes: number;
+  summary: SegmentSummary | undefined;
+  epoch: number;
+  /**
+   * The checkpoint on disk may name records in it: the file stays until a checkpoint whose
+   * snapshot was taken after the retirement is written.
+   */
+  awaitsCheckpoint: boolean;
+}
+
 /**
  * An open store. Create it with `open()`. It emits `'error'` (with the SiltError) when background
  * work (compaction, GC, checkpoint, interval fsync) fails and the store stops taking writes; the
@@ -498,8 +512,11 @@ export class Store extends EventEmitter {
   private stallTurn: Promise<void> = Promise.resolve();
   /** Set when a background compaction run retired nothing: the user bytes written by then. */
   private futileSinceUserBytes: number | undefined;
-  /** Compacted segments waiting for the readers that may use them. */
-  private readonly retired: Array<{ segmentId: number; path: string; sizeBytes: number; summary: SegmentSummary | undefined; epoch: number }> = [];
+  /**
+   * Compacted segments waiting for the readers that may use them, and (`awaitsCheckpoint`) for a
+   * checkpoint that no longer names them (see `releaseRetired`).
+   */
+  private readonly retired: RetiredSegment[] = [];
   /** Bumped at each retirement; readers pin the epoch they were created in. */
   private readerEpoch = 0;
   private readonly readerPins = new Map<number, number>();
@@ -524,11 +541,23 @@ export class Store extends EventEmitter {
   private logSyncing: Promise<void> | undefined;
 
   private checkpointRunning: Promise<void> | undefined;
-  private checkpointNext: { position: HintPosition; snapshot: IndexSnapshot<EntryLocation>; blocks: Array<[string, LogBlockLocation]>; dropped: Array<[string, EntryLocation]> } | undefined;
+  private checkpointNext:
+    | { position: HintPosition; snapshot: IndexSnapshot<EntryLocation>; blocks: Array<[string, LogBlockLocation]>; dropped: Array<[string, EntryLocation]>; releases: RetiredSegment[] }
+    | undefined;
   /** Position of the last checkpoint written or loaded: nothing to do on close if unchanged. */
   private checkpointPosition: { segmentId: number; offsetBytes: number } | undefined;
 
   private liveBytes = 0;
+  /**
+   * The checkpoint on disk, the one an open would load: 'none' without an `index.hint`; its
+   * position's segment once this store wrote or loaded it; 'unknown' for one it could not load,
+   * or after a write of it failed (either file may be there). Compaction deletes a segment past
+   * it without writing a checkpoint first: the checkpoint names nothing in it (see
+   * `checkpointNamesNothingIn`).
+   */
+  private checkpointOnDisk: { segmentId: number } | 'none' | 'unknown' = 'unknown';
+  /** Entries of the checkpoint on disk, written or loaded (with `checkpointBytes`: bytes per entry). */
+  private checkpointEntriesOnDisk = 0;
   /** Size of `index.hint` on disk, and bytes written to checkpoints by this open. */
   private checkpointBytes = 0;
   private checkpointBytesWritten = 0;
@@ -740,7 +769,14 @@ export class Store extends EventEmitter {
       // put was writing when the process died (the write, and the record it was for, did not
       // finish; the log's copy keeps the block referenced): not trusted either.
       store.blocks.distrust((hex) => store.referenceCounts.has(hex) && !store.logBlocks.has(hex));
-      store.checkpointBytes = await fs.stat(`${directory}/${HINT_FILE_NAME}`).then((stat) => stat.sizeBytes, () => 0);
+      const hint = await fs.stat(`${directory}/${HINT_FILE_NAME}`).then(
+        (stat) => stat.sizeBytes,
+        (error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? undefined : 0),
+      );
+      store.checkpointBytes = hint ?? 0;
+      const loaded = recovered.report.checkpointPosition;
+      store.checkpointOnDisk = hint === undefined ? 'none' : loaded !== undefined ? { segmentId: loaded.segmentId } : 'unknown';
+      store.checkpointEntriesOnDisk = recovered.report.checkpointEntries;
       // What this open replayed is log the checkpoint does not cover, as if written since it: a
       // store that crashes again and again does not replay more each time.
       store.logBytesAtCheckpoint = store.counters.logBytes - recovered.report.replayedBytes;
@@ -751,6 +787,7 @@ export class Store extends EventEmitter {
         await fs.unlink(`${directory}/${HINT_FILE_NAME}`);
         await fs.syncDirectory(directory);
         store.checkpointBytes = 0;
+        store.checkpointOnDisk = 'none';
       }
       if (recovered.report.usedCheckpoint && recovered.report.replayedEntries === 0) {
         const last = recovered.activeSegment;
@@ -3399,12 +3436,12 @@ export class Store extends EventEmitter {
   }
 
   /**
-   * About what a checkpoint of the index as it is now would take: the last one's bytes per entry
-   * times the keys now, or (before the first) 32 bytes a key, less than any entry takes (its fixed
+   * About what a checkpoint of the index as it is now would take: the bytes per entry of the one
+   * on disk (written or loaded by this open) times the keys now, or (without one) 32 bytes a key, less than any entry takes (its fixed
    * fields, its key): an estimate on the low side only makes checkpoints more frequent.
    */
   private expectedCheckpointBytes(): number {
-    const lastEntries = this.checkpointCounters.lastEntryCount;
+    const lastEntries = this.checkpointEntriesOnDisk;
     const perEntry = this.checkpointBytes > 0 && lastEntries > 0 ? this.checkpointBytes / lastEntries : 32;
     return perEntry * this.index.size;
   }
@@ -3430,14 +3467,21 @@ export class Store extends EventEmitter {
     return [...this.droppedUntilLogged];
   }
 
-  private scheduleCheckpoint(position: HintPosition, snapshot: IndexSnapshot<EntryLocation>, blocks = this.liveLogBlocks(), dropped = this.unloggedDrops()): void {
-    // `blocks` and `dropped`: the live log blocks and the unlogged drops at the same instant as the index snapshot.
-    this.checkpointNext = { position, snapshot, blocks, dropped };
+  private scheduleCheckpoint(
+    position: HintPosition,
+    snapshot: IndexSnapshot<EntryLocation>,
+    blocks = this.liveLogBlocks(),
+    dropped = this.unloggedDrops(),
+    releases = this.releasedBy(dropped),
+  ): void {
+    // `blocks`, `dropped` and `releases`: the live log blocks, the unlogged drops and the retired
+    // segments the checkpoint lets go, at the same instant as the index snapshot.
+    this.checkpointNext = { position, snapshot, blocks, dropped, releases };
     this.logBytesAtCheckpoint = this.counters.logBytes;
     if (this.checkpointRunning !== undefined) return;
     this.checkpointRunning = (async () => {
       while (this.checkpointNext !== undefined) {
-        const { position: next, snapshot: view, blocks, dropped } = this.checkpointNext;
+        const { position: next, snapshot: view, blocks, dropped, releases } = this.checkpointNext;
         this.checkpointNext = undefined;
         const started = performance.now();
         try {
@@ -3445,14 +3489,19 @@ export class Store extends EventEmitter {
           this.checkpointBytes = written.sizeBytes;
           this.checkpointBytesWritten += written.sizeBytes;
           this.checkpointPosition = { segmentId: next.segmentId, offsetBytes: next.offsetBytes };
+          this.checkpointOnDisk = { segmentId: next.segmentId };
           this.checkpointCounters.written++;
           this.checkpointCounters.lastEntryCount = written.entryCount;
+          this.checkpointEntriesOnDisk = written.entryCount;
           this.checkpointCounters.lastDurationMs = performance.now() - started;
+          for (const retired of releases) retired.awaitsCheckpoint = false;
+          if (releases.length > 0) this.deleteRetiredSoon();
         } catch (error) {
           // Open can replay the log without a checkpoint, so nothing is lost; but a file that cannot
           // be written is a disk in trouble: the store stops taking writes and says why (degraded
           // mode), rather than retrying at every roll.
           this.checkpointCounters.failures++;
+          this.checkpointOnDisk = 'unknown';
           this.fail(toIoError(error, 'writing the index checkpoint'));
         }
       }
@@ -4058,14 +4107,18 @@ export class Store extends EventEmitter {
       for (const segment of this.pickSegments(0)) {
         if (this.state !== 'open' || this.failure !== undefined) break;
         await this.compactSegment(segment);
+        if (!(await this.releaseRetired(false))) return;
         await this.deleteRetired();
       }
+      // compact() gives the space back before it resolves: one checkpoint for the segments left waiting.
+      if (this.state === 'open' && this.failure === undefined && !(await this.releaseRetired(true))) return;
     } else {
       const tried = new Set<number>();
       for (let segment = this.nextBackgroundSegment(tried); segment !== undefined; segment = this.nextBackgroundSegment(tried)) {
         if (this.state !== 'open' || this.failure !== undefined) break;
         tried.add(segment.segmentId);
         await this.compactSegment(segment);
+        if (!(await this.releaseRetired(false))) return;
         await this.deleteRetired();
       }
     }
@@ -4235,10 +4288,16 @@ export class Store extends EventEmitter {
     // applied when the relocation resolved. Later writes are not waited for.
     await this.syncApplied();
     if (segment.liveBytes !== 0) return;
-    // A checkpoint that no longer names the segment is durable before the segment is deleted.
-    if (this.options.checkpoint && !(await this.checkpointNow())) return;
+    // A checkpoint that no longer names the segment is durable before the segment is deleted. The
+    // one on disk may already be: one written before the segment existed names nothing in it (an
+    // open replays the segment instead, and every record it still needs was copied past it). A
+    // checkpoint being written meanwhile may name it: its outcome is waited for, and the check and
+    // the retirement happen in one synchronous step, so any checkpoint taken later finds nothing
+    // in the segment. Otherwise the file waits for one (`releaseRetired`).
+    while (this.checkpointRunning !== undefined) await this.checkpointRunning;
+    const awaitsCheckpoint = this.options.checkpoint && !this.checkpointNamesNothingIn(segment.segmentId);
     this.segments.delete(segment.segmentId);
-    this.retired.push({ segmentId: segment.segmentId, path: segment.path, sizeBytes: segment.sizeBytes, summary: segment.summary, epoch: this.readerEpoch });
+    this.retired.push({ segmentId: segment.segmentId, path: segment.path, sizeBytes: segment.sizeBytes, summary: segment.summary, epoch: this.readerEpoch, awaitsCheckpoint });
     this.readerEpoch++;
     this.compactionCounters.segmentsCompacted++;
   }
@@ -4257,6 +4316,42 @@ export class Store extends EventEmitter {
   }
 
   /**
+   * The retired segments a checkpoint of the index as it is now lets go: those waiting for one,
+   * but for any an unlogged drop (`dropped`, listed in the checkpoint) still points into.
+   */
+  private releasedBy(dropped: Array<[string, EntryLocation]>): RetiredSegment[] {
+    const waiting = this.retired.filter((retired) => retired.awaitsCheckpoint);
+    if (waiting.length === 0 || dropped.length === 0) return waiting;
+    const named = new Set(dropped.map(([, location]) => location.segmentId));
+    return waiting.filter((retired) => !named.has(retired.segmentId));
+  }
+
+  /**
+   * Write a checkpoint for the retired segments waiting for one (see `RetiredSegment`), once they
+   * hold at least what it costs (`always`: if any wait). A checkpoint per segment cost the whole
+   * index each time: with 3M keys, 111 MB to delete a 64 MiB segment. This way compaction's
+   * checkpoints write at most about what they give back, and a roll's checkpoint lets the
+   * waiting segments go too; the space they hold meanwhile is at most about a checkpoint's size
+   * plus a segment. False if the checkpoint failed.
+   */
+  private async releaseRetired(always: boolean): Promise<boolean> {
+    let waitingBytes = 0;
+    for (const retired of this.retired) if (retired.awaitsCheckpoint) waitingBytes += retired.sizeBytes;
+    if (waitingBytes === 0 || (!always && waitingBytes < this.expectedCheckpointBytes())) return true;
+    return this.checkpointNow();
+  }
+
+  /**
+   * Whether the checkpoint an open would load names nothing in segment `segmentId`: there is none,
+   * or its snapshot was taken while an earlier segment was the active one. Call with no checkpoint
+   * being written (one in flight may be about to replace the file).
+   */
+  private checkpointNamesNothingIn(segmentId: number): boolean {
+    const onDisk = this.checkpointOnDisk;
+    return onDisk === 'none' || (onDisk !== 'unknown' && onDisk.segmentId < segmentId);
+  }
+
+  /**
    * Write a checkpoint of the index as it is now and wait for it; false if it failed. The index
    * and the log position it reflects are taken in one synchronous step; the log is then made
    * durable up to at least that position (in 'none' and interval modes applied records may not be
@@ -4271,10 +4366,11 @@ export class Store extends EventEmitter {
     const snapshot = this.index.snapshot();
     const blocks = this.liveLogBlocks();
     const dropped = this.unloggedDrops();
+    const releases = this.releasedBy(dropped);
     // Durable up to the position: the active segment is fsynced (or was sealed, with an fsync, at a roll).
     await this.syncApplied();
     await this.checkpointRunning;
-    this.scheduleCheckpoint(position, snapshot, blocks, dropped);
+    this.scheduleCheckpoint(position, snapshot, blocks, dropped, releases);
     await this.checkpointRunning;
     return this.checkpointCounters.failures === failuresBefore;
   }
@@ -4283,6 +4379,7 @@ export class Store extends EventEmitter {
   private async deleteRetired(): Promise<void> {
     let deleted = false;
     for (const retired of [...this.retired]) {
+      if (retired.awaitsCheckpoint) continue;
       let pinned = false;
       for (const [epoch, count] of this.readerPins) if (epoch <= retired.epoch && count > 0) pinned = true;
       if (pinned) continue;
@@ -4302,6 +4399,16 @@ export class Store extends EventEmitter {
     if (deleted) await this.fs.syncDirectory(this.directory);
   }
 
+  /** Start deleting retired segments that may go, unless compaction runs (it deletes them itself). */
+  private deleteRetiredSoon(): void {
+    if (this.retired.length === 0 || this.state !== 'open' || this.compacting !== undefined) return;
+    this.compacting = this.deleteRetired()
+      .catch((error: unknown) => this.fail(toIoError(error, 'deleting a compacted segment')))
+      .finally(() => {
+        this.compacting = undefined;
+      });
+  }
+
   /**
    * Pin the segments and blocks a reader may read: those retired or dropped after `epoch` (by
    * default, now). Returns the unpin function (idempotent).
@@ -4317,13 +4424,7 @@ export class Store extends EventEmitter {
       const count = (this.readerPins.get(epoch) ?? 1) - 1;
       if (count > 0) this.readerPins.set(epoch, count);
       else this.readerPins.delete(epoch);
-      if (this.retired.length > 0 && this.state === 'open' && this.compacting === undefined) {
-        this.compacting = this.deleteRetired()
-          .catch((error: unknown) => this.fail(toIoError(error, 'deleting a compacted segment')))
-          .finally(() => {
-            this.compacting = undefined;
-          });
-      }
+      this.deleteRetiredSoon();
     };
     // A reader dropped without being finished or released still unpins, when it is collected.
     readerRegistry.register(holder, unpin, token);
@@ -4345,9 +4446,12 @@ export class Store extends EventEmitter {
     const nowMs = Date.now();
     const snapshot = this.index.snapshot();
     const referenceCounts = new Map(this.referenceCounts);
-    const segments = [...this.segments.values()]
-      .sort((left, right) => left.segmentId - right.segmentId)
-      .map((segment) => ({ segmentId: segment.segmentId, path: segment.path, sizeBytes: segment.appliedBytes, sealed: segment.sealed }));
+    // Compacted segments waiting for a checkpoint are still part of the log the checkpoint on disk
+    // reflects (it may name records in them): replayed in their place.
+    const segments = [
+      ...[...this.segments.values()].map((segment) => ({ segmentId: segment.segmentId, path: segment.path, sizeBytes: segment.appliedBytes, sealed: segment.sealed })),
+      ...this.retired.filter((retired) => retired.awaitsCheckpoint).map((retired) => ({ segmentId: retired.segmentId, path: retired.path, sizeBytes: retired.sizeBytes, sealed: true })),
+    ].sort((left, right) => left.segmentId - right.segmentId);
     // Pinned like a reader's: background compaction and GC, which go on meanwhile, keep the
     // segments and blocks of this instant on disk until verify is done.
     const unpin = this.pinReaders(snapshot);
@@ -4390,6 +4494,7 @@ export class Store extends EventEmitter {
     for (const segment of this.segments.values()) segmentBytes += segment.sizeBytes;
     let retiredBytes = 0;
     for (const retired of this.retired) retiredBytes += retired.sizeBytes;
+    const awaiting = this.retired.filter((retired) => retired.awaitsCheckpoint);
     const blockFileBytes = this.blocks.fileBytes;
     const delayedListBytes = this.delayed?.fileBytes ?? 0;
     const diskBytes = segmentBytes + retiredBytes + blockFileBytes + this.checkpointBytes + delayedListBytes;
@@ -4408,6 +4513,8 @@ export class Store extends EventEmitter {
         // The same measure as each segment's (headers are not dead bytes): their sum, kept by the table.
         deadBytes: this.segments.deadBytes,
         retired: this.retired.length,
+        awaitingCheckpoint: awaiting.length,
+        awaitingCheckpointBytes: awaiting.reduce((sum, retired) => sum + retired.sizeBytes, 0),
         list: [...this.segments.values()]
           .sort((left, right) => left.segmentId - right.segmentId)
           .map((segment) => ({ segmentId: segment.segmentId, sizeBytes: segment.sizeBytes, liveBytes: segment.liveBytes, deadBytes: deadBytesOf(segment), sealed: segment.sealed })),
@@ -4489,8 +4596,12 @@ export class Store extends EventEmitter {
           }
           await this.checkpointRunning;
           const position = { segmentId: this.active.segmentId, offsetBytes: this.active.sizeBytes };
+          // Segments compaction retired may wait for a checkpoint even with no write since the
+          // last one (a segment dead through and through is deleted without copying anything).
           const unchanged =
-            this.checkpointPosition?.segmentId === position.segmentId && this.checkpointPosition.offsetBytes === position.offsetBytes;
+            this.checkpointPosition?.segmentId === position.segmentId &&
+            this.checkpointPosition.offsetBytes === position.offsetBytes &&
+            !this.retired.some((retired) => retired.awaitsCheckpoint);
           if (this.options.checkpoint && !unchanged) {
             this.scheduleCheckpoint({ ...position, maxRevision: this.revision }, this.index.snapshot());
           }
@@ -4501,6 +4612,12 @@ export class Store extends EventEmitter {
         }
       }
       await this.checkpointRunning;
+      // The segments the close's checkpoint let go are given back now, not left to the next open.
+      if (this.failure === undefined && !wasFailed && closeError === undefined) {
+        await this.deleteRetired().catch((error: unknown) => {
+          closeError = toIoError(error, 'deleting a compacted segment');
+        });
+      }
     }
     // Spare staging files are closed and deleted (none exist in a read-only store).
     await this.blocks.close();

@@ -186,8 +186,16 @@ export interface StoreStats {
     bytes: number;
     /** Bytes of segments not holding live entries (overwritten, deleted, tombstones, frame headers, footers; not the segment headers): the sum of `list[].deadBytes`. */
     deadBytes: number;
-    /** Compacted segments whose files wait for readers that may still use them. */
+    /** Compacted segments whose files wait for readers that may still use them, or for a checkpoint. */
     retired: number;
+    /**
+     * Of `retired`, those whose files wait for a checkpoint: the one on disk may name records in
+     * them. Compaction writes one once they hold about what it costs (or a roll's, or close's,
+     * lets them go first); `compact()` writes one before it resolves.
+     */
+    awaitingCheckpoint: number;
+    /** Their bytes. */
+    awaitingCheckpointBytes: number;
     list: Array<{ segmentId: number; sizeBytes: number; liveBytes: number; deadBytes: number; sealed: boolean }>;
   };
   /** Bytes of the log entries that hold the live keys. */
