@@ -1,5 +1,5 @@
 /**
- * `npm run crash -- --kills N --seed S [--seeds K] [--keep DIR] [--profile small|files|manual]`: the long
+ * `npm run crash -- --kills N --seed S [--seeds K] [--keep DIR] [--profile small|files|tiny|manual]`: the long
  * crash loop (soak). `--profile` picks the store's option set (`PROFILES` in workload.mjs).
  * Prints a summary line per loop. `--seeds K` runs K loops, seeds S, S+1, …, and stops at the first
  * that fails (a hunt for a rare failure); `--keep DIR` keeps that failure's evidence in DIR: the

@@ -7,19 +7,21 @@ import { test } from 'node:test';
 import { testSeed } from '../helpers.js';
 import { runCrashLoop } from './crash-loop.js';
 
-test('kill -9 at random moments: acknowledged writes survive whole, in-flight ones all or nothing (one loop per durability mode, one with block files only, one with no background work)', async () => {
+test('kill -9 at random moments: acknowledged writes survive whole, in-flight ones all or nothing (one loop per durability mode, one with block files only, one with no background work, one with segments smaller than a checkpoint)', async () => {
   const seed = testSeed('crash loop');
   const kills = Number(process.env.CRASH_KILLS ?? 24);
   // The seed picks the mode (see storeOptions in workload.mjs): 'sync', 'none', every 5 ms.
   const base = seed - (seed % 4);
-  // Then the 'files' option set (no block carried in the log, many small blocks, no block cache)
-  // and the 'manual' one (no background work, no checkpoint), in the modes their seeds pick.
+  // Then the 'files' option set (no block carried in the log, many small blocks, no block cache),
+  // the 'tiny' one (segments smaller than a checkpoint: compacted ones wait to share one) and the
+  // 'manual' one (no background work, no checkpoint), in the modes their seeds pick.
   const loops = [
     { seed: base, profile: 'small' },
     { seed: base + 2, profile: 'small' },
     { seed: base + 3, profile: 'small' },
     { seed, profile: 'files' },
     { seed: seed + 1, profile: 'manual' },
+    { seed: seed + 2, profile: 'tiny' },
   ];
   for (const { seed: loopSeed, profile } of loops) {
     const loopKills = Math.ceil(kills / 3);

@@ -28,6 +28,9 @@ export const STORE_OPTIONS = {
  *   the log), big values of many 4 KiB blocks (more of them shared between values), no cache of
  *   verified blocks (every block read goes to its file), chunks of 32 KiB (an object write
  *   spans several), slice compaction from the second slice on, and a dead ratio of one half.
+ * - `tiny`: the `small` options with 2 KiB segments. The index's checkpoint is then larger than a
+ *   segment, so segments compaction empties wait, retired, for a checkpoint to share (kills land
+ *   while one waits, and while it is written); and segments roll every few records.
  * - `manual`: the `small` sizes with no background work and no index checkpoint: segment
  *   compaction and GC run only when a step starts `compact()` or `gc()` (GC with the default
  *   minimum age, 60 s, so blocks wait on the delayed list across many kills), slice compaction
@@ -45,6 +48,7 @@ export const PROFILES = {
     gc: { minAgeMs: 0, intervalMs: 20 },
     objects: { chunkBytes: 32 * 1024, compactAt: 2, syncCompactAt: 6, inlineBytes: 0 },
   },
+  tiny: { ...STORE_OPTIONS, segmentBytes: 2048 },
   manual: {
     ...STORE_OPTIONS,
     checkpoint: false,
