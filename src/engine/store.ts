@@ -4448,13 +4448,15 @@ export class Store extends EventEmitter {
     const referenceCounts = new Map(this.referenceCounts);
     // Compacted segments waiting for a checkpoint are still part of the log the checkpoint on disk
     // reflects (it may name records in them): replayed in their place.
+    const awaiting = this.retired.filter((retired) => retired.awaitsCheckpoint);
     const segments = [
       ...[...this.segments.values()].map((segment) => ({ segmentId: segment.segmentId, path: segment.path, sizeBytes: segment.appliedBytes, sealed: segment.sealed })),
-      ...this.retired.filter((retired) => retired.awaitsCheckpoint).map((retired) => ({ segmentId: retired.segmentId, path: retired.path, sizeBytes: retired.sizeBytes, sealed: true })),
+      ...awaiting.map((retired) => ({ segmentId: retired.segmentId, path: retired.path, sizeBytes: retired.sizeBytes, sealed: true })),
     ].sort((left, right) => left.segmentId - right.segmentId);
     // Pinned like a reader's: background compaction and GC, which go on meanwhile, keep the
-    // segments and blocks of this instant on disk until verify is done.
-    const unpin = this.pinReaders(snapshot);
+    // segments and blocks of this instant on disk until verify is done. The pin reaches back to
+    // the waiting segments' retirement, or a checkpoint landing meanwhile would let them go.
+    const unpin = this.pinReaders(snapshot, Math.min(this.readerEpoch, ...awaiting.map((retired) => retired.epoch)));
     // Read-only beside a writer, whose files it cannot pin: a check that finds problems (or
     // fails) once the writer's log has gone past this open's view has checked a store that moved
     // under it (files removed, new ones nothing in the view owns), not a damaged one.

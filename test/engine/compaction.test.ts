@@ -648,3 +648,37 @@ test('compaction deletes a segment the checkpoint on disk does not name without 
     await reopened.close();
   }
 });
+
+test('verify() replays the segments waiting for a checkpoint, and they stay on disk until it is done even if a checkpoint lets them go meanwhile', async (t) => {
+  const directory = temporaryDirectory(t);
+  const fileSystem = new SegmentOpenGate();
+  const options = { fileSystem, segmentBytes: 8 * 1024, compaction: { deadRatio: 0.95 } };
+  const keyOf = (index: number) => `key-${String(index).padStart(8, '0')}`;
+  let db = await open(directory, options);
+  for (let start = 0; start < 1000; start += 50) await db.batch(Array.from({ length: 50 }, (_, index) => ({ type: 'put' as const, key: keyOf(start + index), value: 'a'.repeat(10) })));
+  await db.close();
+  db = await open(directory, options);
+  // The first keys overwritten: the first segment dies and waits for a checkpoint (one would
+  // cost more than it gives back).
+  for (let start = 0; start < 300; start += 50) await db.batch(Array.from({ length: 50 }, (_, index) => ({ type: 'put' as const, key: keyOf(start + index), value: 'b'.repeat(10) })));
+  await db.idle();
+  const waiting = db.stats().segments;
+  assert.ok(waiting.awaitingCheckpoint >= 1, JSON.stringify(waiting));
+  // verify() stops at its first segment read (the oldest: a waiting one) while compact() writes
+  // the checkpoint that lets the waiting segments go.
+  fileSystem.gate.arm();
+  const verified = db.verify();
+  await fileSystem.gate.reached;
+  await db.compact();
+  const during = db.stats().segments;
+  assert.equal(during.awaitingCheckpoint, 0);
+  assert.ok(during.retired >= 1, 'a waiting segment verify() reads was deleted under it');
+  fileSystem.gate.release();
+  const result = await verified;
+  assert.ok(result.ok, JSON.stringify(result.problems.slice(0, 3)));
+  // Once verify() is done, the files go.
+  await db.idle();
+  assert.equal(db.stats().segments.retired, 0);
+  for (const index of [0, 299, 300, 999]) assert.equal((await db.get(keyOf(index)))?.toString(), (index < 300 ? 'b' : 'a').repeat(10));
+  await db.close();
+});
