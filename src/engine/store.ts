@@ -3444,8 +3444,9 @@ export class Store extends EventEmitter {
 
   /**
    * About what a checkpoint of the index as it is now would take: the bytes per entry of the one
-   * on disk (written or loaded by this open) times the keys now, or (without one) 32 bytes a key, less than any entry takes (its fixed
-   * fields, its key): an estimate on the low side only makes checkpoints more frequent.
+   * on disk (written or loaded by this open) times the keys now, or (without one) 32 bytes a key,
+   * less than any entry takes (its fixed fields, its key): an estimate on the low side only makes
+   * checkpoints more frequent.
    */
   private expectedCheckpointBytes(): number {
     const lastEntries = this.checkpointEntriesOnDisk;
@@ -4296,11 +4297,12 @@ export class Store extends EventEmitter {
     await this.syncApplied();
     if (segment.liveBytes !== 0) return;
     // A checkpoint that no longer names the segment is durable before the segment is deleted. The
-    // one on disk may already be: one written before the segment existed names nothing in it (an
-    // open replays the segment instead, and every record it still needs was copied past it). A
-    // checkpoint being written meanwhile may name it: its outcome is waited for, and the check and
-    // the retirement happen in one synchronous step, so any checkpoint taken later finds nothing
-    // in the segment. Otherwise the file waits for one (`releaseRetired`).
+    // one on disk may already be: one whose snapshot was taken before the segment existed (an
+    // earlier segment active) names nothing in it; an open replays the segment instead, and every
+    // record in it a replay still needs was copied past it. A checkpoint being written meanwhile
+    // may name it: its outcome is waited for, and the check and the retirement happen in one
+    // synchronous step, so any checkpoint taken later finds nothing in the segment. Otherwise the
+    // file waits for one (`releaseRetired`).
     while (this.checkpointRunning !== undefined) await this.checkpointRunning;
     const awaitsCheckpoint = this.options.checkpoint && !this.checkpointNamesNothingIn(segment.segmentId);
     this.segments.delete(segment.segmentId);
