@@ -169,7 +169,7 @@ const EXPIRY_QUEUE_SLACK = 1024;
  * A segment roll writes an index checkpoint only once the log has grown, since the last
  * checkpoint's snapshot, by this many times what a checkpoint would take now
  * (`expectedCheckpointBytes`). A checkpoint holds every key (about 35-45 bytes each for short
- * keys), so one per roll cost more than the log itself past about 1.5 million keys with 64 MiB
+ * keys in its version 2, about 15 in version 3), so one per roll cost more than the log itself past about 1.5 million keys with 64 MiB
  * segments, and filling a store grew quadratically (3M keys of 20-byte values: 138 MB of
  * checkpoints beside 162 MB of log). With 2, roll checkpoints add at most about half a byte per
  * log byte, and a reopen after a crash replays at most about twice a checkpoint's size of log,
@@ -3444,13 +3444,13 @@ export class Store extends EventEmitter {
 
   /**
    * About what a checkpoint of the index as it is now would take: the bytes per entry of the one
-   * on disk (written or loaded by this open) times the keys now, or (without one) 32 bytes a key,
-   * less than any entry takes (its fixed fields, its key): an estimate on the low side only makes
-   * checkpoints more frequent.
+   * on disk (written or loaded by this open) times the keys now, or (without one) 8 bytes a key,
+   * the least an entry takes (flags, six one-byte varints, a one-byte key): an estimate on the low
+   * side only makes checkpoints more frequent.
    */
   private expectedCheckpointBytes(): number {
     const lastEntries = this.checkpointEntriesOnDisk;
-    const perEntry = this.checkpointBytes > 0 && lastEntries > 0 ? this.checkpointBytes / lastEntries : 32;
+    const perEntry = this.checkpointBytes > 0 && lastEntries > 0 ? this.checkpointBytes / lastEntries : 8;
     return perEntry * this.index.size;
   }
 

@@ -16,10 +16,18 @@ import { applyDelta, decodeDelta, type ObjectManifest } from './object.js';
 export const HINT_FILE_NAME = 'index.hint';
 export const HINT_TEMPORARY_FILE_NAME = 'index.hint.tmp';
 export const HINT_MAGIC = Buffer.from('SILTHNT\0', 'latin1');
-/** 2: entries may carry a chain (flag 16). Version 1 files (no chains) are read too. */
-export const HINT_VERSION = 2;
+/**
+ * 3: entries of varints, each key stored as what it shares with the one before and the rest
+ * (doc/format.md). 2: entries of fixed fields that may carry a chain (flag 16); 1: the same
+ * without chains. Versions 1 and 2 are read too.
+ */
+export const HINT_VERSION = 3;
 export const HINT_HEADER_BYTES = 40;
+/** Versions 1 and 2: the fixed fields of an entry before its expiry, chain and key. */
 const HINT_ENTRY_FIXED_BYTES = 23;
+/** Version 3: the most an entry's fields take before its key bytes (flags, nine varints). */
+const HINT_ENTRY_MAX_FIELD_BYTES = 1 + 9 * 8;
+const MAX_KEY_BYTES = 0xffff;
 const HINT_FLAG_EXPIRES = 1;
 /** The entry is a PUT_REFERENCE: open reads it to learn the blocks it references. */
 const HINT_FLAG_REFERENCE = 2;
@@ -32,6 +40,62 @@ const HINT_FLAG_CHAIN = 16;
 const CHAIN_FIELD_BYTES = 8;
 const BLOCK_KEY_BYTES = 32;
 const CHUNK_BYTES = 1 << 20;
+
+/** Write `value` (a safe integer, not negative) as a LEB128 varint at `offset`; returns the end. */
+function writeVarint(target: Buffer, value: number, offset: number): number {
+  let rest = value;
+  let at = offset;
+  while (rest >= 0x80) {
+    target[at++] = (rest % 0x80) | 0x80;
+    rest = Math.floor(rest / 0x80);
+  }
+  target[at++] = rest;
+  return at;
+}
+
+/** Where the last `readVarint` that succeeded ended. */
+let varintEnd = 0;
+
+/**
+ * The LEB128 varint at `offset` (at most 8 bytes, at most 2^53 - 1), its end left in
+ * `varintEnd`; -1 if it runs past `end`, is longer, or is larger.
+ */
+function readVarint(bytes: Buffer, offset: number, end: number): number {
+  // Up to four bytes (below 2^28) with integer operations: the value stays a small integer for
+  // V8. Computed as a double, it gave the locations built from it fields of another
+  // representation than the replay's, and V8 then migrated each of millions of objects at its
+  // first access after open (2.5 s for 3M keys).
+  let value = 0;
+  let at = offset;
+  for (let shift = 0; shift < 28; shift += 7, at++) {
+    if (at >= end) return -1;
+    const byte = bytes[at] as number;
+    value |= (byte & 0x7f) << shift;
+    if (byte < 0x80) {
+      varintEnd = at + 1;
+      return value;
+    }
+  }
+  let scale = 0x10000000;
+  for (; at < offset + 8; at++, scale *= 0x80) {
+    if (at >= end) return -1;
+    const byte = bytes[at] as number;
+    value += (byte & 0x7f) * scale;
+    if (byte < 0x80) {
+      varintEnd = at + 1;
+      return value <= Number.MAX_SAFE_INTEGER ? value : -1;
+    }
+  }
+  return -1;
+}
+
+/** How many leading characters `key` shares with `previous` (latin1 strings: one byte each). */
+function sharedPrefix(previous: string, key: string): number {
+  const limit = Math.min(previous.length, key.length);
+  let shared = 0;
+  while (shared < limit && previous.charCodeAt(shared) === key.charCodeAt(shared)) shared++;
+  return shared;
+}
 
 /** Where an entry lives in the log, and what the index needs to know about it. */
 export interface EntryLocation {
@@ -128,45 +192,47 @@ export async function writeHint(
       chunk = Buffer.allocUnsafe(CHUNK_BYTES);
       used = 0;
     };
+    // Sorted keys share long prefixes (`user:000123`, `user:000124`): each is stored as the
+    // length it shares with the key before it and the rest. With the numbers as varints, an entry
+    // of a 14-byte key took 37 bytes in version 2 and takes about 15.
+    let previousKey = '';
     for (const [key, location] of entries) {
-      const needed = HINT_ENTRY_FIXED_BYTES + 8 + CHAIN_FIELD_BYTES + key.length;
+      const needed = HINT_ENTRY_MAX_FIELD_BYTES + key.length;
       if (used + needed > chunk.length) {
         await flushChunk();
         if (needed > chunk.length) chunk = Buffer.allocUnsafe(needed);
       }
       const expires = location.expiresAtMs !== undefined;
-      chunk.writeUInt16LE(key.length, used);
       const chained = location.chainBytes !== undefined;
-      chunk[used + 2] =
+      chunk[used++] =
         (expires ? HINT_FLAG_EXPIRES : 0) | (location.reference !== undefined ? HINT_FLAG_REFERENCE : 0) | (location.object !== undefined ? HINT_FLAG_OBJECT : 0) | (chained ? HINT_FLAG_CHAIN : 0);
-      chunk.writeUInt32LE(location.segmentId, used + 3);
-      chunk.writeUInt32LE(location.offsetBytes, used + 7);
-      chunk.writeUInt32LE(location.lengthBytes, used + 11);
-      writeUint64(chunk, location.revision, used + 15);
-      used += HINT_ENTRY_FIXED_BYTES;
-      if (expires) {
-        writeUint64(chunk, location.expiresAtMs as number, used);
-        used += 8;
-      }
+      const shared = sharedPrefix(previousKey, key);
+      used = writeVarint(chunk, shared, used);
+      used = writeVarint(chunk, key.length - shared, used);
+      used = writeVarint(chunk, location.segmentId, used);
+      used = writeVarint(chunk, location.offsetBytes, used);
+      used = writeVarint(chunk, location.lengthBytes, used);
+      used = writeVarint(chunk, location.revision, used);
+      if (expires) used = writeVarint(chunk, location.expiresAtMs as number, used);
       if (chained) {
-        chunk.writeUInt32LE(location.chainStartBytes as number, used);
-        chunk.writeUInt32LE(location.chainBytes as number, used + 4);
-        used += CHAIN_FIELD_BYTES;
+        used = writeVarint(chunk, location.chainStartBytes as number, used);
+        used = writeVarint(chunk, location.chainBytes as number, used);
       }
-      used += chunk.write(key, used, 'latin1');
+      used += chunk.write(shared === 0 ? key : key.substring(shared), used, 'latin1');
+      previousKey = key;
       entryCount++;
     }
     // Then the blocks carried in the log that live values reference, by increasing hash.
     for (const [hex, location] of [...blocks].sort((left, right) => (left[0] < right[0] ? -1 : left[0] > right[0] ? 1 : 0))) {
-      const needed = HINT_ENTRY_FIXED_BYTES + BLOCK_KEY_BYTES;
+      const needed = HINT_ENTRY_MAX_FIELD_BYTES + BLOCK_KEY_BYTES;
       if (used + needed > chunk.length) await flushChunk();
-      chunk.writeUInt16LE(BLOCK_KEY_BYTES, used);
-      chunk[used + 2] = HINT_FLAG_BLOCK;
-      chunk.writeUInt32LE(location.segmentId, used + 3);
-      chunk.writeUInt32LE(location.offsetBytes, used + 7);
-      chunk.writeUInt32LE(location.lengthBytes, used + 11);
-      writeUint64(chunk, location.revision, used + 15);
-      used += HINT_ENTRY_FIXED_BYTES;
+      chunk[used++] = HINT_FLAG_BLOCK;
+      used = writeVarint(chunk, 0, used);
+      used = writeVarint(chunk, BLOCK_KEY_BYTES, used);
+      used = writeVarint(chunk, location.segmentId, used);
+      used = writeVarint(chunk, location.offsetBytes, used);
+      used = writeVarint(chunk, location.lengthBytes, used);
+      used = writeVarint(chunk, location.revision, used);
       used += chunk.write(hex, used, 'hex');
       entryCount++;
     }
@@ -217,7 +283,8 @@ export function decodeHint(bytes: Buffer, nowMs: number): LoadedHint | string {
   if (bytes.length < HINT_HEADER_BYTES + 4) return 'short file';
   if (!bytes.subarray(0, 8).equals(HINT_MAGIC)) return 'bad magic';
   const version = bytes.readUInt16LE(8);
-  if (version !== HINT_VERSION && version !== 1) return `unsupported version ${version}`;
+  if (version !== HINT_VERSION && version !== 2 && version !== 1) return `unsupported version ${version}`;
+  const varints = version >= 3;
   if (checksum(bytes.subarray(0, 36)) !== bytes.readUInt32LE(36)) return 'header checksum mismatch';
   const entriesEnd = bytes.length - 4;
   if (checksum(bytes.subarray(HINT_HEADER_BYTES, entriesEnd)) !== bytes.readUInt32LE(entriesEnd)) {
@@ -241,34 +308,72 @@ export function decodeHint(bytes: Buffer, nowMs: number): LoadedHint | string {
   let previousKey: string | undefined;
   const blocks: Array<[string, LogBlockLocation]> = [];
   let previousBlock: string | undefined;
+  /** Version 3: the previous key's bytes, then this one's (its shared prefix is already there). */
+  const keyBytes = varints ? Buffer.allocUnsafe(MAX_KEY_BYTES) : undefined;
+  let previousKeyLength = 0;
   for (let index = 0; index < entryCount; index++) {
-    if (cursor + HINT_ENTRY_FIXED_BYTES > entriesEnd) return 'entries run past the end';
-    const keyLength = bytes.readUInt16LE(cursor);
-    const flags = bytes[cursor + 2] as number;
-    const expires = flags & HINT_FLAG_EXPIRES;
-    const segmentId = bytes.readUInt32LE(cursor + 3);
-    const offsetBytes = bytes.readUInt32LE(cursor + 7);
-    const lengthBytes = bytes.readUInt32LE(cursor + 11);
-    const revision = readUint64(bytes, cursor + 15);
-    cursor += HINT_ENTRY_FIXED_BYTES;
+    let flags: number;
+    let shared = 0;
+    let keyLength: number;
+    let segmentId: number;
+    let offsetBytes: number;
+    let lengthBytes: number;
+    let revision: number;
     let expiresAtMs: number | undefined;
-    if (expires) {
-      expiresAtMs = readUint64(bytes, cursor);
-      cursor += 8;
-    }
     let chainStartBytes: number | undefined;
     let chainBytes: number | undefined;
-    if (flags & HINT_FLAG_CHAIN) {
-      if (!(flags & HINT_FLAG_OBJECT) || cursor + CHAIN_FIELD_BYTES > entriesEnd) return 'malformed chain entry';
-      chainStartBytes = bytes.readUInt32LE(cursor);
-      chainBytes = bytes.readUInt32LE(cursor + 4);
-      cursor += CHAIN_FIELD_BYTES;
-      if (chainBytes === 0 || chainStartBytes + chainBytes > offsetBytes) return 'chain entry does not end before its record';
+    if (varints) {
+      if (cursor >= entriesEnd) return 'entries run past the end';
+      flags = bytes[cursor++] as number;
+      shared = readVarint(bytes, cursor, entriesEnd);
+      const suffix = shared < 0 ? -1 : readVarint(bytes, varintEnd, entriesEnd);
+      segmentId = suffix < 0 ? -1 : readVarint(bytes, varintEnd, entriesEnd);
+      offsetBytes = segmentId < 0 ? -1 : readVarint(bytes, varintEnd, entriesEnd);
+      lengthBytes = offsetBytes < 0 ? -1 : readVarint(bytes, varintEnd, entriesEnd);
+      revision = lengthBytes < 0 ? -1 : readVarint(bytes, varintEnd, entriesEnd);
+      if (revision < 0) return 'malformed entry';
+      if (flags & HINT_FLAG_EXPIRES) {
+        expiresAtMs = readVarint(bytes, varintEnd, entriesEnd);
+        if (expiresAtMs < 0) return 'malformed expiry';
+      }
+      if (flags & HINT_FLAG_CHAIN) {
+        chainStartBytes = readVarint(bytes, varintEnd, entriesEnd);
+        chainBytes = chainStartBytes < 0 ? -1 : readVarint(bytes, varintEnd, entriesEnd);
+        if (chainBytes < 0) return 'malformed chain entry';
+      }
+      cursor = varintEnd;
+      if (shared > previousKeyLength || shared + suffix > MAX_KEY_BYTES) return 'key shares more than the key before it has';
+      keyLength = shared + suffix;
+    } else {
+      if (cursor + HINT_ENTRY_FIXED_BYTES > entriesEnd) return 'entries run past the end';
+      keyLength = bytes.readUInt16LE(cursor);
+      flags = bytes[cursor + 2] as number;
+      segmentId = bytes.readUInt32LE(cursor + 3);
+      offsetBytes = bytes.readUInt32LE(cursor + 7);
+      lengthBytes = bytes.readUInt32LE(cursor + 11);
+      revision = readUint64(bytes, cursor + 15);
+      cursor += HINT_ENTRY_FIXED_BYTES;
+      if (flags & HINT_FLAG_EXPIRES) {
+        if (cursor + 8 > entriesEnd) return 'entries run past the end';
+        expiresAtMs = readUint64(bytes, cursor);
+        cursor += 8;
+      }
+      if (flags & HINT_FLAG_CHAIN) {
+        if (cursor + CHAIN_FIELD_BYTES > entriesEnd) return 'malformed chain entry';
+        chainStartBytes = bytes.readUInt32LE(cursor);
+        chainBytes = bytes.readUInt32LE(cursor + 4);
+        cursor += CHAIN_FIELD_BYTES;
+      }
     }
-    if (cursor + keyLength > entriesEnd) return 'key runs past the end';
+    if (flags & HINT_FLAG_CHAIN) {
+      if (!(flags & HINT_FLAG_OBJECT)) return 'malformed chain entry';
+      if (chainBytes === 0 || (chainStartBytes as number) + (chainBytes as number) > offsetBytes) return 'chain entry does not end before its record';
+    }
+    const stored = keyLength - shared;
+    if (cursor + stored > entriesEnd) return 'key runs past the end';
     if (flags & HINT_FLAG_BLOCK) {
       // Block entries follow every key entry, by strictly increasing hash.
-      if (flags !== HINT_FLAG_BLOCK || keyLength !== BLOCK_KEY_BYTES) return 'malformed block entry';
+      if (flags !== HINT_FLAG_BLOCK || keyLength !== BLOCK_KEY_BYTES || shared !== 0) return 'malformed block entry';
       const hex = bytes.toString('hex', cursor, cursor + keyLength);
       cursor += keyLength;
       if (previousBlock !== undefined && !(previousBlock < hex)) return 'block entries out of order';
@@ -278,8 +383,15 @@ export function decodeHint(bytes: Buffer, nowMs: number): LoadedHint | string {
       continue;
     }
     if (previousBlock !== undefined) return 'a key entry after a block entry';
-    const key = bytes.toString('latin1', cursor, cursor + keyLength);
-    cursor += keyLength;
+    let key: string;
+    if (keyBytes !== undefined) {
+      bytes.copy(keyBytes, shared, cursor, cursor + stored);
+      key = keyBytes.toString('latin1', 0, keyLength);
+      previousKeyLength = keyLength;
+    } else {
+      key = bytes.toString('latin1', cursor, cursor + keyLength);
+    }
+    cursor += stored;
     if (previousKey !== undefined && !(previousKey < key)) return 'keys out of order';
     previousKey = key;
     // Expired inline values are left out; one with blocks stays, for the expiry sweep to remove

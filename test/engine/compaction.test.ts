@@ -572,7 +572,7 @@ test('compaction deletes a segment the checkpoint on disk does not name without 
   const segmentBytes = 8 * 1024;
   // Only segments (nearly) dead through and through are compacted: the test decides which die.
   const options = { fileSystem, segmentBytes, compaction: { deadRatio: 0.95 } };
-  const keys = 1000;
+  const keys = 3000;
   const keyOf = (index: number) => `key-${String(index).padStart(8, '0')}`;
   /** Acknowledged writes, and the batch in flight (a power loss may keep it or not). */
   const acknowledged = new Map<string, string | undefined>();
@@ -586,7 +586,8 @@ test('compaction deletes a segment the checkpoint on disk does not name without 
   let db = await open('/db', options);
   for (let start = 0; start < keys; start += 50) await write(db, Array.from({ length: 50 }, (_, index) => [keyOf(start + index), `a${start + index}`.padEnd(10, '.')]));
   await db.close();
-  // A checkpoint of these keys (about 40 bytes each) spans about five segments of the log.
+  // A checkpoint of these keys (about 15 bytes each) spans five or six segments of the log: the
+  // writes below stay short of the growth that makes a roll write one (twice a checkpoint).
 
   // Power-loss states: right after every directory sync (a segment created or deleted, a
   // checkpoint renamed into place), with what each may hold.
@@ -655,7 +656,7 @@ test('verify() replays the segments waiting for a checkpoint, and they stay on d
   const options = { fileSystem, segmentBytes: 8 * 1024, compaction: { deadRatio: 0.95 } };
   const keyOf = (index: number) => `key-${String(index).padStart(8, '0')}`;
   let db = await open(directory, options);
-  for (let start = 0; start < 1000; start += 50) await db.batch(Array.from({ length: 50 }, (_, index) => ({ type: 'put' as const, key: keyOf(start + index), value: 'a'.repeat(10) })));
+  for (let start = 0; start < 3000; start += 50) await db.batch(Array.from({ length: 50 }, (_, index) => ({ type: 'put' as const, key: keyOf(start + index), value: 'a'.repeat(10) })));
   await db.close();
   db = await open(directory, options);
   // The first keys overwritten: the first segment dies and waits for a checkpoint (one would
@@ -679,6 +680,6 @@ test('verify() replays the segments waiting for a checkpoint, and they stay on d
   // Once verify() is done, the files go.
   await db.idle();
   assert.equal(db.stats().segments.retired, 0);
-  for (const index of [0, 299, 300, 999]) assert.equal((await db.get(keyOf(index)))?.toString(), (index < 300 ? 'b' : 'a').repeat(10));
+  for (const index of [0, 299, 300, 2999]) assert.equal((await db.get(keyOf(index)))?.toString(), (index < 300 ? 'b' : 'a').repeat(10));
   await db.close();
 });

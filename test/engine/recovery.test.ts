@@ -294,7 +294,7 @@ test('a segment roll writes a checkpoint only once the log has grown by twice wh
   const segmentBytes = 8 * 1024;
   const keys = 1000;
   const db = await open('/db', { fileSystem, segmentBytes, compaction: false });
-  // A checkpoint of these keys (about 40 bytes each) spans several segments of their records; the
+  // A checkpoint of these keys (about 15 bytes each) spans a few segments of their records; the
   // rounds of overwrites grow the log, not the index.
   for (let round = 0; round < 8; round++) {
     for (let start = 0; start < keys; start += 50) {
