@@ -61,10 +61,9 @@ let varintEnd = 0;
  * `varintEnd`; -1 if it runs past `end`, is longer, or is larger.
  */
 function readVarint(bytes: Buffer, offset: number, end: number): number {
-  // Up to four bytes (below 2^28) with integer operations: the value stays a small integer for
-  // V8. Computed as a double, it gave the locations built from it fields of another
-  // representation than the replay's, and V8 then migrated each of millions of objects at its
-  // first access after open (2.5 s for 3M keys).
+  // Up to four bytes (below 2^28) with integer operations, so that a small value is a small
+  // integer for V8: locations loaded from a checkpoint and those a replay builds (`readUint64`)
+  // must share one field representation, or V8 migrates millions of them at first access.
   let value = 0;
   let at = offset;
   for (let shift = 0; shift < 28; shift += 7, at++) {
