@@ -40,6 +40,9 @@ console.log(`streamed ${stored.size} bytes into blocks, sha256 ${stored.digest.s
 const chunks: Buffer[] = [];
 for await (const chunk of db.createReadStream('video.bin', { start: 3 * 1024 * 1024 - 2, end: 3 * 1024 * 1024 + 1 })) chunks.push(chunk as Buffer);
 console.log(`bytes around the 3 MiB mark: ${Buffer.concat(chunks).toString('hex')}`);
+// Or in one Buffer: the first read of part of a block reads it whole, later ones just the pages they touch.
+const page = await db.readAt('video.bin', 5 * 1024 * 1024 + 4096, 4);
+console.log(`4 bytes at 5 MiB + 4 KiB: ${page?.toString('hex')}; then ${(await db.readAt('video.bin', 5 * 1024 * 1024 + 8192, 4))?.toString('hex')} (page tables kept: ${db.stats().blocks.pageTables})`);
 
 await db.close();
 db = await open(directory);

@@ -66,6 +66,17 @@ export class BlockCache {
     return true;
   }
 
+  /**
+   * Copy bytes `from..to` of the cached block `hex` of `expectedBytes` into `target` at `offset`;
+   * false (a miss) as for `copyTo`.
+   */
+  copyRangeTo(hex: string, expectedBytes: number, from: number, to: number, target: Buffer, offset: number): boolean {
+    const entry = this.hit(hex, expectedBytes);
+    if (entry === undefined) return false;
+    entry.data.copy(target, offset, from, to);
+    return true;
+  }
+
   /** A fresh copy of the cached block `hex` (of `expectedBytes`, when given), or undefined (a miss). */
   copyOf(hex: string, expectedBytes: number | undefined): Buffer | undefined {
     const entry = this.hit(hex, expectedBytes);

@@ -28,10 +28,15 @@
  * - A read that does not hash to the block's name is CORRUPTION, never bytes. Blocks read from
  *   disk a second time in the recent past are kept in memory, verified (`BlockCache`); reads
  *   served from there skip the file and the hash. `verify` always reads the disk.
+ * - A read of part of a block (`readRange`) whose page table is kept reads only the pages it
+ *   needs, each checked against the table's CRC-32; a page that does not match is CORRUPTION. A
+ *   table is computed only from a block read whole and found to hash to its name, kept in memory
+ *   only, and dropped with the block's file (`remove`).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { ErrorCode, SiltError, toIoError } from '../errors.js';
 import { DIRECT_IO_ALIGNMENT, type FileHandle, type FileSystem } from '../fs/types.js';
+import { checksumRange } from '../log/format.js';
 import { readFully, readFullySync } from '../log/segment-reader.js';
 import { BlockCache } from './block-cache.js';
 
@@ -154,6 +159,31 @@ class AlignedSlots {
   }
 }
 
+/**
+ * Reads of part of a block check the pages they read: pages of this many bytes of the block's
+ * data, each against its CRC-32 in the block's page table, computed from the block read whole and
+ * hashed the first time part of it was read (`BlockStore.readRange`).
+ */
+export const RANGE_PAGE_BYTES = 4096;
+/**
+ * Memory for page tables: 4 bytes per page, 1 KiB for a 1 MiB block, so 4 MiB keeps the tables of
+ * 4 GiB of blocks.
+ */
+const PAGE_TABLE_BYTES_KEPT = 4 * 1024 * 1024;
+
+/** A block's page table: the CRC-32 of each `RANGE_PAGE_BYTES` of its data. */
+interface PageTable {
+  dataBytes: number;
+  crcs: Uint32Array;
+}
+
+/** A read of whole pages of a block (`BlockStore.pagesOf`): from data offset `start`, into `bytes`. */
+interface PageRead {
+  table: PageTable;
+  start: number;
+  bytes: Buffer;
+}
+
 /** A block's data buffer: a slot's data area (`slot` set) or plain memory. */
 export interface BlockBuffer {
   data: Buffer;
@@ -193,6 +223,19 @@ export class BlockStore {
   /** The bytes past a block's data (padding, and one byte that must not exist) of a synchronous read. */
   private readonly tailScratch = Buffer.allocUnsafe(BLOCK_PADDING_BYTES + 1);
 
+  /** Page tables of blocks, by hex hash, least recently used first (`readRange`), and their bytes. */
+  private readonly pageTables = new Map<string, PageTable>();
+  /** Bytes of the page tables kept. */
+  pageTableBytes = 0;
+  /** Range reads served by pages checked against a kept page table, and those that read the block whole (its table not kept). */
+  pageReads = 0;
+  wholeReadsForRange = 0;
+
+  /** Page tables kept. */
+  get pageTableCount(): number {
+    return this.pageTables.size;
+  }
+
   /** Verified blocks held in memory for reads. */
   readonly cache: BlockCache;
 
@@ -224,6 +267,8 @@ export class BlockStore {
     cacheBytes = 0,
     /** Blocks of at least this many bytes are staged (`stage`); the option `stagedBlockBytes`. */
     private readonly stagedBlockBytes = Number.POSITIVE_INFINITY,
+    /** Memory for page tables (`readRange`). */
+    private readonly pageTableBytesKept = PAGE_TABLE_BYTES_KEPT,
   ) {
     this.directory = `${storeDirectory}/${BLOCK_DIRECTORY_NAME}`;
     this.slots = new AlignedSlots(blockBytes);
@@ -634,6 +679,7 @@ export class BlockStore {
     this.directoryDirty = true;
     if (this.present.delete(hex)) this.dropSize(hex);
     this.unverified.delete(hex);
+    this.dropPageTable(hex);
   }
 
   /**
@@ -765,6 +811,123 @@ export class BlockStore {
     return verified;
   }
 
+  /**
+   * Bytes `from..to` of the block `hash` of `expectedBytes`, verified, into fresh memory: from the
+   * cache when the block is there; when the block's page table is known (`pageTables`), only the
+   * pages the range touches, each checked against its CRC there; else the whole block, checked
+   * against its hash (`read`), whose page table is then computed and kept for the next range read.
+   */
+  async readRange(hash: Buffer, expectedBytes: number, from: number, to: number): Promise<Buffer> {
+    const hex = hash.toString('hex');
+    const out = Buffer.allocUnsafe(to - from);
+    if (to === from || this.cache.copyRangeTo(hex, expectedBytes, from, to, out, 0)) return out;
+    const pages = this.pagesOf(hex, expectedBytes, from, to, out);
+    if (pages === undefined) {
+      this.wholeReadsForRange++;
+      const block = await this.read(hash, expectedBytes);
+      this.learnPageTable(hex, block);
+      block.copy(out, 0, from, to);
+      return out;
+    }
+    let read: number;
+    try {
+      const handle = await this.fs.open(this.pathOf(hex), 'read');
+      try {
+        read = await readFully(handle, pages.bytes, BLOCK_HEADER_BYTES + pages.start);
+      } finally {
+        await handle.close();
+      }
+    } catch (error) {
+      throw this.missing(hash, error);
+    }
+    this.checkPages(hex, pages, read);
+    this.pageReads++;
+    if (pages.bytes !== out) pages.bytes.copy(out, 0, from - pages.start, to - pages.start);
+    return out;
+  }
+
+  /** Synchronous `readRange`, into `target` at `targetOffset` when given; returns the view written. */
+  readRangeSync(hash: Buffer, expectedBytes: number, from: number, to: number, target?: Buffer, targetOffset = 0): Buffer {
+    const hex = hash.toString('hex');
+    const out = target === undefined ? Buffer.allocUnsafe(to - from) : target.subarray(targetOffset, targetOffset + to - from);
+    if (to === from || this.cache.copyRangeTo(hex, expectedBytes, from, to, out, 0)) return out;
+    const pages = this.pagesOf(hex, expectedBytes, from, to, out);
+    if (pages === undefined) {
+      this.wholeReadsForRange++;
+      const block = this.readSync(hash, expectedBytes);
+      this.learnPageTable(hex, block);
+      block.copy(out, 0, from, to);
+      return out;
+    }
+    let read: number;
+    try {
+      const handle = this.fs.openSync(this.pathOf(hex), 'read');
+      try {
+        read = readFullySync(handle, pages.bytes, BLOCK_HEADER_BYTES + pages.start);
+      } finally {
+        handle.closeSync();
+      }
+    } catch (error) {
+      throw this.missing(hash, error);
+    }
+    this.checkPages(hex, pages, read);
+    this.pageReads++;
+    if (pages.bytes !== out) pages.bytes.copy(out, 0, from - pages.start, to - pages.start);
+    return out;
+  }
+
+  /**
+   * The whole pages covering bytes `from..to` of the block, when its page table is kept (and then
+   * marked most recently used), as memory to read them into: `out` itself for a range of whole
+   * pages. Undefined when the table is not kept.
+   */
+  private pagesOf(hex: string, expectedBytes: number, from: number, to: number, out: Buffer): PageRead | undefined {
+    const table = this.pageTables.get(hex);
+    if (table === undefined || table.dataBytes !== expectedBytes) return undefined;
+    this.pageTables.delete(hex);
+    this.pageTables.set(hex, table);
+    const start = Math.floor(from / RANGE_PAGE_BYTES) * RANGE_PAGE_BYTES;
+    const end = Math.min(expectedBytes, Math.ceil(to / RANGE_PAGE_BYTES) * RANGE_PAGE_BYTES);
+    return { table, start, bytes: start === from && end === to ? out : Buffer.allocUnsafe(end - start) };
+  }
+
+  /** Each page read must be whole and match its CRC in the block's page table. */
+  private checkPages(hex: string, pages: PageRead, read: number): void {
+    if (read !== pages.bytes.length) {
+      throw new SiltError(ErrorCode.CORRUPTION, `block ${hex}: holds ${pages.start + read} bytes, expected ${pages.start + pages.bytes.length}+`);
+    }
+    for (let at = 0; at < pages.bytes.length; at += RANGE_PAGE_BYTES) {
+      const page = (pages.start + at) / RANGE_PAGE_BYTES;
+      if (checksumRange(pages.bytes, at, Math.min(pages.bytes.length, at + RANGE_PAGE_BYTES)) !== pages.table.crcs[page]) {
+        throw new SiltError(ErrorCode.CORRUPTION, `block ${hex}: page ${page} (bytes ${page * RANGE_PAGE_BYTES}..) does not match what was read and hashed before`);
+      }
+    }
+  }
+
+  /**
+   * Keep the page table of a block just read whole and verified (`data`): a CRC-32 of each page,
+   * so that later reads of part of it read and check only the pages they touch. Least recently
+   * used tables go past `PAGE_TABLE_BYTES_KEPT`. Not for a block of one page, nor one removed
+   * while it was being read (GC drops its table).
+   */
+  private learnPageTable(hex: string, data: Buffer): void {
+    if (data.length <= RANGE_PAGE_BYTES || !this.present.has(hex) || this.pageTables.has(hex)) return;
+    const crcs = new Uint32Array(Math.ceil(data.length / RANGE_PAGE_BYTES));
+    for (let page = 0; page < crcs.length; page++) crcs[page] = checksumRange(data, page * RANGE_PAGE_BYTES, Math.min(data.length, (page + 1) * RANGE_PAGE_BYTES));
+    this.pageTables.set(hex, { dataBytes: data.length, crcs });
+    this.pageTableBytes += crcs.byteLength;
+    for (const [oldest, table] of this.pageTables) {
+      if (this.pageTableBytes <= this.pageTableBytesKept) break;
+      this.dropPageTable(oldest, table);
+    }
+  }
+
+  private dropPageTable(hex: string, table = this.pageTables.get(hex)): void {
+    if (table === undefined) return;
+    this.pageTables.delete(hex);
+    this.pageTableBytes -= table.crcs.byteLength;
+  }
+
   /** Bytes of the present blocks that `referenceCounts` does not count. */
   unreferencedBytes(referenceCounts: Map<string, number>): number {
     let bytes = 0;
@@ -793,6 +956,7 @@ export class BlockStore {
     if (this.writing.has(hex)) return Promise.resolve(false);
     const wasPresent = this.present.delete(hex);
     this.cache.delete(hex);
+    this.dropPageTable(hex);
     const size = this.sizes.get(hex);
     const fileSize = this.fileSizes.get(hex);
     if (wasPresent) this.dropSize(hex);

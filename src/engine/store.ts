@@ -1125,6 +1125,13 @@ export class Store extends EventEmitter {
 
   /** `readValue` of a PUT_REFERENCE or PUT_OBJECT: check the entry, then read the value from its blocks. */
   private readReferenceValue(key: string, location: EntryLocation): Buffer {
+    this.checkBlocksEntry(key, location);
+    if (location.object !== undefined) return this.readObjectSync(location.object, 0, location.object.sizeBytes);
+    return this.readReferenceSync(location.reference as ValueReference);
+  }
+
+  /** The PUT_REFERENCE or PUT_OBJECT entry at `location` is whole (CRC) and holds the key, revision and length the index expects. */
+  private checkBlocksEntry(key: string, location: EntryLocation): void {
     const view = this.readView(location);
     const end = view.start + location.lengthBytes;
     const decoded = end <= view.bytes.length ? decodeEntry(view.bytes, view.start, end) : 'entry runs past the end of the file';
@@ -1136,8 +1143,6 @@ export class Store extends EventEmitter {
     if (decoded.revision !== location.revision || decoded.key.length !== key.length || !keyAtMatches(decoded.key, 0, key)) {
       throw this.corruptAt(location, 'entry does not hold the key the index expects');
     }
-    if (location.object !== undefined) return this.readObjectSync(location.object, 0, location.object.sizeBytes);
-    return this.readReferenceSync(location.reference as ValueReference);
   }
 
   /** The whole value held in blocks, each block verified against its hash. */
@@ -1156,8 +1161,10 @@ export class Store extends EventEmitter {
 
   /**
    * A Readable of the key's value, or of bytes `start..end` (inclusive, as in
-   * `fs.createReadStream`). Only the blocks the range touches are read, each verified whole. The
-   * stream reads the value as it is when this is called. A missing key errors with NOT_FOUND.
+   * `fs.createReadStream`). Only the blocks the range touches are read: a block wholly inside the
+   * range verified whole (its hash), one the range covers in part only in the pages it touches
+   * (`BlockStore.readRange`). The stream reads the value as it is when this is called. A missing
+   * key errors with NOT_FOUND.
    */
   createReadStream(key: Bytes, options?: ReadStreamOptions): Readable {
     this.checkReadable();
@@ -1180,7 +1187,18 @@ export class Store extends EventEmitter {
     async function* chunks(): AsyncGenerator<Buffer> {
       if (last < start) return;
       if (object !== undefined) {
-        yield* store.objectChunks(object, start, last + 1);
+        // A range shorter than a block: its pieces read alone, each only in the pages it touches
+        // (the windows of `objectChunks` read every block they touch whole).
+        if (last + 1 - start < store.options.blockBytes) {
+          const target = Buffer.alloc(last + 1 - start);
+          for (const part of store.objectRangeParts(object, start, last + 1, target)) {
+            store.checkReadable();
+            (await store.blocks.readRange(part.hash, part.blockBytes, part.from, part.to)).copy(target, part.at);
+          }
+          yield target;
+        } else {
+          yield* store.objectChunks(object, start, last + 1);
+        }
         return;
       }
       if (reference === undefined) {
@@ -1189,8 +1207,14 @@ export class Store extends EventEmitter {
       }
       const firstBlock = Math.floor(start / reference.blockBytes);
       const lastBlock = Math.floor(last / reference.blockBytes);
+      // The bytes of block `index` inside the range: the block whole, or the part in the range.
       const readBlock = (index: number): Promise<Buffer> => {
-        const read = store.blocks.read(referenceBlockHash(reference, index), referenceBlockLength(reference, index));
+        const blockStart = index * reference.blockBytes;
+        const blockBytes = referenceBlockLength(reference, index);
+        const from = Math.max(start, blockStart) - blockStart;
+        const to = Math.min(last + 1, blockStart + blockBytes) - blockStart;
+        const hash = referenceBlockHash(reference, index);
+        const read = from === 0 && to === blockBytes ? store.blocks.read(hash, blockBytes) : store.blocks.readRange(hash, blockBytes, from, to);
         // Awaited in turn; one read ahead of a stream destroyed meanwhile is dropped unhandled.
         read.catch(() => undefined);
         return read;
@@ -1202,9 +1226,7 @@ export class Store extends EventEmitter {
         store.checkReadable();
         const current = ahead ?? readBlock(index);
         ahead = index < lastBlock ? readBlock(index + 1) : undefined;
-        const block = await current;
-        const blockStart = index * reference.blockBytes;
-        yield block.subarray(Math.max(start, blockStart) - blockStart, Math.min(last + 1, blockStart + block.length) - blockStart);
+        yield await current;
       }
     }
     const stream = Readable.from(chunks(), { objectMode: false });
@@ -1280,6 +1302,58 @@ export class Store extends EventEmitter {
   /** The value of `key`, or undefined when absent or expired. */
   async get(key: Bytes): Promise<Buffer | undefined> {
     return this.getSync(key);
+  }
+
+  /**
+   * Bytes `offset..offset + length` of the key's value: fewer where the value ends first, none
+   * from its end on; undefined when the key is absent or expired. Verified as `get` is, reading
+   * only what the range needs: of a block the range covers in part, just the pages it touches,
+   * each checked against the block's page table, once one is kept (the first read of part of a
+   * block reads it whole and checks its hash: `BlockStore.readRange`). Synchronous reads, as
+   * `get`'s.
+   */
+  async readAt(key: Bytes, offset: number, length: number): Promise<Buffer | undefined> {
+    return this.readAtSync(key, offset, length);
+  }
+
+  /** Synchronous `readAt`. */
+  readAtSync(key: Bytes, offset: number, length: number): Buffer | undefined {
+    this.checkReadable();
+    const keyString = this.keyString(key);
+    this.checkObjectNumber(offset, 'offset');
+    this.checkObjectNumber(length, 'length');
+    const location = this.findLive(keyString, this.index);
+    if (location === undefined) return undefined;
+    const foundKey = lastFoundKey();
+    const size = this.valueSize(keyString, location);
+    const start = Math.min(offset, size);
+    const end = Math.min(size, offset + length);
+    if (end - start > BUFFER_BYTES_MAX) {
+      throw new SiltError(ErrorCode.TOO_LARGE, `a ${end - start}-byte range does not fit in one Buffer: use createReadStream`);
+    }
+    if (location.object === undefined && location.reference === undefined) return this.readValue(keyString, location, foundKey).subarray(start, end);
+    this.checkBlocksEntry(keyString, location);
+    if (location.reference !== undefined) return this.readReferenceRangeSync(location.reference, start, end);
+    const object = location.object as ObjectManifest;
+    if (end - start >= this.options.blockBytes) return this.readObjectSync(object, start, end);
+    const target = Buffer.alloc(end - start);
+    for (const part of this.objectRangeParts(object, start, end, target)) this.blocks.readRangeSync(part.hash, part.blockBytes, part.from, part.to, target, part.at);
+    return target;
+  }
+
+  /** Bytes `start..end` of a value held in blocks: the blocks inside the range read whole, the others in part (`BlockStore.readRangeSync`). */
+  private readReferenceRangeSync(reference: ValueReference, start: number, end: number): Buffer {
+    const value = Buffer.allocUnsafe(end - start);
+    for (let index = Math.floor(start / reference.blockBytes); index * reference.blockBytes < end; index++) {
+      const blockStart = index * reference.blockBytes;
+      const blockBytes = referenceBlockLength(reference, index);
+      const from = Math.max(start, blockStart) - blockStart;
+      const to = Math.min(end, blockStart + blockBytes) - blockStart;
+      const hash = referenceBlockHash(reference, index);
+      if (from === 0 && to === blockBytes) this.blocks.readSync(hash, blockBytes, value, blockStart - start);
+      else this.blocks.readRangeSync(hash, blockBytes, from, to, value, blockStart + from - start);
+    }
+    return value;
   }
 
   /** The key's value and revision, or undefined. */
@@ -2223,6 +2297,38 @@ export class Store extends EventEmitter {
       }
     }
     return target;
+  }
+
+  /**
+   * For a read of bytes `start..end` of an object into `target` (zeros where the range has holes):
+   * copies the parts held in blocks carried in the log (each entry checked whole, as
+   * `readLogBlock` does) and returns the parts of block files still to read, for
+   * `BlockStore.readRange`, which reads only the pages a part touches. For ranges shorter than a
+   * block (a long read of a fragmented object would read one block many times over, in parts).
+   */
+  private objectRangeParts(manifest: ObjectManifest, start: number, end: number, target: Buffer): Array<{ hash: Buffer; blockBytes: number; from: number; to: number; at: number }> {
+    const parts: Array<{ hash: Buffer; blockBytes: number; from: number; to: number; at: number }> = [];
+    for (const piece of this.objectPieces(manifest, start, end)) {
+      const slice = piece.slice;
+      if (slice === undefined) continue;
+      const dataEnd = piece.dataStart + (piece.end - piece.start);
+      for (let index = Math.floor(piece.dataStart / slice.blockBytes); index * slice.blockBytes < dataEnd; index++) {
+        const blockStart = index * slice.blockBytes;
+        const blockBytes = sliceBlockLength(slice, index);
+        const from = Math.max(piece.dataStart, blockStart) - blockStart;
+        const to = Math.min(dataEnd, blockStart + blockBytes) - blockStart;
+        const at = piece.start - start + (blockStart + from - piece.dataStart);
+        const hash = sliceBlockHash(slice, index);
+        const logBlock = this.logBlocks.size === 0 ? undefined : this.logBlocks.get(hash.toString('hex'));
+        if (logBlock === undefined) {
+          parts.push({ hash, blockBytes, from, to, at });
+          continue;
+        }
+        const found = this.logBlockBytes(hash, logBlock, blockBytes);
+        found.bytes.copy(target, at, found.start + from, found.start + to);
+      }
+    }
+    return parts;
   }
 
   /**
@@ -4556,6 +4662,10 @@ export class Store extends EventEmitter {
         stagedDiscarded: this.blocks.stagedDiscarded,
         bytesWritten: this.blocks.blockBytesWritten,
         orphansRemovedAtOpen: this.orphanBlocksRemoved,
+        pageTables: this.blocks.pageTableCount,
+        pageTableBytes: this.blocks.pageTableBytes,
+        rangePageReads: this.blocks.pageReads,
+        rangeWholeReads: this.blocks.wholeReadsForRange,
       },
       objects: { ...this.objectCounters, ...this.liveLogBlockStats() },
       gc: { ...this.gcCounters, delayedListBytes },

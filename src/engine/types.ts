@@ -254,6 +254,20 @@ export interface StoreStats {
     stagedDiscarded: number;
     /** Blocks deleted by the GC pass at open (orphans and listed blocks old enough). */
     orphansRemovedAtOpen: number;
+    /**
+     * Page tables kept (a CRC-32 per 4 KiB of a block, learned when part of the block was first
+     * read: it was read whole and hashed then), and their bytes (at most 4 MiB, least recently
+     * used dropped first).
+     */
+    pageTables: number;
+    pageTableBytes: number;
+    /**
+     * Reads of part of a block (`readAt`, ranged streams), since open: served by the pages they
+     * touch, checked against the block's page table, and served by reading the block whole (no
+     * table kept for it yet).
+     */
+    rangePageReads: number;
+    rangeWholeReads: number;
   };
   /** Objects (writeAt/append/truncate) and their slice compaction, since open. */
   objects: {
