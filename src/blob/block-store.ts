@@ -835,7 +835,9 @@ export class BlockStore {
       try {
         read = await readFully(handle, pages.bytes, BLOCK_HEADER_BYTES + pages.start);
       } finally {
-        await handle.close();
+        // Closed in the background (`close` waits for it): a thread-pool round trip less per
+        // read, a fifth of a 4 KiB ranged stream's time here.
+        this.track(handle.close().catch(() => undefined));
       }
     } catch (error) {
       throw this.missing(hash, error);
