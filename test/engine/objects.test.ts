@@ -186,18 +186,27 @@ test('writeAt, append and truncate on a missing key, an inline value and a block
   await db.close();
 });
 
-test('model: random writeAt/append/truncate/put/delete with light, heavy, background and sync compaction, gc() and reopen at random points', async (t) => {
-  const seed = testSeed('objects model');
+/**
+ * Blocks of 4 pages (4 KiB each), chunks of 4 blocks, and slices over 2 KiB written to block
+ * files: reads of part of a block go by its pages once its page table is kept. No block cache,
+ * which would serve blocks read twice from memory.
+ */
+const PAGED = { valueThreshold: 1000, blockBytes: 16384, blockCacheBytes: 0, gc: { minAgeMs: 0 }, objects: { chunkBytes: 65536, compactAt: 4, syncCompactAt: 8, inlineBytes: 2048 } };
+
+for (const [name, options] of [['4 KiB blocks', SMALL], ['16 KiB blocks of 4 KiB pages', PAGED]] as const) {
+test(`model (${name}): random writeAt/append/truncate/put/delete with light, heavy, background and sync compaction, gc() and reopen at random points; whole reads, ranged streams and readAt`, async (t) => {
+  const seed = testSeed(`objects model, ${name}`);
   const next = random(seed);
   const int = (limit: number) => Math.floor(next() * limit);
   const directory = temporaryDirectory(t);
-  let db = await open(directory, SMALL);
+  let db = await open(directory, options);
   const keys = ['o1', 'o2', 'o3'];
   const models = new Map<string, Model | undefined>(keys.map((key) => [key, undefined]));
   let maxSlices = 0;
   let heavyBefore = 0;
   let lightBefore = 0;
   let inlineBefore = 0;
+  let pageReadsBefore = 0;
   const check = async (context: string) => {
     for (const key of keys) {
       const model = models.get(key);
@@ -211,6 +220,11 @@ test('model: random writeAt/append/truncate/put/delete with light, heavy, backgr
         const start = int(model.bytes.length);
         const end = start + int(model.bytes.length - start);
         assert.ok((await readRange(db, key, start, end)).equals(model.bytes.subarray(start, end + 1)), `${context}: ${key} range ${start}..${end}`);
+        // Mostly shorter than a block (read piece by piece, by pages), sometimes longer, sometimes past the end.
+        const offset = int(model.bytes.length + 100);
+        const length = next() < 0.8 ? int(options.blockBytes) : int(model.bytes.length);
+        const expected = model.bytes.subarray(Math.min(offset, model.bytes.length), Math.min(model.bytes.length, offset + length));
+        assert.ok(db.readAtSync(key, offset, length)?.equals(expected), `${context}: ${key} readAt ${offset}+${length}`);
       }
       maxSlices = Math.max(maxSlices, db.objectStats(key)?.maxSlicesPerChunk ?? 0);
     }
@@ -263,8 +277,9 @@ test('model: random writeAt/append/truncate/put/delete with light, heavy, backgr
       heavyBefore += db.stats().objects.heavyCompactions;
       lightBefore += db.stats().objects.lightCompactions;
       inlineBefore += db.stats().objects.inlineSlices;
+      pageReadsBefore += db.stats().blocks.rangePageReads;
       await db.close();
-      db = await open(directory, SMALL);
+      db = await open(directory, options);
     } else if (choice < 0.86) {
       await db.compact();
     } else {
@@ -285,12 +300,14 @@ test('model: random writeAt/append/truncate/put/delete with light, heavy, backgr
   // Counters restart at each open: add those of earlier opens.
   assert.ok(stats.heavyCompactions + heavyBefore > 0 && stats.lightCompactions + lightBefore > 0, JSON.stringify({ ...stats, heavyBefore, lightBefore }));
   assert.ok(stats.inlineSlices + inlineBefore > 0, 'small slices were carried in the log');
-  assert.ok(maxSlices <= SMALL.objects.syncCompactAt + 1, `a chunk reached ${maxSlices} slices`);
+  assert.ok(maxSlices <= options.objects.syncCompactAt + 1, `a chunk reached ${maxSlices} slices`);
+  if (options === PAGED) assert.ok(db.stats().blocks.rangePageReads + pageReadsBefore > 0, 'reads of part of a block went by its pages');
   await db.gc();
   await db.gc();
   assert.equal((await db.verify()).unreferencedBlocks, 0, 'GC collected the blocks compaction replaced');
   await db.close();
 });
+}
 
 /** Holds the first block file created after `arm()` until `release()`. */
 class GateFileSystem extends NodeFileSystem {
