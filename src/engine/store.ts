@@ -1323,8 +1323,11 @@ export class Store extends EventEmitter {
     this.checkObjectNumber(offset, 'offset');
     this.checkObjectNumber(length, 'length');
     const location = this.findLive(keyString, this.index);
-    if (location === undefined) return undefined;
-    const foundKey = lastFoundKey();
+    return location === undefined ? undefined : this.readRangeOf(keyString, location, lastFoundKey(), offset, length);
+  }
+
+  /** `readAtSync` of the value at `location` (`foundKey`: the index's string for the key, as `readValue` takes it). */
+  private readRangeOf(keyString: string, location: EntryLocation, foundKey: string | undefined, offset: number, length: number): Buffer {
     const size = this.valueSize(keyString, location);
     const start = Math.min(offset, size);
     const end = Math.min(size, offset + length);
@@ -1491,6 +1494,14 @@ export class Store extends EventEmitter {
         return found === undefined ? undefined : store.entryOf(found.keyString, found.location);
       },
       has: (key) => find(key) !== undefined,
+      readAtSync: (key, offset, length) => {
+        check();
+        store.checkObjectNumber(offset, 'offset');
+        store.checkObjectNumber(length, 'length');
+        const found = find(key);
+        return found === undefined ? undefined : store.readRangeOf(found.keyString, found.location, lastFoundKey(), offset, length);
+      },
+      readAt: async (key, offset, length) => snapshot.readAtSync(key, offset, length),
       entries: (range) => {
         check();
         return store.iterate(store.toKeyRange(range), (key, location) => store.entryOf(key, location), view, epoch);

@@ -139,6 +139,9 @@ export interface Snapshot {
   get(key: Bytes): Promise<Buffer | undefined>;
   getEntry(key: Bytes): Promise<Entry | undefined>;
   has(key: Bytes): boolean;
+  /** Bytes `offset..offset + length` of the key's value as of the snapshot (see `Store.readAt`). */
+  readAt(key: Bytes, offset: number, length: number): Promise<Buffer | undefined>;
+  readAtSync(key: Bytes, offset: number, length: number): Buffer | undefined;
   entries(range?: RangeOptions): AsyncIterableIterator<Entry>;
   keys(range?: RangeOptions): AsyncIterableIterator<Buffer>;
   values(range?: RangeOptions): AsyncIterableIterator<Buffer>;

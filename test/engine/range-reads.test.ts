@@ -235,3 +235,30 @@ test('a page damaged after its table was kept fails the reads that touch it, and
   assert.ok(db.readAtSync('k', 3 * PAGE, 100)?.equals(value.subarray(3 * PAGE, 3 * PAGE + 100)));
   await db.close();
 });
+
+test('a snapshot reads ranges of the values it saw: overwritten since, collected by GC meanwhile or not; CLOSED once released', async (t) => {
+  const directory = temporaryDirectory(t);
+  const db = await open(directory, { ...PAGED, gc: { minAgeMs: 0 } });
+  const before = bytes(11, 65536 * 2 + 500);
+  const after = bytes(12, 65536 * 2 + 500);
+  await db.put('k', before);
+  await db.put('small', 'inline value');
+  const snapshot = db.snapshot();
+  await db.put('k', after);
+  await db.delete('small');
+  await db.gc();
+  await db.gc();
+  for (const [offset, length] of [[70000, 100], [5, 65536 * 2], [65536 * 2 + 400, 1000]] as Array<[number, number]>) {
+    assert.ok(snapshot.readAtSync('k', offset, length)?.equals(before.subarray(offset, offset + length)), `snapshot ${offset}+${length}`);
+    assert.ok((await snapshot.readAt('k', offset, length))?.equals(before.subarray(offset, offset + length)));
+    assert.ok((await db.readAt('k', offset, length))?.equals(after.subarray(offset, offset + length)), `store ${offset}+${length}`);
+  }
+  assert.equal(snapshot.readAtSync('small', 7, 100)?.toString(), 'value');
+  assert.equal(await db.readAt('small', 0, 1), undefined);
+  assert.equal(snapshot.readAtSync('missing', 0, 1), undefined);
+  assert.throws(() => snapshot.readAtSync('k', -1, 1), (error) => code(error) === 'INVALID_ARGUMENT');
+  snapshot.release();
+  assert.throws(() => snapshot.readAtSync('k', 0, 1), (error) => code(error) === 'CLOSED');
+  await assert.rejects(snapshot.readAt('k', 0, 1), (error) => code(error) === 'CLOSED');
+  await db.close();
+});
