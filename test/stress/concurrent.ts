@@ -415,6 +415,12 @@ export async function runConcurrentStress({
           const start = Math.floor(next() * longest);
           const end = start + Math.floor(next() * (longest - start));
           result.rangeReads++;
+          // The same range by readAtSync, now: the state the key is in at this instant (fewer
+          // bytes where that state ends first, none past its end).
+          const at = db.readAtSync(key, start, end + 1 - start);
+          if (!states.some((state) => (state === undefined ? at === undefined : at !== undefined && at.equals(state.subarray(start, end + 1))))) {
+            fail(`step ${step}: readAt ${start}-${end} of ${key} read as no state of the step`);
+          }
           // createReadStream throws at once for a missing key or a start past the end.
           const read = (async () => readAll(db.createReadStream(key, { start, end })))();
           others.push(
