@@ -117,9 +117,10 @@ export interface EntryLocation {
   /**
    * Not state but a memo of a check (see `Store.readValue`): the key that the inline PUT entry at
    * this location was found to hold when it was read and checked in full (CRC, type, length,
-   * revision, key bytes), as the index's own string for it; `undefined` until then. Every new
-   * location starts with `undefined`, including one copied from another (a moved entry is
-   * checked again at its new place).
+   * revision, key bytes), as the index's own string for it; `undefined` until then. For a value
+   * in blocks, the key its PUT_REFERENCE or PUT_OBJECT entry was found to hold by such a check
+   * (`Store.readAt`, which then skips it). Every new location starts with `undefined`, including
+   * one copied from another (a moved entry is checked again at its new place).
    */
   verifiedKey: string | undefined;
 }

@@ -262,3 +262,31 @@ test('a snapshot reads ranges of the values it saw: overwritten since, collected
   await assert.rejects(snapshot.readAt('k', 0, 1), (error) => code(error) === 'CLOSED');
   await db.close();
 });
+
+test("readAt checks a value's record once per location, not at every read: again once compaction moved it", async (t) => {
+  const directory = temporaryDirectory(t);
+  const db = await open(directory, { ...PAGED, segmentBytes: 64 * 1024 });
+  const value = bytes(13, 65536 * 3);
+  await db.put('k', value);
+  const prototype = Object.getPrototypeOf(db) as { checkBlocksEntry: (...args: unknown[]) => void };
+  const original = prototype.checkBlocksEntry;
+  let checks = 0;
+  prototype.checkBlocksEntry = function (this: unknown, ...args: unknown[]) {
+    checks++;
+    return original.apply(this, args);
+  };
+  t.after(() => {
+    prototype.checkBlocksEntry = original;
+  });
+  for (let read = 0; read < 10; read++) assert.ok(db.readAtSync('k', read * 1000, 100)?.equals(value.subarray(read * 1000, read * 1000 + 100)));
+  assert.equal(checks, 1);
+  // get() checks the record at every read, as before.
+  assert.ok(db.getSync('k')?.equals(value));
+  assert.equal(checks, 2);
+  // Segment compaction copies the record forward: a new location, checked again once.
+  for (let filler = 0; filler < 40; filler++) await db.put(`filler${filler % 4}`, bytes(100 + filler, 900));
+  await db.compact();
+  for (let read = 0; read < 5; read++) assert.ok((await db.readAt('k', 7, 9))?.equals(value.subarray(7, 16)));
+  assert.equal(checks, 3, 'the moved record was checked once');
+  await db.close();
+});
