@@ -747,10 +747,10 @@ export class Store extends EventEmitter {
       // table's totals (segment-table.ts), which done once per key took about 0.3 s of an open
       // of 1M keys.
       const liveBySegment = new Map<number, number>();
-      for (const [key, location] of store.index.range()) {
+      store.index.forEach((key, location) => {
         liveBySegment.set(location.segmentId, (liveBySegment.get(location.segmentId) ?? 0) + liveLength(location));
         if (location.expiresAtMs !== undefined) store.expiries.push(location.expiresAtMs, key, location.revision);
-      }
+      });
       for (const [segmentId, bytes] of liveBySegment) {
         const segment = store.segments.get(segmentId);
         if (segment !== undefined) segment.liveBytes += bytes;

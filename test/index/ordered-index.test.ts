@@ -178,6 +178,9 @@ describe('OrderedIndex seeded model', () => {
           const entries = sortedEntries(model);
           assert.deepEqual(index.first(), entries[0], `${context}: first`);
           assert.deepEqual(index.last(), entries[entries.length - 1], `${context}: last`);
+          const visited: Entry[] = [];
+          index.forEach((key, value) => visited.push([key, value]));
+          assert.deepEqual(visited, entries, `${context}: forEach`);
         }
       }
       index.checkInvariants();
