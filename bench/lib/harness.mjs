@@ -361,7 +361,7 @@ export function formatCount(value) {
 export function formatValue(value, unit) {
   if (value === undefined) return '-';
   if (typeof value === 'string') return value;
-  if (unit === 'ms') return value >= 100 ? value.toFixed(0) : value.toFixed(1);
+  if (unit === 'ms' || unit === 'µs') return value >= 100 ? value.toFixed(0) : value.toFixed(1);
   if (unit === 'B/key' || unit === 'count') return value.toFixed(0);
   return formatCount(value);
 }

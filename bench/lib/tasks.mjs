@@ -27,6 +27,7 @@ import {
   withTempDir,
 } from './harness.mjs';
 import { appendRun, writeAtRun } from './objects.mjs';
+import { rangeReadRun } from './range-read.mjs';
 import { LOAD_CHUNK, STORES } from './stores.mjs';
 
 function adapter(name) {
@@ -597,6 +598,16 @@ export const tasks = {
         });
       }
       return result;
+    });
+  },
+
+  /** silt only: 4 KiB reads at random offsets of one `mib` MiB value, by readAt and a ranged stream, beside a plain file (lib/range-read.mjs). */
+  async rangeRead({ store, mib, reads }) {
+    if (store !== 'silt') throw new Error('rangeRead measures silt only');
+    const { open } = await adapter('silt').library();
+    return withTempDir('range-read', async (dir) => {
+      const result = await rangeReadRun(open, { dir, mib, reads });
+      return { value: result.readAt, readAt: result.readAt, stream: result.stream, plain: result.plain, firstReadAt: result.firstReadAt };
     });
   },
 

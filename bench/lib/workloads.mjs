@@ -26,6 +26,7 @@ export const SIZES = {
     overwriteLarge: { keyCount: 64, rounds: 5 },
     overwrite4k: { keyCount: 20_000, rounds: 10, batchSize: 100 },
     objects: { sizeMiB: 256, writes: { on: [10_000, 100_000], off: [10_000, 100_000] }, appends: 2000 },
+    rangeRead: { mib: 256, reads: 4000 },
   },
   quick: {
     fillCount: 20_000,
@@ -42,6 +43,7 @@ export const SIZES = {
     overwriteLarge: { keyCount: 16, rounds: 3 },
     overwrite4k: { keyCount: 2_000, rounds: 10, batchSize: 100 },
     objects: { sizeMiB: 16, writes: { on: [200, 1000], off: [200, 1000] }, appends: 200 },
+    rangeRead: { mib: 16, reads: 500 },
   },
 };
 
@@ -464,8 +466,30 @@ async function objectsAppend(ctx) {
   ];
 }
 
+/**
+ * range-read: 4 KiB reads at random offsets of one large value by `readAt` and by a ranged
+ * stream, beside readSync of a plain file holding the same bytes in the same child (silt only: no
+ * peer reads part of a value; a plain file is what such a read is measured against).
+ */
+async function rangeRead(ctx) {
+  if (!ctx.stores.includes('silt')) return [];
+  const { mib, reads } = ctx.sizes.rangeRead;
+  const samples = [];
+  for (let run = 1; run <= ctx.runs; run++) {
+    samples.push(await measure(ctx, `range-read ${run}/${ctx.runs}`, 'silt', { name: 'rangeRead', mib, reads }, { unit: 'µs' }));
+  }
+  const silt = (pick) => summarize({ silt: samples }, pick).silt;
+  return [
+    { id: 'range-read', label: `range-read 4K of ${mib} MiB, readAt`, unit: 'µs', lowerIsBetter: true, results: { silt: silt((outcome) => outcome.readAt) } },
+    { id: 'range-read-stream', label: '  the same by a ranged stream', unit: 'µs', lowerIsBetter: true, results: { silt: silt((outcome) => outcome.stream) } },
+    { id: 'range-read-file', label: '  beside it: readSync of a plain file', unit: 'µs', lowerIsBetter: true, results: { silt: silt((outcome) => outcome.plain) } },
+    { id: 'range-read-first', label: '  readAt, first pass (every block read whole once)', unit: 'µs', lowerIsBetter: true, results: { silt: silt((outcome) => outcome.firstReadAt) } },
+  ];
+}
+
 WORKLOADS['objects-writeat'] = objectsWriteAt;
 WORKLOADS['objects-append'] = objectsAppend;
+WORKLOADS['range-read'] = rangeRead;
 
 export const WORKLOAD_NAMES = Object.keys(WORKLOADS);
 
