@@ -243,8 +243,8 @@ export class BlockStore {
   private readonly spares: Array<{ path: string; handle: FileHandle }> = [];
   private sparesOpening = 0;
   /**
-   * Opens of spares, deletions of unused staging files and closes of written block files in
-   * flight (`close` waits for them).
+   * Opens of spares, deletions of unused staging files, and closes of written block files and
+   * of files a ranged read read pages of, in flight (`close` waits for them).
    */
   private readonly stagingTasks = new Set<Promise<void>>();
   /** The block directory is held open for its fsyncs (`FileSystem.holdDirectory`) until `close`. */
