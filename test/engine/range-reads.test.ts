@@ -195,6 +195,8 @@ test('readAt returns the bytes of any range of inline values, block values and o
     await assert.rejects(db.readAt('blocks', offset, length), (error) => code(error) === 'INVALID_ARGUMENT', `${offset}+${length}`);
   }
   await db.close();
+  await assert.rejects(db.readAt('blocks', 0, 1), (error) => code(error) === 'CLOSED');
+  assert.throws(() => db.readAtSync('blocks', 0, 1), (error) => code(error) === 'CLOSED');
 });
 
 test('a page damaged after its table was kept fails the reads that touch it, and only those; a file cut short too; after a reopen the whole block fails, by its hash', async (t) => {
