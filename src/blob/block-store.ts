@@ -28,6 +28,10 @@
  * - A read that does not hash to the block's name is CORRUPTION, never bytes. Blocks read from
  *   disk a second time in the recent past are kept in memory, verified (`BlockCache`); reads
  *   served from there skip the file and the hash. `verify` always reads the disk.
+ * - A block read whole from disk and hashed a second time within the recent past has its CRC-32
+ *   remembered (`noteHashed`); its later whole reads check that instead of the hash (a third of
+ *   the CPU), and a mismatch is CORRUPTION. `verify` (`fromDisk`) always hashes. Forgotten with
+ *   the block's file (`remove`).
  * - A read of part of a block (`readRange`) whose page table is kept reads only the pages it
  *   needs, each checked against the table's CRC-32; a page that does not match is CORRUPTION. A
  *   table is computed only from a block read whole and found to hash to its name, kept in memory
@@ -36,7 +40,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { ErrorCode, SiltError, toIoError } from '../errors.js';
 import { DIRECT_IO_ALIGNMENT, type FileHandle, type FileSystem } from '../fs/types.js';
-import { checksumRange } from '../log/format.js';
+import { checksum, checksumRange } from '../log/format.js';
 import { readFully, readFullySync } from '../log/segment-reader.js';
 import { BlockCache } from './block-cache.js';
 
@@ -170,6 +174,11 @@ export const RANGE_PAGE_BYTES = 4096;
  * 4 GiB of blocks.
  */
 const PAGE_TABLE_BYTES_KEPT = 4 * 1024 * 1024;
+/**
+ * Blocks whose CRC-32 is kept for their whole reads, and names kept of blocks read once: about
+ * 150 bytes of memory each (the name, the map entry), 2.5 MiB for this many of each.
+ */
+const BLOCK_CRCS_KEPT = 8192;
 
 /** A block's page table: the CRC-32 of each `RANGE_PAGE_BYTES` of its data. */
 interface PageTable {
@@ -227,6 +236,15 @@ export class BlockStore {
   private readonly pageTables = new Map<string, PageTable>();
   /** Bytes of the page tables kept. */
   pageTableBytes = 0;
+  /**
+   * CRC-32s of blocks read whole and hashed twice in the recent past (`noteHashed`), and the
+   * names of those read and hashed once: least recently used first, `BLOCK_CRCS_KEPT` each.
+   */
+  private readonly blockCrcs = new Map<string, number>();
+  private readonly readOnce = new Map<string, true>();
+  /** Whole-block reads from disk checked by SHA-256, and by a remembered CRC-32. */
+  hashChecks = 0;
+  crcChecks = 0;
   /** Range reads served by pages checked against a kept page table, and those that read the block whole (its table not kept). */
   pageReads = 0;
   wholeReadsForRange = 0;
@@ -679,7 +697,7 @@ export class BlockStore {
     this.directoryDirty = true;
     if (this.present.delete(hex)) this.dropSize(hex);
     this.unverified.delete(hex);
-    this.dropPageTable(hex);
+    this.forgetChecks(hex);
   }
 
   /**
@@ -702,7 +720,7 @@ export class BlockStore {
    * bytes after the header; `dataRead` of them read) and `tail` (every byte found after the data:
    * exactly the version's zero padding), against `hash` and the expected data length.
    */
-  private check(hash: Buffer, header: Buffer, headerRead: number, data: Buffer, dataRead: number, tail: Buffer, expectedBytes: number | undefined): Buffer {
+  private check(hash: Buffer, header: Buffer, headerRead: number, data: Buffer, dataRead: number, tail: Buffer, expectedBytes: number | undefined, knownCrc?: number): Buffer {
     const where = `block ${hash.toString('hex')}`;
     if (headerRead < BLOCK_HEADER_BYTES || header.compare(BLOCK_MAGIC, 0, 8, 0, 8) !== 0) {
       throw new SiltError(ErrorCode.CORRUPTION, `${where}: bad header`);
@@ -722,8 +740,46 @@ export class BlockStore {
       if (tail[index] !== 0) throw new SiltError(ErrorCode.CORRUPTION, `${where}: padding is not zero`);
     }
     const view = data.subarray(0, dataRead);
+    if (knownCrc !== undefined) {
+      this.crcChecks++;
+      if (checksum(view) !== knownCrc) throw new SiltError(ErrorCode.CORRUPTION, `${where}: content does not match what was read and hashed before`);
+      return view;
+    }
+    this.hashChecks++;
     if (!sha256(view).equals(hash)) throw new SiltError(ErrorCode.CORRUPTION, `${where}: content does not match its hash`);
     return view;
+  }
+
+  /**
+   * A block read whole and found to hash to its name (`data`): the second time within the recent
+   * past (`readOnce`), remember its CRC-32, so that its next reads check that (0.3 ms per MiB
+   * here) instead of SHA-256 (0.9). The first time, remember only that it was read.
+   */
+  private noteHashed(hex: string, data: Buffer): void {
+    if (!this.present.has(hex)) return;
+    if (!this.readOnce.delete(hex)) {
+      this.readOnce.set(hex, true);
+      if (this.readOnce.size > BLOCK_CRCS_KEPT) this.readOnce.delete(this.readOnce.keys().next().value as string);
+      return;
+    }
+    this.blockCrcs.set(hex, checksum(data));
+    if (this.blockCrcs.size > BLOCK_CRCS_KEPT) this.blockCrcs.delete(this.blockCrcs.keys().next().value as string);
+  }
+
+  /** The CRC-32 remembered for block `hex` (marked most recently used), or undefined. */
+  private knownCrc(hex: string): number | undefined {
+    const crc = this.blockCrcs.get(hex);
+    if (crc !== undefined) {
+      this.blockCrcs.delete(hex);
+      this.blockCrcs.set(hex, crc);
+    }
+    return crc;
+  }
+
+  private forgetChecks(hex: string): void {
+    this.blockCrcs.delete(hex);
+    this.readOnce.delete(hex);
+    this.dropPageTable(hex);
   }
 
   private missing(hash: Buffer, error: unknown): SiltError {
@@ -764,7 +820,10 @@ export class BlockStore {
     const dataBytes = headerRead === BLOCK_HEADER_BYTES ? file.readUInt32LE(12) : 0;
     const data = file.subarray(headerRead);
     const dataRead = Math.min(data.length, dataBytes);
-    const verified = this.check(hash, file, headerRead, data, dataRead, data.subarray(dataRead), expectedBytes);
+    // `fromDisk` (verify) always checks the hash, and learns nothing.
+    const knownCrc = fromDisk ? undefined : this.knownCrc(hex);
+    const verified = this.check(hash, file, headerRead, data, dataRead, data.subarray(dataRead), expectedBytes, knownCrc);
+    if (!fromDisk && knownCrc === undefined) this.noteHashed(hex, verified);
     // Not a block removed while this read was in flight: the cache would keep it past its file.
     if (!fromDisk && this.present.has(hex)) this.cache.offer(hex, verified);
     return verified;
@@ -805,7 +864,9 @@ export class BlockStore {
     } catch (error) {
       throw this.missing(hash, error);
     }
-    const verified = this.check(hash, header, headerRead, data, dataRead, this.tailScratch.subarray(0, tailRead), expectedBytes);
+    const knownCrc = this.knownCrc(hex);
+    const verified = this.check(hash, header, headerRead, data, dataRead, this.tailScratch.subarray(0, tailRead), expectedBytes, knownCrc);
+    if (knownCrc === undefined) this.noteHashed(hex, verified);
     // Not a block being removed (its unlink still in flight).
     if (this.present.has(hex)) this.cache.offer(hex, verified);
     return verified;
@@ -958,7 +1019,7 @@ export class BlockStore {
     if (this.writing.has(hex)) return Promise.resolve(false);
     const wasPresent = this.present.delete(hex);
     this.cache.delete(hex);
-    this.dropPageTable(hex);
+    this.forgetChecks(hex);
     const size = this.sizes.get(hex);
     const fileSize = this.fileSizes.get(hex);
     if (wasPresent) this.dropSize(hex);

@@ -4685,6 +4685,8 @@ export class Store extends EventEmitter {
         pageTableBytes: this.blocks.pageTableBytes,
         rangePageReads: this.blocks.pageReads,
         rangeWholeReads: this.blocks.wholeReadsForRange,
+        readsHashed: this.blocks.hashChecks,
+        readsByCrc: this.blocks.crcChecks,
       },
       objects: { ...this.objectCounters, ...this.liveLogBlockStats() },
       gc: { ...this.gcCounters, delayedListBytes },

@@ -271,6 +271,12 @@ export interface StoreStats {
      */
     rangePageReads: number;
     rangeWholeReads: number;
+    /**
+     * Whole blocks read from disk (not `verify()`'s), since open: checked against their hash, and
+     * checked against a CRC-32 remembered from their second such read (which hashed them).
+     */
+    readsHashed: number;
+    readsByCrc: number;
   };
   /** Objects (writeAt/append/truncate) and their slice compaction, since open. */
   objects: {

@@ -585,3 +585,41 @@ test("an object's stream reads one block ahead where a slice runs on into the ne
   assert.ok(fileSystem.mostOpen <= 2, `${fileSystem.mostOpen} block files open at once`);
   await db.close();
 });
+
+test("a block read whole a third time is checked against the CRC-32 its second read (hashed) remembered; a byte changed since fails it; GC forgets it", async (t) => {
+  const directory = temporaryDirectory(t);
+  const db = await open(directory, { ...SMALL, blockCacheBytes: 0, gc: { minAgeMs: 0 } });
+  const value = bytes(71, 4096 * 3);
+  await db.put('k', value);
+  const reads = () => [db.stats().blocks.readsHashed, db.stats().blocks.readsByCrc];
+  // Three blocks: each read twice by its hash (the second remembers a CRC), then by the CRC.
+  assert.ok(db.getSync('k')?.equals(value));
+  assert.deepEqual(reads(), [3, 0]);
+  assert.ok((await db.get('k'))?.equals(value));
+  assert.deepEqual(reads(), [6, 0]);
+  assert.ok(Buffer.concat(await collect(db.createReadStream('k'))).equals(value));
+  assert.ok(db.getSync('k')?.equals(value));
+  assert.deepEqual(reads(), [6, 6]);
+  // A byte of the second block changed on disk: its CRC no longer matches.
+  const blockPath = join(directory, 'blocks', `${createHash('sha256').update(value.subarray(4096, 8192)).digest('hex')}.blk`);
+  const original = readFileSync(blockPath);
+  const damaged = Buffer.from(original);
+  damaged[16 + 10] = (damaged[16 + 10] as number) ^ 0x20;
+  writeFileSync(blockPath, damaged);
+  assert.throws(() => db.getSync('k'), (error) => code(error) === 'CORRUPTION' && /read and hashed before/.test((error as Error).message));
+  await assert.rejects(collect(db.createReadStream('k')), (error) => code(error) === 'CORRUPTION');
+  assert.equal((await db.verify()).ok, false, 'verify hashes what the disk holds');
+  writeFileSync(blockPath, original);
+  assert.ok(db.getSync('k')?.equals(value));
+  // Deleted and collected, then put again: its blocks are hashed twice again before a CRC counts.
+  await db.delete('k');
+  await db.gc();
+  await db.gc();
+  assert.equal(db.stats().blocks.count, 0);
+  await db.put('k', value);
+  const [hashed, byCrc] = reads() as [number, number];
+  assert.ok(db.getSync('k')?.equals(value));
+  assert.ok(db.getSync('k')?.equals(value));
+  assert.deepEqual(reads(), [hashed + 6, byCrc]);
+  await db.close();
+});
