@@ -884,11 +884,7 @@ export class BlockStore {
     if (to === from || this.cache.copyRangeTo(hex, expectedBytes, from, to, out, 0)) return out;
     const pages = this.pagesOf(hex, expectedBytes, from, to, out);
     if (pages === undefined) {
-      this.wholeReadsForRange++;
-      const block = await this.read(hash, expectedBytes);
-      this.learnPageTable(hex, block);
-      block.copy(out, 0, from, to);
-      return out;
+      return this.fromWhole(hex, await this.read(hash, expectedBytes), out, from, to);
     }
     let read: number;
     try {
@@ -903,10 +899,7 @@ export class BlockStore {
     } catch (error) {
       throw this.missing(hash, error);
     }
-    this.checkPages(hex, pages, read);
-    this.pageReads++;
-    if (pages.bytes !== out) pages.bytes.copy(out, 0, from - pages.start, to - pages.start);
-    return out;
+    return this.fromPages(hex, pages, read, out, from, to);
   }
 
   /** Synchronous `readRange`, into `target` at `targetOffset` when given; returns the view written. */
@@ -916,11 +909,7 @@ export class BlockStore {
     if (to === from || this.cache.copyRangeTo(hex, expectedBytes, from, to, out, 0)) return out;
     const pages = this.pagesOf(hex, expectedBytes, from, to, out);
     if (pages === undefined) {
-      this.wholeReadsForRange++;
-      const block = this.readSync(hash, expectedBytes);
-      this.learnPageTable(hex, block);
-      block.copy(out, 0, from, to);
-      return out;
+      return this.fromWhole(hex, this.readSync(hash, expectedBytes), out, from, to);
     }
     let read: number;
     try {
@@ -933,6 +922,19 @@ export class BlockStore {
     } catch (error) {
       throw this.missing(hash, error);
     }
+    return this.fromPages(hex, pages, read, out, from, to);
+  }
+
+  /** A range read that read the block whole (verified): keep its page table, copy bytes `from..to` into `out`. */
+  private fromWhole(hex: string, block: Buffer, out: Buffer, from: number, to: number): Buffer {
+    this.wholeReadsForRange++;
+    this.learnPageTable(hex, block);
+    block.copy(out, 0, from, to);
+    return out;
+  }
+
+  /** A range read that read pages (`read` bytes of them): check them, copy bytes `from..to` of the block into `out`. */
+  private fromPages(hex: string, pages: PageRead, read: number, out: Buffer, from: number, to: number): Buffer {
     this.checkPages(hex, pages, read);
     this.pageReads++;
     if (pages.bytes !== out) pages.bytes.copy(out, 0, from - pages.start, to - pages.start);
