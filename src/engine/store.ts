@@ -473,6 +473,15 @@ interface RetiredSegment {
   awaitsCheckpoint: boolean;
 }
 
+/** Bytes `from..to` of the block `hash` (of `blockBytes`), to be copied to offset `at` of a read's buffer. */
+interface BlockPart {
+  hash: Buffer;
+  blockBytes: number;
+  from: number;
+  to: number;
+  at: number;
+}
+
 /**
  * An open store. Create it with `open()`. It emits `'error'` (with the SiltError) when background
  * work (compaction, GC, checkpoint, interval fsync) fails and the store stops taking writes; the
@@ -2325,8 +2334,8 @@ export class Store extends EventEmitter {
    * `BlockStore.readRange`, which reads only the pages a part touches. For ranges shorter than a
    * block (a long read of a fragmented object would read one block many times over, in parts).
    */
-  private objectRangeParts(manifest: ObjectManifest, start: number, end: number, target: Buffer): Array<{ hash: Buffer; blockBytes: number; from: number; to: number; at: number }> {
-    const parts: Array<{ hash: Buffer; blockBytes: number; from: number; to: number; at: number }> = [];
+  private objectRangeParts(manifest: ObjectManifest, start: number, end: number, target: Buffer): BlockPart[] {
+    const parts: BlockPart[] = [];
     for (const piece of this.objectPieces(manifest, start, end)) {
       const slice = piece.slice;
       if (slice === undefined) continue;
