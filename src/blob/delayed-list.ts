@@ -14,9 +14,9 @@
  * - The file is rewritten (temporary name, fsync, rename, directory fsync) when removed records
  *   outnumber the live ones, so it stays proportional to the list, not to its history.
  */
-import { crc32 } from 'node:zlib';
 import { toIoError } from '../errors.js';
 import type { FileHandle, FileSystem } from '../fs/types.js';
+import { checksumRange } from '../log/format.js';
 import { readFully } from '../log/segment-reader.js';
 
 export const DELAYED_LIST_FILE_NAME = 'gc.list';
@@ -43,7 +43,7 @@ function encodeRecord(target: Buffer, offset: number, kind: DelayedRecordKind, h
   target[offset] = kind;
   target.writeDoubleLE(timeMs, offset + 8);
   target.write(hex, offset + 16, HASH_BYTES, 'hex');
-  target.writeUInt32LE((crc32(target.subarray(offset + 8, offset + DELAYED_RECORD_BYTES)) ^ kind) >>> 0, offset + 4);
+  target.writeUInt32LE((checksumRange(target, offset + 8, offset + DELAYED_RECORD_BYTES) ^ kind) >>> 0, offset + 4);
 }
 
 /** Decode the records of a whole file; returns the listed blocks and the length of the valid prefix. */
@@ -57,7 +57,7 @@ export function decodeDelayedList(file: Buffer): { entries: Map<string, number>;
   let problem: string | undefined;
   while (offset + DELAYED_RECORD_BYTES <= file.length) {
     const kind = file[offset] as number;
-    const expected = (crc32(file.subarray(offset + 8, offset + DELAYED_RECORD_BYTES)) ^ kind) >>> 0;
+    const expected = (checksumRange(file, offset + 8, offset + DELAYED_RECORD_BYTES) ^ kind) >>> 0;
     if ((kind !== DelayedRecordKind.ADD && kind !== DelayedRecordKind.REMOVE) || file.readUInt32LE(offset + 4) !== expected) {
       problem = `bad record at offset ${offset}`;
       break;
