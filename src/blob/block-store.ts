@@ -238,7 +238,9 @@ export class BlockStore {
   pageTableBytes = 0;
   /**
    * CRC-32s of blocks read whole and hashed twice in the recent past (`noteHashed`), and the
-   * names of those read and hashed once: least recently used first, `BLOCK_CRCS_KEPT` each.
+   * names of those read and hashed once: least recently used first, `BLOCK_CRCS_KEPT` each. Not
+   * the block cache's own record of names read once: that one exists only while the cache does
+   * (`blockCacheBytes` 0 has none), and reads the cache serves never reach the hash.
    */
   private readonly blockCrcs = new Map<string, number>();
   private readonly readOnce = new Map<string, true>();
