@@ -43,6 +43,17 @@ export interface OpenOptions {
   segmentBytes?: number;
   /** Largest number of bytes written (and fsynced) as one group commit. Default 4 MiB. */
   groupBytesMax?: number;
+  /**
+   * In `'sync'` durability, how long (milliseconds, on average over recent commits) the log's
+   * fdatasync may take and still be called on the main thread, which then waits for the disk
+   * instead of handing the call to libuv's thread pool. The thread pool's round trip (waking a
+   * pool thread, then the event loop) cost more than that wait here: 0.08-0.16 ms on a 0.1-0.2 ms
+   * fdatasync, so a single writer's durable puts ran at 1.5-2x the speed (doc/measurements.md,
+   * "Group commit: the fdatasync on the main thread"). While it waits the event loop serves
+   * nothing else, so a disk whose fdatasyncs average more than this (a spinning disk, network
+   * storage) gets them in the thread pool. Default 1; 0 always uses the thread pool.
+   */
+  inlineSyncMaxMs?: number;
   /** Largest number of operations in one `batch()`. Default 100,000. */
   batchOperationsMax?: number;
   /** Segment files kept open for reads, besides the active one. Default 64. */
@@ -128,6 +139,7 @@ export interface ResolvedOptions {
   blockBytes: number;
   segmentBytes: number;
   groupBytesMax: number;
+  inlineSyncMaxMs: number;
   batchOperationsMax: number;
   maxOpenFiles: number;
   checkpoint: boolean;
@@ -149,6 +161,7 @@ export const DEFAULTS: Readonly<ResolvedOptions> = Object.freeze({
   blockBytes: 1024 * 1024,
   segmentBytes: 64 * 1024 * 1024,
   groupBytesMax: 4 * 1024 * 1024,
+  inlineSyncMaxMs: 0.5,
   batchOperationsMax: 100_000,
   maxOpenFiles: 64,
   checkpoint: true,
@@ -175,6 +188,14 @@ function integerOption(options: OpenOptions, name: keyof OpenOptions, minimum: n
 function booleanOption(options: OpenOptions, name: keyof OpenOptions): boolean {
   const value = options[name] ?? DEFAULTS[name as keyof ResolvedOptions];
   if (typeof value !== 'boolean') throw invalid(`option ${name} must be a boolean, got ${String(value)}`);
+  return value;
+}
+
+function millisecondsOption(options: OpenOptions, name: keyof OpenOptions, maximum: number): number {
+  const value = options[name] ?? DEFAULTS[name as keyof ResolvedOptions];
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > maximum) {
+    throw invalid(`option ${name} must be a number of milliseconds from 0 to ${maximum}, got ${String(value)}`);
+  }
   return value;
 }
 
@@ -274,6 +295,7 @@ export function resolveOptions(options: OpenOptions | undefined): ResolvedOption
     blockBytes,
     segmentBytes: integerOption(options, 'segmentBytes', 1024, 0xffff_ffff),
     groupBytesMax: integerOption(options, 'groupBytesMax', 4096, 1 << 30),
+    inlineSyncMaxMs: millisecondsOption(options, 'inlineSyncMaxMs', 1000),
     batchOperationsMax: integerOption(options, 'batchOperationsMax', 1, 10_000_000),
     maxOpenFiles: integerOption(options, 'maxOpenFiles', 1, 100_000),
     checkpoint: booleanOption(options, 'checkpoint'),

@@ -218,6 +218,13 @@ export interface StoreStats {
     /** Group commits: one write (and in 'sync' mode one fsync) each. */
     groups: number;
     fsyncs: number;
+    /**
+     * Of the group commits' fdatasyncs, those called on the main thread (`inlineSyncMaxMs`); the
+     * rest went through libuv's thread pool.
+     */
+    inlineFsyncs: number;
+    /** The running average of a group commit's fdatasync, in ms (weight 1/8 for the newest): what `inlineSyncMaxMs` is compared with. */
+    fsyncAverageMs: number;
     /** Bytes appended to segment files. */
     logBytes: number;
     /** Bytes of keys and values the user asked to store. */

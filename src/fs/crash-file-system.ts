@@ -235,6 +235,14 @@ class CrashFileHandle implements FileHandle {
   }
 
   async datasync(): Promise<void> {
+    this.syncData();
+  }
+
+  datasyncSync(): void {
+    this.syncData();
+  }
+
+  private syncData(): void {
     this.checkOpen('fdatasync');
     this.inode.sync();
     this.owner.noteSync('datasync', this.path);

@@ -6,8 +6,9 @@
  *
  * Invariants:
  * - Every call of the wrapped file system and of the handles it returns is counted by kind, failed
- *   or not: `readSync` counts as 'read', `writeSync` as 'write', `openSync` as 'open', and
- *   `readFile` as one 'open' followed by one 'read' (whatever reads the wrapped `readFile` makes).
+ *   or not: `readSync` counts as 'read', `writeSync` as 'write', `datasyncSync` as 'datasync',
+ *   `openSync` as 'open', and `readFile` as one 'open' followed by one 'read' (whatever reads the
+ *   wrapped `readFile` makes).
  * - A failed call is decided before the wrapped call is made, so it has no effect: a failed write
  *   writes nothing, a failed sync leaves the data written but not synced, a failed rename renames
  *   nothing. The one exception is `close`: as on Linux, the handle is released even when close fails.
@@ -102,6 +103,11 @@ class FaultFileHandle implements FileHandle {
   async datasync(): Promise<void> {
     this.check('datasync', this.path);
     return this.inner.datasync();
+  }
+
+  datasyncSync(): void {
+    this.check('datasync', this.path);
+    this.inner.datasyncSync();
   }
 
   async truncate(sizeBytes: number): Promise<void> {

@@ -82,6 +82,10 @@ class NodeFileHandle implements FileHandle {
     return callbackToPromise<void>((done) => fs.fdatasync(this.descriptor, done));
   }
 
+  datasyncSync(): void {
+    fs.fdatasyncSync(this.descriptor);
+  }
+
   truncate(sizeBytes: number): Promise<void> {
     return callbackToPromise<void>((done) => fs.ftruncate(this.descriptor, sizeBytes, done));
   }

@@ -63,6 +63,12 @@ export interface FileHandle {
   sync(): Promise<void>;
   /** fdatasync: data (and the size) durable. */
   datasync(): Promise<void>;
+  /**
+   * Synchronous `datasync`: the calling thread waits for the disk. The log's group commit uses it
+   * while recent fdatasyncs were fast (`inlineSyncMaxMs`), where libuv's thread-pool round trip
+   * would cost more than the wait.
+   */
+  datasyncSync(): void;
   truncate(sizeBytes: number): Promise<void>;
   /** Current size of the file. */
   size(): Promise<number>;

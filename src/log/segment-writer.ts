@@ -184,6 +184,12 @@ export class SegmentWriter {
     await synced;
   }
 
+  /** `datasync` on the calling thread: returns once the bytes are durable (the checksum folded first). */
+  datasyncSync(): void {
+    this.foldChecksum();
+    this.handle.datasyncSync();
+  }
+
   /** Record what an appended entry holds, for the footer. */
   note(type: number, key: string, revision: number): void {
     // The key range is kept as binary strings (one char per byte, so `<` is bytewise order):

@@ -394,6 +394,10 @@ class SegmentSyncGate extends NodeFileSystem {
       await this.gate.pass(true);
       return datasync();
     };
+    // A gate cannot hold a synchronous call: a store under one goes through the thread pool.
+    handle.datasyncSync = () => {
+      throw new Error('a gated log fdatasync on the main thread: open the store with inlineSyncMaxMs: 0');
+    };
     return handle;
   }
 }

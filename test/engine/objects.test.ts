@@ -569,10 +569,16 @@ class SyncCountingFileSystem extends NodeFileSystem {
       else this.fileSyncs++;
       await sync();
     };
+    const datasyncSync = handle.datasyncSync.bind(handle);
     handle.datasync = async () => {
       if (isBlock) this.blockFileSyncs++;
       else this.fileSyncs++;
       await datasync();
+    };
+    handle.datasyncSync = () => {
+      if (isBlock) this.blockFileSyncs++;
+      else this.fileSyncs++;
+      datasyncSync();
     };
     return handle;
   }
@@ -1273,6 +1279,10 @@ class DatasyncGate {
       }
       await datasync();
     };
+    // A gate cannot hold a synchronous call: a store under one goes through the thread pool.
+    handle.datasyncSync = () => {
+      throw new Error('a gated log fdatasync on the main thread: open the store with inlineSyncMaxMs: 0');
+    };
     return handle;
   }
 }
@@ -1318,7 +1328,8 @@ test('a small slice whose bytes are already stored names the existing block inst
   const fileSystem = new GatedFileSystem();
   // Tiny segments: every write rolls the log, so each write's entries sit in a segment of their own.
   // 8 KiB chunks: a write of the same 8 KiB twice carries two identical slices.
-  const options = { fileSystem, segmentBytes: 1024, valueThreshold: 1000, blockBytes: 65536, gc: { minAgeMs: 0 }, objects: { chunkBytes: 8192, compaction: false, inlineBytes: 16384, keepInlineBytes: 0 } };
+  // A gate holds only a thread-pool fdatasync (inlineSyncMaxMs: 0).
+  const options = { fileSystem, inlineSyncMaxMs: 0, segmentBytes: 1024, valueThreshold: 1000, blockBytes: 65536, gc: { minAgeMs: 0 }, objects: { chunkBytes: 8192, compaction: false, inlineBytes: 16384, keepInlineBytes: 0 } };
   let db = await open(directory, options);
   const record = bytes(1, 8192);
   await db.append('a', record);
@@ -1450,8 +1461,9 @@ test('during a burst of object writes, segment compaction leaves segments whose 
 test('a checkpoint taken while a write that reuses a carried block is in flight lists the block, even with its last other owner gone: a crash right after the write is durable recovers it from that checkpoint', async () => {
   const fileSystem = new GatedCrashFileSystem();
   // Tiny segments (every write rolls the log, and each roll writes a checkpoint); no background
-  // compaction or GC, which would write later checkpoints of their own.
-  const options = { segmentBytes: 1024, valueThreshold: 1000, blockBytes: 65536, compaction: false as const, gc: false as const, objects: { chunkBytes: 8192, compaction: false, inlineBytes: 16384, keepInlineBytes: 0 } };
+  // compaction or GC, which would write later checkpoints of their own. A gate holds only a
+  // thread-pool fdatasync (inlineSyncMaxMs: 0).
+  const options = { inlineSyncMaxMs: 0, segmentBytes: 1024, valueThreshold: 1000, blockBytes: 65536, compaction: false as const, gc: false as const, objects: { chunkBytes: 8192, compaction: false, inlineBytes: 16384, keepInlineBytes: 0 } };
   const db = await open('/db', { fileSystem, ...options });
   const shared = bytes(3, 8192);
   await db.append('x', shared);

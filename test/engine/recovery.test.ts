@@ -38,7 +38,8 @@ function modelAfter(list: ModelOperation[], count: number): Map<string, string> 
 
 async function build(list: ModelOperation[], segmentBytes: number): Promise<CrashFileSystem> {
   const fileSystem = new CrashFileSystem();
-  const db = await open('/db', { fileSystem, segmentBytes });
+  // No background compaction: the files are the log as written, every segment of it.
+  const db = await open('/db', { fileSystem, segmentBytes, compaction: false });
   for (const operation of list) await issue(db, operation);
   await db.close();
   return fileSystem;

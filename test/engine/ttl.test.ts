@@ -601,6 +601,10 @@ class LogSyncGate extends NodeFileSystem {
       await this.gate.pass(this.matches(path));
       return handle.datasync();
     };
+    // A gate cannot hold a synchronous call: a store under one goes through the thread pool.
+    gated.datasyncSync = () => {
+      throw new Error('a gated log fdatasync on the main thread: open the store with inlineSyncMaxMs: 0');
+    };
     return gated;
   }
 }
@@ -653,7 +657,8 @@ test('a checkpoint taken between the expiry sweep dropping a value with blocks a
   // at the gate), and its seal of the active segment is served first, checkpointing the index.
   const clock = movableClock(t);
   const fileSystem = new LogSyncGate();
-  const options = { fileSystem, compaction: false as const, valueThreshold: 1000, blockBytes: 4096, gc: { minAgeMs: 0, intervalMs: 5 } };
+  // A gate holds only a thread-pool fdatasync (inlineSyncMaxMs: 0).
+  const options = { fileSystem, inlineSyncMaxMs: 0, compaction: false as const, valueThreshold: 1000, blockBytes: 4096, gc: { minAgeMs: 0, intervalMs: 5 } };
   const directory = temporaryDirectory(t);
   const db = await open(directory, options);
   const kept = seededBytes(1, 3 * 4096);
@@ -726,7 +731,8 @@ test('a compaction copy of a put that the sweep then drops moves the checkpoint\
   // own, before it deletes the compacted segment) must name the copy, not the compacted original.
   const clock = movableClock(t);
   const fileSystem = new LogSyncGate();
-  const options = { fileSystem, segmentBytes: 16 * 1024, compaction: false as const, valueThreshold: 1000, blockBytes: 4096, gc: { minAgeMs: 0, intervalMs: 5 } };
+  // A gate holds only a thread-pool fdatasync (inlineSyncMaxMs: 0).
+  const options = { fileSystem, inlineSyncMaxMs: 0, segmentBytes: 16 * 1024, compaction: false as const, valueThreshold: 1000, blockBytes: 4096, gc: { minAgeMs: 0, intervalMs: 5 } };
   const directory = temporaryDirectory(t);
   const db = await open(directory, options);
   const expiring = seededBytes(2, 2 * 4096);
