@@ -47,11 +47,12 @@ export interface OpenOptions {
    * In `'sync'` durability, how long (milliseconds, on average over recent commits) the log's
    * fdatasync may take and still be called on the main thread, which then waits for the disk
    * instead of handing the call to libuv's thread pool. The thread pool's round trip (waking a
-   * pool thread, then the event loop) cost more than that wait here: 0.08-0.16 ms on a 0.1-0.2 ms
-   * fdatasync, so a single writer's durable puts ran at 1.5-2x the speed (doc/measurements.md,
-   * "Group commit: the fdatasync on the main thread"). While it waits the event loop serves
-   * nothing else, so a disk whose fdatasyncs average more than this (a spinning disk, network
-   * storage) gets them in the thread pool. Default 1; 0 always uses the thread pool.
+   * pool thread, then the event loop) cost 0.08-0.12 ms here beside a 0.1-0.2 ms fdatasync of a
+   * small record, so a single writer's small durable puts ran 1.05-1.36x as fast
+   * (doc/measurements.md, "Group commit: the fdatasync on the main thread"). While it waits the
+   * event loop serves nothing else (it turns once before the writes resolve), so a disk whose
+   * fdatasyncs average more than this (a spinning disk, network storage) gets them in the thread
+   * pool. Default 1; 0 always uses the thread pool.
    */
   inlineSyncMaxMs?: number;
   /** Largest number of operations in one `batch()`. Default 100,000. */
@@ -161,7 +162,7 @@ export const DEFAULTS: Readonly<ResolvedOptions> = Object.freeze({
   blockBytes: 1024 * 1024,
   segmentBytes: 64 * 1024 * 1024,
   groupBytesMax: 4 * 1024 * 1024,
-  inlineSyncMaxMs: 0.5,
+  inlineSyncMaxMs: 1,
   batchOperationsMax: 100_000,
   maxOpenFiles: 64,
   checkpoint: true,

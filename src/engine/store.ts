@@ -3237,7 +3237,7 @@ export class Store extends EventEmitter {
       // fdatasync is waited for on the main thread: the thread pool's round trip costs more than
       // the wait there. A slow one's goes to the thread pool, so that the event loop is not held.
       const started = performance.now();
-      if (this.groupSyncMs <= this.options.inlineSyncMaxMs && this.options.inlineSyncMaxMs > 0) {
+      if (this.groupSyncMs <= this.options.inlineSyncMaxMs && this.options.inlineSyncMaxMs > 0 && active.canSyncInline) {
         active.datasyncSync();
         this.groupSyncMs += (performance.now() - started - this.groupSyncMs) / 8;
         this.counters.inlineFsyncs++;

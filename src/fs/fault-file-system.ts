@@ -62,10 +62,21 @@ function faultError(errno: FaultErrno, kind: FileCallKind, path: string, destina
 }
 
 class FaultFileHandle implements FileHandle {
+  /** Present when the wrapped handle has it. */
+  readonly datasyncSync?: () => void;
+
   constructor(
     private readonly inner: FileHandle,
     private readonly check: CallCheck,
-  ) {}
+  ) {
+    const datasyncSync = inner.datasyncSync?.bind(inner);
+    if (datasyncSync !== undefined) {
+      this.datasyncSync = () => {
+        this.check('datasync', this.path);
+        datasyncSync();
+      };
+    }
+  }
 
   get direct(): boolean | undefined {
     return this.inner.direct;
@@ -105,10 +116,6 @@ class FaultFileHandle implements FileHandle {
     return this.inner.datasync();
   }
 
-  datasyncSync(): void {
-    this.check('datasync', this.path);
-    this.inner.datasyncSync();
-  }
 
   async truncate(sizeBytes: number): Promise<void> {
     this.check('truncate', this.path);

@@ -66,9 +66,9 @@ export interface FileHandle {
   /**
    * Synchronous `datasync`: the calling thread waits for the disk. The log's group commit uses it
    * while recent fdatasyncs were fast (`inlineSyncMaxMs`), where libuv's thread-pool round trip
-   * would cost more than the wait.
+   * would cost more than the wait. Optional: a file system without it gets `datasync` always.
    */
-  datasyncSync(): void;
+  datasyncSync?(): void;
   truncate(sizeBytes: number): Promise<void>;
   /** Current size of the file. */
   size(): Promise<number>;

@@ -184,10 +184,15 @@ export class SegmentWriter {
     await synced;
   }
 
-  /** `datasync` on the calling thread: returns once the bytes are durable (the checksum folded first). */
+  /** Whether the file system can `datasyncSync`. */
+  get canSyncInline(): boolean {
+    return this.handle.datasyncSync !== undefined;
+  }
+
+  /** `datasync` on the calling thread: returns once the bytes are durable (the checksum folded first). Only when `canSyncInline`. */
   datasyncSync(): void {
     this.foldChecksum();
-    this.handle.datasyncSync();
+    (this.handle.datasyncSync as () => void).call(this.handle);
   }
 
   /** Record what an appended entry holds, for the footer. */

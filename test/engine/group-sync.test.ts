@@ -23,7 +23,7 @@ class LogSyncCounting extends NodeFileSystem {
     const handle = await super.open(path, mode, options);
     if (!path.endsWith('.log')) return handle;
     const datasync = handle.datasync.bind(handle);
-    const datasyncSync = handle.datasyncSync.bind(handle);
+    const datasyncSync = (handle.datasyncSync as () => void).bind(handle);
     handle.datasync = async () => {
       this.pooled++;
       busyWait(this.slowMs);
@@ -35,6 +35,22 @@ class LogSyncCounting extends NodeFileSystem {
       datasyncSync();
     };
     return handle;
+  }
+}
+
+/** A file system written before `datasyncSync` existed: its handles have only `datasync`, counted. */
+class WithoutDatasyncSync extends NodeFileSystem {
+  datasyncs = 0;
+
+  override async open(path: string, mode: OpenMode, options?: FileOpenOptions): Promise<FileHandle> {
+    const handle = await super.open(path, mode, options);
+    const bare: FileHandle = Object.create(handle);
+    Object.defineProperty(bare, 'datasyncSync', { value: undefined });
+    bare.datasync = async () => {
+      this.datasyncs++;
+      await handle.datasync();
+    };
+    return bare;
   }
 }
 
@@ -56,6 +72,15 @@ test('a lone durable write waits for its fdatasync on the main thread; inlineSyn
   assert.equal(pooledOnly.pooled, 20);
   assert.equal(other.stats().writes.inlineFsyncs, 0);
   await other.close();
+
+  // A file system without datasyncSync keeps working, through the thread pool.
+  const older = new WithoutDatasyncSync();
+  const third = await open(temporaryDirectory(t), { fileSystem: older, inlineSyncMaxMs: 1000 });
+  for (let index = 0; index < 20; index++) await third.put(`k${index}`, 'v');
+  assert.equal(third.stats().writes.inlineFsyncs, 0);
+  assert.ok(older.datasyncs >= 20, `${older.datasyncs} fdatasyncs`);
+  assert.equal((await third.get('k19'))?.toString(), 'v');
+  await third.close();
   await assert.rejects(open(temporaryDirectory(t), { inlineSyncMaxMs: -1 }), /inlineSyncMaxMs/);
   await assert.rejects(open(temporaryDirectory(t), { inlineSyncMaxMs: Number.NaN }), /inlineSyncMaxMs/);
 });

@@ -569,7 +569,7 @@ class SyncCountingFileSystem extends NodeFileSystem {
       else this.fileSyncs++;
       await sync();
     };
-    const datasyncSync = handle.datasyncSync.bind(handle);
+    const datasyncSync = (handle.datasyncSync as () => void).bind(handle);
     handle.datasync = async () => {
       if (isBlock) this.blockFileSyncs++;
       else this.fileSyncs++;
