@@ -116,7 +116,6 @@ class FaultFileHandle implements FileHandle {
     return this.inner.datasync();
   }
 
-
   async truncate(sizeBytes: number): Promise<void> {
     this.check('truncate', this.path);
     return this.inner.truncate(sizeBytes);
