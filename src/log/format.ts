@@ -133,6 +133,68 @@ export function checksumRange(bytes: Uint8Array, start: number, end: number, ini
   return ~crc >>> 0;
 }
 
+/**
+ * `x^(2^k)` modulo the CRC-32 polynomial, k = 0..31 (reflected, as zlib's `x2n_table`): shifting a
+ * CRC past n zero bytes multiplies it by `x^(8n)`, built from these.
+ */
+const X2N_TABLE = (() => {
+  const table = new Int32Array(32);
+  let power = 1 << 30; // x^1
+  table[0] = power;
+  for (let k = 1; k < 32; k++) table[k] = power = multiplyModP(power, power);
+  return table;
+})();
+
+/** a * b modulo the CRC-32 polynomial, both reflected (zlib's `multmodp`). */
+function multiplyModP(a: number, b: number): number {
+  let product = 0;
+  for (let bit = 0x8000_0000; bit !== 0; bit >>>= 1) {
+    if ((a & bit) !== 0) product ^= b;
+    b = b & 1 ? (b >>> 1) ^ 0xedb88320 : b >>> 1;
+  }
+  return product;
+}
+
+/**
+ * The CRC-32 of A followed by B from the CRC of A, the CRC of B and B's length (zlib's
+ * `crc32_combine`), without reading either: about 1 µs, where reading 64 KiB again takes 36 µs.
+ */
+export function checksumCombine(crcA: number, crcB: number, lengthB: number): number {
+  // x^(8 * lengthB), from x^0 (the top bit, reflected): a factor x^(2^(k+3)) per bit k of lengthB.
+  let shift = 0x8000_0000 | 0;
+  for (let n = lengthB >>> 0, k = 3; n !== 0; n >>>= 1, k++) {
+    if ((n & 1) !== 0) shift = multiplyModP(X2N_TABLE[k & 31] as number, shift);
+  }
+  return (multiplyModP(shift, crcA) ^ crcB) >>> 0;
+}
+
+/**
+ * Entries of at least this many bytes are folded into a running CRC by `checksumCombine` with
+ * their own CRC: a combine took 0.4 µs here, zlib's CRC of 1 KiB about 0.9 µs (4 KiB 3.0, 64 KiB 37).
+ */
+const COMBINE_MIN_BYTES = 1024;
+
+/**
+ * `checksum(bytes, initial)` of bytes that are whole entries one after another (a group commit's
+ * write): an entry of `COMBINE_MIN_BYTES` or more is not read again, its own CRC (of its bytes
+ * after the CRC field) is combined in. Bytes that do not parse as whole entries are read.
+ */
+export function checksumEntries(bytes: Buffer, initial = 0): number {
+  let crc = initial;
+  let at = 0;
+  while (at < bytes.length) {
+    const length = at + 8 <= bytes.length ? bytes.readUInt32LE(at + 4) : 0;
+    if (length < ENTRY_HEADER_BYTES || at + length > bytes.length) return checksumRange(bytes, at, bytes.length, crc);
+    if (length >= COMBINE_MIN_BYTES) {
+      crc = checksumCombine(checksumRange(bytes, at, at + 4, crc), bytes.readUInt32LE(at), length - 4);
+    } else {
+      crc = checksumRange(bytes, at, at + length, crc);
+    }
+    at += length;
+  }
+  return crc;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Segment header (32 bytes)
 //   0  magic "SILTSEG\0"     8

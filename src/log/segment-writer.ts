@@ -20,6 +20,7 @@
 import type { FileHandle, FileSystem } from '../fs/types.js';
 import {
   checksum,
+  checksumEntries,
   encodeFooter,
   encodeSegmentHeader,
   EntryType,
@@ -148,7 +149,7 @@ export class SegmentWriter {
   }
 
   /**
-   * Append encoded bytes at the end; returns the offset they were written at. Not synced. The
+   * Append encoded entries (whole ones) at the end; returns the offset they were written at. Not synced. The
    * footer's data checksum over them is folded in by the next `datasync()`, `foldChecksum()` or
    * `seal()`, so that in 'sync' mode its CPU runs while the fdatasync is in flight.
    */
@@ -171,9 +172,13 @@ export class SegmentWriter {
     return offset;
   }
 
-  /** Fold the bytes appended since the last fold into the footer's data checksum (in append order). */
+  /**
+   * Fold the bytes appended since the last fold into the footer's data checksum (in append order).
+   * They are whole entries, so a large one's own CRC is combined in instead of reading its bytes
+   * again (`checksumEntries`).
+   */
   foldChecksum(): void {
-    for (const bytes of this.unsummed) this.summary.dataChecksum = checksum(bytes, this.summary.dataChecksum);
+    for (const bytes of this.unsummed) this.summary.dataChecksum = checksumEntries(bytes, this.summary.dataChecksum);
     this.unsummed.length = 0;
   }
 
