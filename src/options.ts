@@ -57,7 +57,10 @@ export interface OpenOptions {
   inlineSyncMaxMs?: number;
   /** Largest number of operations in one `batch()`. Default 100,000. */
   batchOperationsMax?: number;
-  /** Segment files kept open for reads, besides the active one. Default 64. */
+  /**
+   * Segment files kept open for reads, besides the active one; a quarter as many block files are
+   * kept open for reads of their pages (`readAt`, ranged streams). Default 64.
+   */
   maxOpenFiles?: number;
   /** Write an index checkpoint on close, at segment rolls (as often as the log's growth pays for it: doc/format.md), and before compaction deletes a segment. Default true. */
   checkpoint?: boolean;

@@ -686,7 +686,8 @@ export class Store extends EventEmitter {
     this.lastAppliedRevision = revision;
     this.recoveryReport = report;
     this.readCache = new ReadCache(options.cacheBytes);
-    this.blocks = new BlockStore(fs, directory, options.blockBytes, options.blockCacheBytes, options.stagedBlockBytes);
+    // Block files kept open for page reads take a quarter of the read-handle budget again.
+    this.blocks = new BlockStore(fs, directory, options.blockBytes, options.blockCacheBytes, options.stagedBlockBytes, undefined, Math.floor(options.maxOpenFiles / 4));
   }
 
   /** Open (and recover) the store in `directory`. See `open()`. */
@@ -4713,6 +4714,8 @@ export class Store extends EventEmitter {
         pageTableBytes: this.blocks.pageTableBytes,
         rangePageReads: this.blocks.pageReads,
         rangeWholeReads: this.blocks.wholeReadsForRange,
+        rangeFilesOpen: this.blocks.rangeFilesOpen,
+        rangeFileOpens: this.blocks.rangeFileOpens,
         readsHashed: this.blocks.hashChecks,
         readsByCrc: this.blocks.crcChecks,
       },

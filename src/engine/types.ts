@@ -279,6 +279,12 @@ export interface StoreStats {
     rangePageReads: number;
     rangeWholeReads: number;
     /**
+     * Block files kept open for page reads now (at most a quarter of `maxOpenFiles`, least
+     * recently used closed first), and block files opened for page reads since open.
+     */
+    rangeFilesOpen: number;
+    rangeFileOpens: number;
+    /**
      * Whole blocks read from disk (not `verify()`'s), since open: checked against their hash, and
      * checked against a CRC-32 remembered from their second such read (which hashed them).
      */

@@ -204,16 +204,27 @@ test('power loss at every fsync point of recovery itself: a second recovery stil
   console.log(`# crash states during recovery tried: ${tried}`);
 });
 
-test('open file descriptors stay bounded by maxOpenFiles, whatever the number of segments (under ulimit -n 64)', (t) => {
+test('open file descriptors stay bounded by maxOpenFiles, whatever the number of segments and of blocks read by their pages (under ulimit -n 64)', (t) => {
   const directory = temporaryDirectory(t);
   const script = `
     const { open } = await import(${JSON.stringify(new URL('../../dist/index.js', import.meta.url).href)});
     const { readdirSync } = await import('node:fs');
     const fds = () => readdirSync('/proc/self/fd').length;
     const baseline = fds();
-    const db = await open(${JSON.stringify(directory)}, { segmentBytes: 1024, maxOpenFiles: 8, compaction: false, valueThreshold: 500, blockBytes: 4096 });
+    const db = await open(${JSON.stringify(directory)}, { segmentBytes: 1024, maxOpenFiles: 8, compaction: false, valueThreshold: 500, blockBytes: 16384, blockCacheBytes: 0 });
     for (let index = 0; index < 3000; index++) await db.put('key-' + index, Buffer.alloc(index % 10 === 0 ? 600 : 100, index % 251));
+    // Values of one block of four 4 KiB pages, read by their pages (readAt): block files kept
+    // open for that.
+    for (let index = 0; index < 100; index++) await db.put('paged-' + index, Buffer.alloc(16384, index));
     let peak = 0;
+    for (let round = 0; round < 3; round++) {
+      for (let index = 0; index < 100; index++) {
+        const part = db.readAtSync('paged-' + index, 5000, 100);
+        if (part === undefined || part.length !== 100 || part[0] !== index) throw new Error('wrong bytes of paged-' + index);
+        peak = Math.max(peak, fds() - baseline);
+      }
+    }
+    if (db.stats().blocks.rangePageReads < 200) throw new Error('too few page reads: ' + db.stats().blocks.rangePageReads);
     for (let round = 0; round < 2; round++) {
       for (let index = 0; index < 3000; index += 7) {
         const value = db.getSync('key-' + index);
@@ -233,8 +244,9 @@ test('open file descriptors stay bounded by maxOpenFiles, whatever the number of
   const { segments, blocks, peak } = JSON.parse(result.stdout.trim().split('\n').at(-1) as string) as { segments: number; blocks: number; peak: number };
   assert.ok(segments > 100, `only ${segments} segments`);
   assert.ok(blocks > 100, `only ${blocks} blocks`);
-  // maxOpenFiles read handles, the active segment, the lock, the GC list: a small constant.
-  assert.ok(peak <= 8 + 4, `peak of ${peak} descriptors with maxOpenFiles 8`);
+  // maxOpenFiles read handles, a quarter as many block files kept for page reads, the active
+  // segment, the lock, the GC list: a small constant.
+  assert.ok(peak <= 8 + 2 + 4, `peak of ${peak} descriptors with maxOpenFiles 8`);
 });
 
 test('a fault at every call N of an object workload with slice compaction and GC (EIO, ENOSPC, EMFILE; once and forever) loses nothing acknowledged', async () => {

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { BlockStore } from '../../src/blob/block-store.js';
@@ -291,4 +291,58 @@ test("readAt checks a value's record once per location, not at every read: again
   for (let read = 0; read < 5; read++) assert.ok((await db.readAt('k', 7, 9))?.equals(value.subarray(7, 16)));
   assert.equal(checks, 3, 'the moved record was checked once');
   await db.close();
+});
+
+/** Descriptors this process holds on block files of `directory`, deleted ones included. */
+function blockDescriptors(directory: string): number {
+  let count = 0;
+  for (const name of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${name}`).startsWith(join(directory, 'blocks') + '/')) count++;
+    } catch {
+      // Closed since the listing (the listing's own descriptor among them).
+    }
+  }
+  return count;
+}
+
+test('page reads keep a block file open (a quarter of maxOpenFiles of them, least recently used closed first, synchronous loops included); a block collected or the store closed closes its file', async (t) => {
+  const directory = temporaryDirectory(t);
+  // maxOpenFiles 8: two block files kept open for page reads.
+  const db = await open(directory, { ...PAGED, maxOpenFiles: 8, gc: { minAgeMs: 0, intervalMs: 3_600_000 } });
+  const values = Array.from({ length: 5 }, (_, index) => bytes(700 + index, 65536));
+  for (const [index, value] of values.entries()) await db.put(`v${index}`, value);
+  // The first read of each reads the block whole and keeps its page table; it opens no kept file.
+  for (let index = 0; index < values.length; index++) db.readAtSync(`v${index}`, 0, 10);
+  const learned = db.stats().blocks;
+  assert.equal(learned.rangeFileOpens, 0);
+  // Page reads of one block: its file opened once, then reused, synchronous or not.
+  for (let round = 0; round < 50; round++) {
+    const offset = (round * 997) % 60_000;
+    assert.deepEqual(db.readAtSync('v0', offset, 500), values[0]?.subarray(offset, offset + 500));
+    assert.deepEqual(await rangeOf(db, 'v0', offset, offset + 700), values[0]?.subarray(offset, offset + 700));
+  }
+  assert.equal(db.stats().blocks.rangeFileOpens, 1, 'one open for 100 page reads of one block');
+  assert.equal(db.stats().blocks.rangeFilesOpen, 1);
+  assert.equal(blockDescriptors(directory), 1);
+  // A synchronous loop over five blocks, two kept: the others are closed as they go, before the
+  // loop ever yields to the event loop.
+  for (let round = 0; round < 20; round++) {
+    for (const [index, value] of values.entries()) assert.deepEqual(db.readAtSync(`v${index}`, 8192, 100), value.subarray(8192, 8292));
+  }
+  assert.equal(db.stats().blocks.rangeFilesOpen, 2);
+  assert.equal(blockDescriptors(directory), 2, 'two block files open after a synchronous loop over five');
+  // Used most recently: v3 and v4. Reading v4 again opens nothing.
+  const opens = db.stats().blocks.rangeFileOpens;
+  db.readAtSync('v4', 4096, 10);
+  assert.equal(db.stats().blocks.rangeFileOpens, opens);
+  // GC of v4's block closes its file: the space goes back, no descriptor holds the deleted file.
+  await db.delete('v4');
+  await db.gc();
+  assert.equal(db.stats().blocks.rangeFilesOpen, 1);
+  assert.equal(blockDescriptors(directory), 1);
+  assert.equal(await db.get('v4'), undefined);
+  assert.deepEqual(db.readAtSync('v3', 100, 10), values[3]?.subarray(100, 110));
+  await db.close();
+  assert.equal(blockDescriptors(directory), 0, 'close closes the kept files');
 });
