@@ -176,6 +176,19 @@ export const RANGE_PAGE_BYTES = 4096;
 const PAGE_TABLE_BYTES_KEPT = 4 * 1024 * 1024;
 
 /**
+ * Close a file only read, at once (a system call, no thread-pool round trip): a synchronous loop
+ * of reads over many blocks must not pile up descriptors waiting for the event loop. An error
+ * closing it is ignored: nothing was written through it.
+ */
+function closeQuietly(handle: FileHandle): void {
+  try {
+    handle.closeSync();
+  } catch {
+    // Nothing to lose.
+  }
+}
+
+/**
  * A block file kept open for reads of its pages (`readRange`): its handle, the reads using it
  * now, and whether it has left the kept set (closed once `users` is back to 0).
  */
@@ -926,7 +939,7 @@ export class BlockStore {
         // Another read may have kept one meanwhile: this one is closed, that one used.
         file = this.rangeFiles.get(hex);
         if (file === undefined) file = this.keepRangeFile(hex, handle);
-        else this.closeRangeFile({ handle, users: 0, dropped: true });
+        else closeQuietly(handle);
       }
       this.useRangeFile(hex, file);
       try {
@@ -998,7 +1011,7 @@ export class BlockStore {
 
   private releaseRangeFile(file: RangeFile): void {
     file.users--;
-    if (file.dropped && file.users === 0) this.closeRangeFile(file);
+    if (file.dropped && file.users === 0) closeQuietly(file.handle);
   }
 
   /** Take block `hex`'s file out of the kept set: closed now, or by the last read using it. */
@@ -1007,20 +1020,7 @@ export class BlockStore {
     if (file === undefined) return;
     this.rangeFiles.delete(hex);
     file.dropped = true;
-    if (file.users === 0) this.closeRangeFile(file);
-  }
-
-  /**
-   * Closed at once (a system call, no thread-pool round trip): a synchronous loop of reads over
-   * many blocks must not pile up descriptors waiting for the event loop. An error closing a file
-   * only read is ignored.
-   */
-  private closeRangeFile(file: RangeFile): void {
-    try {
-      file.handle.closeSync();
-    } catch {
-      // Nothing was written through it.
-    }
+    if (file.users === 0) closeQuietly(file.handle);
   }
 
   /** A range read that read the block whole (verified): keep its page table, copy bytes `from..to` into `out`. */

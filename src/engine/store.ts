@@ -3237,17 +3237,16 @@ export class Store extends EventEmitter {
       // The group's records are durable before any of its writes is acknowledged. A fast disk's
       // fdatasync is waited for on the main thread: the thread pool's round trip costs more than
       // the wait there. A slow one's goes to the thread pool, so that the event loop is not held.
+      const inline = this.groupSyncMs <= this.options.inlineSyncMaxMs && this.options.inlineSyncMaxMs > 0 && active.canSyncInline;
       const started = performance.now();
-      if (this.groupSyncMs <= this.options.inlineSyncMaxMs && this.options.inlineSyncMaxMs > 0 && active.canSyncInline) {
-        active.datasyncSync();
-        this.groupSyncMs += (performance.now() - started - this.groupSyncMs) / 8;
+      if (inline) active.datasyncSync();
+      else await active.datasync();
+      this.groupSyncMs += (performance.now() - started - this.groupSyncMs) / 8;
+      if (inline) {
         this.counters.inlineFsyncs++;
         // Then a turn of the event loop before the writes are acknowledged, as the thread pool's
         // callback gives: a loop of awaited writes must not starve timers, I/O and background work.
         await new Promise<void>((resolve) => setImmediate(resolve));
-      } else {
-        await active.datasync();
-        this.groupSyncMs += (performance.now() - started - this.groupSyncMs) / 8;
       }
       this.dirty = false;
       this.counters.fsyncs++;
