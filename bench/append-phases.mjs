@@ -1,10 +1,12 @@
 // Where the time of one durable 64 KiB `append` goes, phase by phase: from the call to the log's
 // pwrite (the CPU before it: hashing, CRC, encoding, bookkeeping), from the pwrite to the start of
-// the fdatasync (the pwrite itself and the hop to libuv's thread pool), the fdatasync, and from its
-// end to the append's promise settling. node:fs is wrapped to take the timestamps, so the figures
-// include that small cost. Medians, means and 99th percentiles over the appends after the first
-// 100: a throughput (the bench's `objects-append` row) follows the means, which a few slow
-// fdatasyncs move well above the medians on this VM.
+// the fdatasync (the pwrite itself, and the hop to libuv's thread pool or, for an fdatasync on
+// the main thread (`inlineSyncMaxMs`), the footer CRC's fold), the fdatasync, and from its end to
+// the append's promise settling (inline, that includes the event loop's turn before the write is
+// acknowledged). node:fs is wrapped to take the timestamps, so the figures include that small
+// cost. Medians, means and 99th percentiles over the appends after the first 100: a throughput
+// (the bench's `objects-append` row) follows the means, which a few slow fdatasyncs move well
+// above the medians on this VM.
 //
 //   npm run build && node bench/append-phases.mjs [--appends 2000] [--compaction on|off] [--dir /tmp]
 import { randomBytes } from 'node:crypto';
@@ -29,6 +31,7 @@ let syncStartedAt = 0;
 let syncEndedAt = 0;
 const originalWriteSync = fs.writeSync;
 const originalFdatasync = fs.fdatasync;
+const originalFdatasyncSync = fs.fdatasyncSync;
 fs.writeSync = function (descriptor, buffer, ...rest) {
   // The log's pwrite of an append (the record and its headers): larger than the record.
   if (typeof rest[1] === 'number' && rest[1] >= RECORD_BYTES) writeAt = performance.now();
@@ -40,6 +43,15 @@ fs.fdatasync = function (descriptor, callback) {
     syncEndedAt = performance.now();
     callback(error);
   });
+};
+// The group commit's fdatasync on the main thread (`inlineSyncMaxMs`): its "sync" phase is the call.
+fs.fdatasyncSync = function (descriptor) {
+  syncStartedAt = performance.now();
+  try {
+    return originalFdatasyncSync.call(this, descriptor);
+  } finally {
+    syncEndedAt = performance.now();
+  }
 };
 // silt imports node:fs as a namespace: the wrappers must reach it (before it is loaded).
 syncBuiltinESMExports();
