@@ -157,7 +157,7 @@ function multiplyModP(a: number, b: number): number {
 
 /**
  * The CRC-32 of A followed by B from the CRC of A, the CRC of B and B's length (zlib's
- * `crc32_combine`), without reading either: about 1 µs, where reading 64 KiB again takes 36 µs.
+ * `crc32_combine`), without reading either: 0.4 µs here, where reading 64 KiB again took 37 µs.
  */
 export function checksumCombine(crcA: number, crcB: number, lengthB: number): number {
   // x^(8 * lengthB), from x^0 (the top bit, reflected): a factor x^(2^(k+3)) per bit k of lengthB.

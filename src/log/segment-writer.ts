@@ -149,9 +149,10 @@ export class SegmentWriter {
   }
 
   /**
-   * Append encoded entries (whole ones) at the end; returns the offset they were written at. Not synced. The
-   * footer's data checksum over them is folded in by the next `datasync()`, `foldChecksum()` or
-   * `seal()`, so that in 'sync' mode its CPU runs while the fdatasync is in flight.
+   * Append encoded entries (whole ones) at the end; returns the offset they were written at. Not
+   * synced. The footer's data checksum over them is folded in by the next `datasync()` (while the
+   * fdatasync is in flight in the thread pool), `datasyncSync()` (just before it), `foldChecksum()`
+   * or `seal()`.
    */
   async append(bytes: Buffer): Promise<number> {
     const offset = this.sizeBytes;
